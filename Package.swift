@@ -1,0 +1,76 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "poold",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "poold", targets: ["poold"]),
+        .executable(name: "poolctl", targets: ["poolctl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
+    ],
+    targets: [
+        // What Glibc does not expose: mq_*, pidfd, futex, posix_spawn close-from, robust mutexes.
+        .target(name: "CPooldShim"),
+        // libsystemd (sd_notify now; the journal later).
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        // POSIX IPC primitives: message queues, shared segments, robust mutexes, futex words, spawning.
+        .target(
+            name: "PoolIPC",
+            dependencies: [
+                "CPooldShim",
+                .product(name: "Atomics", package: "swift-atomics"),
+            ]
+        ),
+        // The varlink wire format, the io.poold.Pool interface and a blocking client.
+        .target(name: "PoolProtocol"),
+        // Supervisor, scheduler, control server, jobs and the worker side.
+        .target(
+            name: "PoolDaemon",
+            dependencies: [
+                "PoolIPC",
+                "PoolProtocol",
+                "CSystemd",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Atomics", package: "swift-atomics"),
+            ]
+        ),
+        .executableTarget(
+            name: "poold",
+            dependencies: [
+                "PoolDaemon",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "poolctl",
+            dependencies: [
+                "PoolProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "ctl"
+        ),
+        // A tiny second process for the IPC tests (a peer that maps, locks, sends, or dies holding a lock).
+        .executableTarget(
+            name: "ipc-probe",
+            dependencies: ["PoolIPC"],
+            path: "Tests/IPCProbe"
+        ),
+        .testTarget(name: "PoolIPCTests", dependencies: ["PoolIPC", "ipc-probe"]),
+        .testTarget(name: "PoolProtocolTests", dependencies: ["PoolProtocol"]),
+        .testTarget(
+            name: "PoolDaemonTests",
+            dependencies: ["PoolProtocol", "PoolIPC", "poold", "poolctl"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

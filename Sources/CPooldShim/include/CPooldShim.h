@@ -1,0 +1,76 @@
+// The few Linux calls that `import Glibc` does not expose to Swift (mq_*, pidfd, futex, signalfd,
+// posix_spawn close-from), as thin allocation-free wrappers implemented in shim.c.
+#ifndef CPOOLD_SHIM_H
+#define CPOOLD_SHIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/// Opens (or creates, with O_CREAT in `oflag`) a queue with the given depth and message size.
+int pool_mq_open(const char *name, int oflag, unsigned int mode, long maxmsg, long msgsize);
+
+int pool_mq_send(int mq, const void *buffer, size_t length, unsigned int priority);
+
+ssize_t pool_mq_receive(int mq, void *buffer, size_t capacity, unsigned int *priority);
+
+/// Receives with an absolute CLOCK_REALTIME deadline, as mq_timedreceive requires.
+ssize_t pool_mq_timedreceive(int mq, void *buffer, size_t capacity, int64_t deadline_ns);
+
+int pool_mq_timedsend(int mq, const void *buffer, size_t length, int64_t deadline_ns);
+
+int pool_mq_getattr(int mq, long *flags, long *maxmsg, long *msgsize, long *curmsgs);
+
+int pool_mq_close(int mq);
+
+int pool_mq_unlink(const char *name);
+
+int pool_pidfd_open(pid_t pid);
+
+int pool_pidfd_send_signal(int pidfd, int sig);
+
+/// Reaps the process behind `pidfd` without blocking. Returns 1 when reaped (with `code` being
+/// CLD_EXITED/CLD_KILLED/CLD_DUMPED and `status` the exit code or signal), 0 if it still runs, -1 on error.
+int pool_pidfd_reap(int pidfd, int *code, int *status);
+
+/// posix_spawn with what a supervisor wants for its children: every descriptor above stderr closed,
+/// an empty signal mask, default dispositions for every signal, and a process group of its own (so a
+/// terminal's Ctrl-C reaches the daemon, which stops its workers in order, rather than all at once).
+int pool_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[]);
+
+/// Asks the kernel to send `sig` to this process when its parent thread exits.
+int pool_set_parent_death_signal(int sig);
+
+/// Blocks `signals` (a 0-terminated list) in the calling thread (and the threads it creates later)
+/// and returns a non-blocking, close-on-exec signalfd that reports them.
+int pool_signalfd_for(const int *signals);
+
+/// Reads one pending signal from a signalfd; returns its number, or -1 (EAGAIN when none).
+int pool_signalfd_read(int fd);
+
+int pool_eventfd(void);
+
+/// Waits while `*word == expected`, at most `timeout_ns` (negative: forever). Returns 0 when woken
+/// (or when the word had already changed), ETIMEDOUT, or EINTR.
+int pool_futex_wait(uint32_t *word, uint32_t expected, int64_t timeout_ns);
+
+int pool_futex_wake(uint32_t *word, int count);
+
+int pool_robust_mutex_init(void *mutex);
+
+
+int pool_mutex_consistent(void *mutex);
+
+size_t pool_mutex_size(void);
+
+int64_t pool_monotonic_ns(void);
+
+int64_t pool_realtime_ns(void);
+
+/// RLIMIT_MSGQUEUE soft limit in bytes; -1 for unlimited, -2 when it cannot be read.
+int64_t pool_msgqueue_rlimit(void);
+
+/// Names the calling thread (15 bytes at most), for top -H and gdb.
+int pool_set_thread_name(const char *name);
+
+#endif

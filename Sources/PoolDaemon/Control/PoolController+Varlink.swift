@@ -1,0 +1,147 @@
+import Foundation
+import NIOCore
+import NIOFoundationCompat
+import PoolProtocol
+
+/// The varlink methods: `io.poold.Pool` and `org.varlink.service`.
+extension PoolController {
+    func handle(call header: VarlinkCallHeader, message: ByteBuffer, decoder: JSONDecoder, responder: VarlinkResponder) {
+        do throws(PoolError) {
+            try dispatch(call: header, message: message, decoder: decoder, responder: responder)
+        } catch {
+            responder.fail(error)
+        }
+    }
+
+    private func dispatch(call header: VarlinkCallHeader, message: ByteBuffer, decoder: JSONDecoder,
+                          responder: VarlinkResponder) throws(PoolError) {
+        func parameters<P: Decodable>(_ type: P.Type) throws(PoolError) -> P {
+            do {
+                let envelope = try decoder.decode(VarlinkParametersEnvelope<P>.self, from: message)
+                if let parameters = envelope.parameters { return parameters }
+                return try decoder.decode(P.self, from: ByteBuffer(string: "{}"))
+            } catch {
+                throw Self.parameterError(error)
+            }
+        }
+
+        if header.upgrade == true {
+            throw PoolError.invalidRequest("this service does not support connection upgrades")
+        }
+        switch header.method {
+        case "org.varlink.service.GetInfo":
+            responder.reply(ServiceInfo(vendor: "poold", product: "poold", version: PooldVersion.string, url: "",
+                                        interfaces: ["org.varlink.service", PoolInterface.name]))
+        case "org.varlink.service.GetInterfaceDescription":
+            let request = try parameters(InterfaceDescriptionRequest.self)
+            switch request.interface {
+            case PoolInterface.name: responder.reply(InterfaceDescriptionReply(description: PoolInterface.description))
+            case "org.varlink.service": responder.reply(InterfaceDescriptionReply(description: PoolInterface.serviceDescription))
+            default: throw PoolError.interfaceNotFound(request.interface)
+            }
+        case PoolInterface.Method.status.qualifiedName:
+            _ = try parameters(NoParameters.self)
+            responder.reply(statusReply(), continues: responder.more)
+            guard responder.more, !responder.isDone else { return }
+            let id = nextFollowerID
+            nextFollowerID += 1
+            statusFollowers[id] = { status in responder.reply(status, continues: true) }
+            responder.onClose = { [self] in statusFollowers[id] = nil }
+        case PoolInterface.Method.run.qualifiedName:
+            try run(parameters(RunRequest.self), responder: responder)
+        case PoolInterface.Method.listJobs.qualifiedName:
+            let request = try parameters(ListJobsRequest.self)
+            let limit = request.limit ?? 100
+            guard limit >= 1 else { throw PoolError.invalidParameter("limit", "must be at least 1") }
+            let records = jobs.keys.sorted(by: >).prefix(limit).compactMap { jobs[$0]?.record }
+            responder.reply(ListJobsReply(jobs: Array(records)))
+        case PoolInterface.Method.getJob.qualifiedName:
+            let job = try existingJob(parameters(JobIDRequest.self).id)
+            responder.reply(JobReply(job: job.record))
+        case PoolInterface.Method.cancel.qualifiedName:
+            let job = try existingJob(parameters(JobIDRequest.self).id)
+            cancel(job, reason: "cancelled by a client")
+            responder.reply(JobReply(job: job.record))
+        case PoolInterface.Method.resize.qualifiedName:
+            let request = try parameters(ResizeRequest.self)
+            guard (1...configuration.maxWorkers).contains(request.workers) else {
+                throw PoolError.invalidParameter("workers", "must be from 1 to \(configuration.maxWorkers) (--max-workers), not \(request.workers)")
+            }
+            guard lifecycle == .running else { throw PoolError.shuttingDown("the daemon is \(lifecycle == .starting ? "starting" : "shutting down")") }
+            resize(to: request.workers)
+            responder.reply(ResizeReply(poolSize: targetSize, workers: statusReply().workers))
+        case PoolInterface.Method.shutdown.qualifiedName:
+            _ = try parameters(NoParameters.self)
+            responder.reply(NoParameters())
+            beginShutdown(reason: "Shutdown called")
+        default:
+            if header.method.hasPrefix(PoolInterface.name + ".") || header.method.hasPrefix("org.varlink.service.") {
+                throw PoolError.methodNotFound(header.method)
+            }
+            let interface = header.method.split(separator: ".").dropLast().joined(separator: ".")
+            throw PoolError.interfaceNotFound(interface)
+        }
+    }
+
+    private func run(_ request: RunRequest, responder: VarlinkResponder) throws(PoolError) {
+        guard lifecycle == .running || lifecycle == .starting else {
+            throw PoolError.shuttingDown("the daemon is shutting down and accepts no new jobs")
+        }
+        let limits = JobLimits(poolSize: targetSize)
+        let plan = try JobCatalog.plan(kind: request.kind, parameters: request.parameters, limits: limits)
+        guard queue.count < configuration.maxQueuedJobs else {
+            throw PoolError.resourceLimit("\(queue.count) jobs are queued, the limit (maxQueuedJobs); try again when some have run")
+        }
+        if request.detach == true {
+            responder.reply(JobReply(job: submit(plan).record))
+            return
+        }
+        let job = Job(id: nextJobID, plan: plan)
+        // Watch before submitting so that a job that starts (or fails) at once is seen.
+        let watcherID = job.addWatcher { record in
+            guard responder.more || record.state.isFinished else { return }
+            responder.reply(JobReply(job: record), continues: !record.state.isFinished)
+        }
+        responder.onClose = { job.watchers[watcherID] = nil }
+        if responder.more {
+            responder.reply(JobReply(job: job.record), continues: true)
+            scheduleProgress(for: job)
+        }
+        enqueue(job)
+    }
+
+    private func existingJob(_ id: Int) throws(PoolError) -> Job {
+        guard let job = jobs[id] else {
+            let range = jobs.isEmpty ? "there are no jobs" : "known jobs are \(jobs.keys.min()!) to \(jobs.keys.max()!)"
+            throw PoolError.notFound(id: id, "no job \(id); \(range)")
+        }
+        return job
+    }
+
+    /// A decoding failure as the InvalidParameter error that names the parameter at fault.
+    static func parameterError(_ error: Error) -> PoolError {
+        switch error {
+        case DecodingError.keyNotFound(let key, let context):
+            let path = (context.codingPath + [key]).map(\.stringValue).filter { $0 != "parameters" }.joined(separator: ".")
+            return .invalidParameter(path, "is required")
+        case DecodingError.typeMismatch(let type, let context), DecodingError.valueNotFound(let type, let context):
+            let path = context.codingPath.map(\.stringValue).filter { $0 != "parameters" }.joined(separator: ".")
+            return .invalidParameter(path.isEmpty ? "parameters" : path, "must be \(Self.typeName(type))")
+        case DecodingError.dataCorrupted(let context):
+            let path = context.codingPath.map(\.stringValue).filter { $0 != "parameters" }.joined(separator: ".")
+            return .invalidParameter(path.isEmpty ? "parameters" : path, context.debugDescription)
+        default:
+            return .invalidParameter("parameters", "\(error)")
+        }
+    }
+
+    private static func typeName(_ type: Any.Type) -> String {
+        switch type {
+        case is Int.Type: return "an integer"
+        case is String.Type: return "a string"
+        case is Bool.Type: return "true or false"
+        case is Double.Type: return "a number"
+        default: return "an object"
+        }
+    }
+}

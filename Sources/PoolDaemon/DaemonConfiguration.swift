@@ -1,0 +1,42 @@
+import Logging
+
+/// Everything the daemon is started with: from the command line now, from a configuration file and
+/// systemd's environment later.
+public struct DaemonConfiguration: Sendable {
+    public var socketPath: String
+    public var workers: Int
+    /// The largest pool `Resize` accepts; also the scoreboard's capacity.
+    public var maxWorkers: Int
+    public var names: IPCNames
+    public var logLevel: Logger.Level
+    /// The environment workers are spawned with (the daemon's, less what is meant for it alone).
+    public var workerEnvironment: [String]
+
+    /// First respawn delay after a crash; doubled per further crash within `failureWindow`.
+    public var backoffBase: Duration = .milliseconds(100)
+    public var backoffMax: Duration = .seconds(30)
+    /// Crashes within `failureWindow` after which a slot is left `failed`.
+    public var failureLimit: Int = 5
+    public var failureWindow: Duration = .seconds(60)
+    /// How long a new worker may take to say ready before it is killed.
+    public var startTimeout: Duration = .seconds(10)
+    /// How long a worker asked to exit may take before it is killed.
+    public var stopTimeout: Duration = .seconds(5)
+    /// How long a cancelled job's workers may take to stop before they are killed.
+    public var cancelGrace: Duration = .seconds(5)
+    /// Finished jobs kept for ListJobs and GetJob.
+    public var historyLimit: Int = 1000
+    public var maxQueuedJobs: Int = 1000
+    /// How often streamed Run replies report progress.
+    public var progressInterval: Duration = .milliseconds(250)
+
+    public init(socketPath: String, workers: Int, maxWorkers: Int, names: IPCNames, logLevel: Logger.Level,
+                workerEnvironment: [String]) {
+        self.socketPath = socketPath
+        self.workers = workers
+        self.maxWorkers = maxWorkers
+        self.names = names
+        self.logLevel = logLevel
+        self.workerEnvironment = workerEnvironment
+    }
+}

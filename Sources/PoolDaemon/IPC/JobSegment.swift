@@ -1,0 +1,110 @@
+import Atomics
+import PoolIPC
+
+/// A job's shared-memory segment: a header every kind shares (participants, a cancel flag, a start
+/// barrier), one record per participant (progress, timing) and an area of the kind's own. The
+/// daemon creates and fills it before dispatching; workers map it by name and read it.
+public final class JobSegment: Sendable {
+    public let segment: SharedSegment
+    public let participants: Int
+    /// Where the kind's own area starts.
+    public let kindAreaOffset: Int
+
+    static let magic: UInt32 = 0x504F_4F4C  // "POOL"
+    static let headerSize = 64
+    static let participantSize = 64
+
+    /// One participant's record.
+    public struct Participant: @unchecked Sendable {
+        // @unchecked: atomics over shared memory.
+        let base: UnsafeMutableRawPointer
+
+        /// Operations or items done so far: read by the daemon for progress.
+        public var done: UnsafeAtomic<Int64> { .init(at: (base + 0).assumingMemoryBound(to: Int64.AtomicRepresentation.self)) }
+        public var startedNanos: UnsafeAtomic<Int64> { .init(at: (base + 8).assumingMemoryBound(to: Int64.AtomicRepresentation.self)) }
+        public var finishedNanos: UnsafeAtomic<Int64> { .init(at: (base + 16).assumingMemoryBound(to: Int64.AtomicRepresentation.self)) }
+        public var pid: UnsafeAtomic<Int64> { .init(at: (base + 24).assumingMemoryBound(to: Int64.AtomicRepresentation.self)) }
+        public var slot: UnsafeAtomic<Int64> { .init(at: (base + 32).assumingMemoryBound(to: Int64.AtomicRepresentation.self)) }
+        /// Kind-specific counters (lock recoveries for the counter job).
+        public var extra: UnsafeAtomic<Int64> { .init(at: (base + 40).assumingMemoryBound(to: Int64.AtomicRepresentation.self)) }
+    }
+
+    static func layout(participants: Int, kindAreaSize: Int) -> (size: Int, kindAreaOffset: Int) {
+        var layout = SegmentLayout()
+        _ = layout.reserveBytes(headerSize)
+        _ = layout.reserveBytes(participantSize * participants)
+        let kindArea = layout.reserveBytes(max(kindAreaSize, 1))
+        return (layout.size, kindArea)
+    }
+
+    /// Creates the segment for a job with `participants` workers and a kind area of `kindAreaSize`.
+    public static func create(name: String, kind: UInt32, participants: Int, kindAreaSize: Int) throws(IPCError) -> JobSegment {
+        let (size, kindArea) = layout(participants: participants, kindAreaSize: kindAreaSize)
+        let segment = try SharedSegment.create(name: name, size: size)
+        let header = segment.base
+        header.storeBytes(of: magic, toByteOffset: 0, as: UInt32.self)
+        header.storeBytes(of: kind, toByteOffset: 4, as: UInt32.self)
+        header.storeBytes(of: UInt32(participants), toByteOffset: 8, as: UInt32.self)
+        return JobSegment(segment: segment, participants: participants, kindAreaOffset: kindArea)
+    }
+
+    /// Maps a job's segment in a worker.
+    public static func open(name: String) throws(IPCError) -> JobSegment {
+        let segment = try SharedSegment.open(name: name)
+        guard segment.size >= headerSize, segment.base.load(fromByteOffset: 0, as: UInt32.self) == magic else {
+            throw IPCError("open job segment \(name)", errno: 74 /* EBADMSG */, hint: "not a poold job segment")
+        }
+        let participants = Int(segment.base.load(fromByteOffset: 8, as: UInt32.self))
+        let (_, kindArea) = layout(participants: participants, kindAreaSize: 0)
+        return JobSegment(segment: segment, participants: participants, kindAreaOffset: kindArea)
+    }
+
+    private init(segment: SharedSegment, participants: Int, kindAreaOffset: Int) {
+        self.segment = segment
+        self.participants = participants
+        self.kindAreaOffset = kindAreaOffset
+    }
+
+    public var kind: UInt32 { segment.base.load(fromByteOffset: 4, as: UInt32.self) }
+
+    /// Set by the daemon to stop the job; workers check it between chunks of work.
+    public var cancelFlag: UnsafeAtomic<UInt32> {
+        .init(at: (segment.base + 12).assumingMemoryBound(to: UInt32.AtomicRepresentation.self))
+    }
+
+    /// Counts participants that reached the start line; the futex the barrier sleeps on.
+    public var barrier: FutexWord { FutexWord(at: segment.base + 16) }
+
+    public var isCancelled: Bool { cancelFlag.load(ordering: .relaxed) != 0 }
+
+    public func cancel() {
+        cancelFlag.store(1, ordering: .releasing)
+        // Anyone asleep at the start barrier must see the flag now, not at its next timeout.
+        barrier.wake()
+    }
+
+    public func participant(_ index: Int) -> Participant {
+        precondition(index >= 0 && index < participants, "participant \(index) outside the job")
+        return Participant(base: segment.base + Self.headerSize + index * Self.participantSize)
+    }
+
+    public var kindArea: UnsafeMutableRawPointer { segment.base + kindAreaOffset }
+
+    /// Waits until every participant has arrived, so that they start together (a race needs
+    /// contenders). Returns false if the job was cancelled meanwhile.
+    public func arriveAndWaitForAll() -> Bool {
+        let word = barrier
+        var seen = word.atomic.loadThenWrappingIncrement(ordering: .acquiringAndReleasing) + 1
+        if seen >= UInt32(participants) {
+            word.wake()
+            return !isCancelled
+        }
+        while seen < UInt32(participants) {
+            if isCancelled { return false }
+            // A bounded wait: a participant that dies before arriving must not strand the others.
+            _ = word.wait(whileEqualTo: seen, timeoutNanos: 100_000_000)
+            seen = word.atomic.load(ordering: .acquiring)
+        }
+        return !isCancelled
+    }
+}

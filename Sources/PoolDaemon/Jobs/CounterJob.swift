@@ -1,0 +1,180 @@
+import Atomics
+import CPooldShim
+import PoolIPC
+import PoolProtocol
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The notebook's counter race: workers add to (or subtract from) one counter in shared memory,
+/// without a lock (`unsafe`, losing updates), under a robust process-shared mutex (`locked`), or
+/// with atomic fetch-add (`atomic`).
+struct CounterJob: JobPlan {
+    let settings: CounterParameters
+    var kind: JobKindCode { .counter }
+    var workers: Int { settings.workers }
+
+    /// The kind area: parameters, then the counter and the mutex, each on a cache line of its own
+    /// so that the race is on the counter alone.
+    enum Area {
+        static let mode = 0          // UInt32
+        static let split = 4         // UInt32
+        static let iterations = 8    // Int64
+        static let start = 16        // Int64
+        static let counter = 64      // Int64
+        static let mutex = 128       // pthread_mutex_t
+        static var size: Int { mutex + max(RobustMutex.size, 64) }
+    }
+
+    static func plan(_ parameters: JSONValue?, limits: JobLimits) throws(PoolError) -> CounterJob {
+        var reader = try ParameterReader(parameters)
+        let defaults = CounterParameters()
+        let mode = try reader.choice("mode", default: defaults.mode)
+        let workers = try reader.int("workers", default: defaults.workers, in: 1...4096)
+        let iterations = try reader.int("iterations", default: defaults.iterations, in: 1...limits.maxIterations)
+        let start = try reader.int("start", default: defaults.start, in: -(1 << 52)...(1 << 52))
+        let split = try reader.bool("split", default: defaults.split)
+        try reader.finish(kind: "counter")
+        if workers > limits.poolSize { throw PoolError.poolTooSmall(requested: workers, poolSize: limits.poolSize) }
+        if split && workers % 2 != 0 {
+            throw PoolError.invalidParameter("workers", "split needs an even number of workers (half add, half subtract), not \(workers); pass --no-split for all to add")
+        }
+        return CounterJob(settings: CounterParameters(mode: mode, workers: workers, iterations: iterations, start: start, split: split))
+    }
+
+    var parameters: JSONValue { (try? JSONValue(encoding: settings)) ?? .null }
+
+    var totalWork: Int { (0..<workers).reduce(0) { $0 + Self.share(participant: $1, of: workers, iterations: settings.iterations, split: settings.split).operations } }
+
+    /// What participant `index` does: with split, the first half adds and the second half subtracts,
+    /// the last of all once more.
+    static func share(participant index: Int, of count: Int, iterations: Int, split: Bool) -> (delta: Int64, operations: Int) {
+        guard split else { return (1, iterations) }
+        let delta: Int64 = index < count / 2 ? 1 : -1
+        return (delta, index == count - 1 ? iterations + 1 : iterations)
+    }
+
+    func createSegment(name: String) throws(IPCError) -> JobSegment {
+        let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers, kindAreaSize: Area.size)
+        let area = segment.kindArea
+        area.storeBytes(of: Self.modeCode(settings.mode), toByteOffset: Area.mode, as: UInt32.self)
+        area.storeBytes(of: settings.split ? 1 : 0, toByteOffset: Area.split, as: UInt32.self)
+        area.storeBytes(of: Int64(settings.iterations), toByteOffset: Area.iterations, as: Int64.self)
+        area.storeBytes(of: Int64(settings.start), toByteOffset: Area.counter, as: Int64.self)
+        area.storeBytes(of: Int64(settings.start), toByteOffset: Area.start, as: Int64.self)
+        if settings.mode == .locked {
+            do {
+                try RobustMutex(at: area + Area.mutex).initialize()
+            } catch {
+                SharedSegment.unlink(name: name)
+                throw error
+            }
+        }
+        return segment
+    }
+
+    func result(from segment: JobSegment) -> JSONValue {
+        let area = segment.kindArea
+        let actual = Int(Self.counter(in: area).load(ordering: .acquiring))
+        var expected = settings.start
+        var operations = 0
+        var recoveries = 0
+        var first = Int64.max, last = Int64.min
+        var perWorker: [CounterWorkerResult] = []
+        for index in 0..<workers {
+            let record = segment.participant(index)
+            let (delta, _) = Self.share(participant: index, of: workers, iterations: settings.iterations, split: settings.split)
+            let done = Int(record.done.load(ordering: .acquiring))
+            let started = record.startedNanos.load(ordering: .relaxed)
+            let finished = record.finishedNanos.load(ordering: .relaxed)
+            expected += Int(delta) * done
+            operations += done
+            recoveries += Int(record.extra.load(ordering: .relaxed))
+            if started > 0 { first = min(first, started) }
+            if finished > 0 { last = max(last, finished) }
+            perWorker.append(CounterWorkerResult(
+                slot: Int(record.slot.load(ordering: .relaxed)), pid: Int(record.pid.load(ordering: .relaxed)),
+                delta: Int(delta), operations: done,
+                durationSeconds: finished > started && started > 0 ? Double(finished - started) / 1e9 : 0))
+        }
+        let duration = last > first ? Double(last - first) / 1e9 : 0
+        let result = CounterResult(
+            mode: settings.mode, start: settings.start, expected: expected, actual: actual, lost: abs(expected - actual),
+            operations: operations, durationSeconds: duration,
+            opsPerSecond: duration > 0 ? Double(operations) / duration : 0,
+            lockRecoveries: recoveries, workers: perWorker)
+        return (try? JSONValue(encoding: result)) ?? .null
+    }
+
+    static func modeCode(_ mode: CounterMode) -> UInt32 {
+        switch mode {
+        case .unsafe: return 0
+        case .locked: return 1
+        case .atomic: return 2
+        }
+    }
+
+    static func counter(in area: UnsafeMutableRawPointer) -> UnsafeAtomic<Int64> {
+        UnsafeAtomic(at: (area + Area.counter).assumingMemoryBound(to: Int64.AtomicRepresentation.self))
+    }
+}
+
+extension CounterJob: JobParticipantWork {
+    /// Work is done in chunks; between chunks the worker publishes progress and checks for
+    /// cancellation, so the per-update path is just the update itself.
+    static let chunk = 16_384
+
+    static func run(segment: JobSegment, participant: Int, progress: Scoreboard.Record) -> WorkerEvent.Outcome {
+        let area = segment.kindArea
+        let modeCode = area.load(fromByteOffset: Area.mode, as: UInt32.self)
+        let split = area.load(fromByteOffset: Area.split, as: UInt32.self) != 0
+        let iterations = Int(area.load(fromByteOffset: Area.iterations, as: Int64.self))
+        let (delta, operations) = share(participant: participant, of: segment.participants, iterations: iterations, split: split)
+        let counter = Self.counter(in: area)
+        let mutex = RobustMutex(at: area + Area.mutex)
+        let record = segment.participant(participant)
+
+        guard segment.arriveAndWaitForAll() else { return .cancelled }
+        record.startedNanos.store(MonotonicClock.nanoseconds, ordering: .relaxed)
+        var done = 0
+        var recoveries: Int64 = 0
+        defer {
+            record.finishedNanos.store(MonotonicClock.nanoseconds, ordering: .relaxed)
+            record.extra.store(recoveries, ordering: .relaxed)
+            record.done.store(Int64(done), ordering: .releasing)
+        }
+        while done < operations {
+            let count = min(chunk, operations - done)
+            switch modeCode {
+            case 0:
+                for _ in 0..<count {
+                    // The race the notebook shows: another worker's store can land between these two.
+                    let value = counter.load(ordering: .relaxed)
+                    counter.store(value &+ delta, ordering: .relaxed)
+                }
+            case 1:
+                for _ in 0..<count {
+                    let rc = pthread_mutex_lock(mutex.raw)
+                    if rc == EOWNERDEAD {
+                        // The holder died mid-update; its update either landed or did not, and the
+                        // counter is consistent either way (one store), so the lock is all to repair.
+                        _ = pool_mutex_consistent(mutex.raw)
+                        recoveries += 1
+                    } else if rc != 0 {
+                        return .failed
+                    }
+                    counter.store(counter.load(ordering: .relaxed) &+ delta, ordering: .relaxed)
+                    pthread_mutex_unlock(mutex.raw)
+                }
+            default:
+                for _ in 0..<count { counter.wrappingIncrement(by: delta, ordering: .relaxed) }
+            }
+            done += count
+            record.done.store(Int64(done), ordering: .relaxed)
+            progress.progress.store(Int64(done), ordering: .relaxed)
+            progress.beat()
+            if segment.isCancelled { return .cancelled }
+        }
+        return .completed
+    }
+}

@@ -1,0 +1,67 @@
+import Foundation
+import NIOCore
+import PoolIPC
+import PoolProtocol
+
+/// A job as the scheduler tracks it, from submission to its final record.
+final class Job {
+    let id: Int
+    let plan: any JobPlan
+    var state: JobState = .queued
+    /// Slots running it, in participant order.
+    var slots: [Int] = []
+    var segment: JobSegment?
+    /// Participants whose part has ended (finished, cancelled, failed or died).
+    var ended: Set<Int> = []
+    /// Why the job failed, when a participant failed or died.
+    var failure: String?
+    /// Why the job is being cancelled.
+    var cancelReason: String?
+    let submittedAt = Date()
+    var startedAt: Date?
+    var finishedAt: Date?
+    var result: JSONValue?
+    /// Clients waiting for the job: called on every change, last with a finished record.
+    var watchers: [Int: (JobRecord) -> Void] = [:]
+    var nextWatcherID = 1
+    var cancelTimer: Scheduled<Void>?
+    var progressTimer: Scheduled<Void>?
+
+    init(id: Int, plan: any JobPlan) {
+        self.id = id
+        self.plan = plan
+    }
+
+    /// Work done so far, read from the participants' records in shared memory.
+    var progress: JobProgress? {
+        guard let segment else { return state == .queued ? JobProgress(done: 0, total: plan.totalWork) : nil }
+        var done = 0
+        for index in 0..<segment.participants { done += Int(segment.participant(index).done.load(ordering: .relaxed)) }
+        return JobProgress(done: done, total: plan.totalWork)
+    }
+
+    var record: JobRecord {
+        JobRecord(id: id, kind: plan.kind.name, state: state, parameters: plan.parameters, slots: slots,
+                  submittedAt: Self.timestamp(submittedAt), startedAt: startedAt.map(Self.timestamp),
+                  finishedAt: finishedAt.map(Self.timestamp), progress: state == .running ? progress : nil,
+                  result: result, error: failure ?? (state == .cancelled ? cancelReason : nil))
+    }
+
+    static func timestamp(_ date: Date) -> String {
+        date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+    }
+
+    @discardableResult
+    func addWatcher(_ watcher: @escaping (JobRecord) -> Void) -> Int {
+        let id = nextWatcherID
+        nextWatcherID += 1
+        watchers[id] = watcher
+        return id
+    }
+
+    func notifyWatchers() {
+        let current = record
+        for watcher in watchers.values { watcher(current) }
+        if state.isFinished { watchers.removeAll() }
+    }
+}

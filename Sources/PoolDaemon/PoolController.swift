@@ -1,0 +1,131 @@
+import Foundation
+import Logging
+import NIOCore
+import PoolIPC
+import PoolProtocol
+
+/// The daemon's state: worker slots, jobs, and the clients watching them. It lives on one event loop
+/// (the same one that serves the control socket), so every transition is a plain method call with no
+/// lock; the watcher thread and the sockets only hand it events. Its concerns are split over
+/// extensions: supervision (slots and processes), scheduling (jobs), the varlink methods, shutdown.
+final class PoolController {
+    let configuration: DaemonConfiguration
+    let eventLoop: any EventLoop
+    let logger: Logger
+    let scoreboard: Scoreboard
+    let events: MessageQueue
+    let notifier: ServiceNotifier
+    var watcher: EventWatcher?
+    let startedAt = MonotonicClock.nanoseconds
+
+    // Supervision.
+    var slots: [Int: Slot] = [:]
+    var targetSize: Int
+    var random = SystemRandomNumberGenerator()
+
+    // Scheduling.
+    var jobs: [Int: Job] = [:]
+    var queue: [Int] = []
+    var finishedOrder: [Int] = []
+    var nextJobID = 1
+    var jobsFinished = 0
+
+    // Clients following the pool with `Status` + `more`.
+    var statusFollowers: [Int: (StatusReply) -> Void] = [:]
+    var nextFollowerID = 1
+    var changeFlushScheduled = false
+
+    // Lifecycle.
+    enum Lifecycle { case starting, running, draining, stopped }
+    var lifecycle = Lifecycle.starting
+    /// Runs once when the initial workers have all left `starting`: the daemon is ready.
+    var onReady: (() -> Void)?
+    /// Runs once when every worker has exited and every IPC object is gone.
+    var onStopped: (() -> Void)?
+
+    init(configuration: DaemonConfiguration, eventLoop: any EventLoop, logger: Logger, scoreboard: Scoreboard,
+         events: MessageQueue, notifier: ServiceNotifier) {
+        self.configuration = configuration
+        self.eventLoop = eventLoop
+        self.logger = logger
+        self.scoreboard = scoreboard
+        self.events = events
+        self.notifier = notifier
+        self.targetSize = configuration.workers
+    }
+
+    /// Spawns the initial workers. Runs on the loop.
+    func start() {
+        for index in 0..<targetSize {
+            slots[index] = Slot(index: index)
+            spawn(slot: index)
+        }
+        checkReady()
+    }
+
+    /// Everything the watcher thread reports arrives here, in order.
+    func handle(_ batch: [WatchedEvent]) {
+        for event in batch {
+            switch event {
+            case .worker(let message): handleWorkerMessage(message)
+            case .processExited(let pidfd): handleProcessExit(pidfd: pidfd)
+            case .signal(let number): handleSignal(number)
+            }
+        }
+    }
+
+    private func handleWorkerMessage(_ message: WorkerEvent) {
+        switch message.kind {
+        case .ready?: workerSaidReady(slot: Int(message.slot), pid: message.pid)
+        case .jobEnded?: participantEnded(slot: Int(message.slot), pid: message.pid, jobID: Int(message.jobID),
+                                          outcome: message.outcome, errorCode: message.errorCode)
+        case nil: logger.warning("unknown event \(message.kindRaw) from slot \(message.slot); ignored")
+        }
+    }
+
+    private func handleSignal(_ number: Int32) {
+        switch number {
+        case SIGTERM, SIGINT:
+            beginShutdown(reason: number == SIGTERM ? "SIGTERM" : "SIGINT")
+        default:
+            logger.info("signal \(number) ignored")
+        }
+    }
+
+    // MARK: Change notification
+
+    /// Coalesces every change made during one loop turn into one status push.
+    func noteChange() {
+        guard !changeFlushScheduled else { return }
+        changeFlushScheduled = true
+        eventLoop.assumeIsolated().execute { [self] in
+            changeFlushScheduled = false
+            let status = statusReply()
+            notifier.notify("STATUS=" + statusLine(status))
+            for follower in statusFollowers.values { follower(status) }
+        }
+    }
+
+    func statusReply() -> StatusReply {
+        let workers = slots.keys.sorted().map { slots[$0]!.info }
+        let running = jobs.values.filter { $0.state == .running }.count
+        return StatusReply(
+            pid: Int(getpid()), version: PooldVersion.string, poolSize: targetSize, workers: workers,
+            jobsQueued: queue.count, jobsRunning: running, jobsFinished: jobsFinished,
+            uptimeSeconds: Double(MonotonicClock.nanoseconds - startedAt) / 1e9)
+    }
+
+    /// The one-line summary for systemd's STATUS=.
+    func statusLine(_ status: StatusReply) -> String {
+        let ready = status.workers.filter { $0.state == .ready || $0.state == .busy }.count
+        let failed = status.workers.filter { $0.state == .failed }.count
+        var line = "\(ready)/\(status.poolSize) workers up, \(status.jobsRunning) jobs running, \(status.jobsQueued) queued, \(status.jobsFinished) done"
+        if failed > 0 { line += ", \(failed) slots failed" }
+        return line
+    }
+}
+
+/// The version every component reports.
+public enum PooldVersion {
+    public static let string = "0.1.0"
+}

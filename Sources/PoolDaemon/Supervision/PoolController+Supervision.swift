@@ -1,0 +1,243 @@
+import Logging
+import NIOCore
+import PoolIPC
+import PoolProtocol
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Slots and their processes: spawn, readiness, exits, backoff, failure, resizing.
+extension PoolController {
+    /// Starts a worker in `slot`: a fresh command queue, a cleared scoreboard record, posix_spawn of
+    /// our own binary, and a pidfd for the watcher.
+    func spawn(slot index: Int) {
+        guard var slot = slots[index] else { return }
+        slot.timer?.cancel()
+        let name = configuration.names.commands(slot: index)
+        slot.commands?.close()
+        MessageQueue.unlink(name: name)
+        scoreboard.reset(slot: index)
+        do {
+            // Non-blocking on our side: the loop must never wait on a worker. Depth 2 suffices, one
+            // job at a time plus an exit request.
+            let commands = try MessageQueue.create(name: name, depth: 2, messageSize: MemoryLayout<WorkerCommand>.size, nonBlocking: true)
+            slot.commands = commands
+            let arguments = [
+                "poold", "worker", "--slot", "\(index)", "--prefix", configuration.names.prefix,
+                "--daemon-pid", "\(getpid())", "--log-level", configuration.logLevel.rawValue,
+            ]
+            let process = try SpawnedProcess.spawn(path: "/proc/self/exe", arguments: arguments, environment: configuration.workerEnvironment)
+            slot.process = process
+            slot.state = .starting
+            slot.timer = eventLoop.assumeIsolated().scheduleTask(in: timeAmount(configuration.startTimeout)) { [self] in
+                startTimedOut(slot: index, pid: process.pid)
+            }
+            slots[index] = slot
+            watcher?.watch(pidfd: process.pidfd)
+            logger.debug("spawned worker", metadata: ["slot": "\(index)", "pid": "\(process.pid)"])
+        } catch {
+            logger.error("cannot start a worker in slot \(index): \(error)")
+            slot.lastExit = "could not start: \(error)"
+            slot.process = nil
+            slots[index] = slot
+            crashed(slot: index)
+        }
+        noteChange()
+    }
+
+    func workerSaidReady(slot index: Int, pid: Int32) {
+        guard var slot = slots[index], slot.process?.pid == pid, slot.state == .starting else { return }
+        slot.timer?.cancel()
+        slot.timer = nil
+        slot.state = .ready
+        slots[index] = slot
+        logger.info("worker ready", metadata: ["slot": "\(index)", "pid": "\(pid)"])
+        if slot.retiring || lifecycle == .draining {
+            stopWorker(slot: index)
+        } else {
+            dispatch()
+        }
+        checkReady()
+        noteChange()
+    }
+
+    /// Sends `READY=1` (via `onReady`) once no initial worker is still starting.
+    func checkReady() {
+        guard lifecycle == .starting, !slots.values.contains(where: { $0.state == .starting }) else { return }
+        lifecycle = .running
+        onReady?()
+        onReady = nil
+    }
+
+    private func startTimedOut(slot index: Int, pid: Int32) {
+        guard let slot = slots[index], slot.state == .starting, let process = slot.process, process.pid == pid else { return }
+        logger.error("worker did not say ready in time; killing it", metadata: ["slot": "\(index)", "pid": "\(pid)"])
+        process.signal(SIGKILL)
+    }
+
+    /// Asks a worker to exit, and kills it if it has not within the stop timeout.
+    func stopWorker(slot index: Int) {
+        guard var slot = slots[index] else { return }
+        slot.timer?.cancel()
+        slot.timer = nil
+        guard let process = slot.process else {
+            // Nothing runs here (backoff or failed): the slot is done at once.
+            slot.state = .stopping
+            slots[index] = slot
+            processGone(slot: index)
+            return
+        }
+        slot.state = .stopping
+        if (try? slot.commands?.send(WorkerCommand(kind: .exit))) == nil {
+            process.signal(SIGTERM)
+        }
+        slot.timer = eventLoop.assumeIsolated().scheduleTask(in: timeAmount(configuration.stopTimeout)) { [self] in
+            guard let current = slots[index], current.process?.pid == process.pid else { return }
+            logger.warning("worker did not exit in time; killing it", metadata: ["slot": "\(index)", "pid": "\(process.pid)"])
+            process.signal(SIGKILL)
+        }
+        slots[index] = slot
+        noteChange()
+    }
+
+    /// A pidfd became readable: reap, then decide what the slot does next.
+    func handleProcessExit(pidfd: Int32) {
+        guard let index = slots.values.first(where: { $0.process?.pidfd == pidfd })?.index,
+              var slot = slots[index], let process = slot.process,
+              let exit = process.reap() else { return }
+        slot.timer?.cancel()
+        slot.timer = nil
+        slot.process = nil
+        slot.lastExit = exit.description
+        let wasStopping = slot.state == .stopping
+        let job = slot.job
+        slot.job = nil
+        slots[index] = slot
+
+        if let job {
+            participantDied(slot: index, jobID: job, reason: "worker in slot \(index) (pid \(process.pid)) \(exit)")
+        }
+        if wasStopping {
+            logger.debug("worker exited", metadata: ["slot": "\(index)", "pid": "\(process.pid)", "exit": "\(exit)"])
+            processGone(slot: index)
+        } else if exit == .exited(WorkerRuntime.exitDoNotRespawn) {
+            logger.error("worker exited with the do-not-respawn status; slot failed",
+                         metadata: ["slot": "\(index)", "pid": "\(process.pid)"])
+            slot.state = .failed
+            slots[index] = slot
+            failQueuedJobsThatCannotRun()
+        } else {
+            logger.error("worker died", metadata: ["slot": "\(index)", "pid": "\(process.pid)", "exit": "\(exit)"])
+            crashed(slot: index)
+        }
+        checkReady()
+        noteChange()
+        dispatch()
+    }
+
+    /// A worker died unexpectedly (or could not be started): respawn after a backoff, or give the
+    /// slot up when it crashed too often within the window.
+    func crashed(slot index: Int) {
+        guard var slot = slots[index] else { return }
+        if slot.retiring || lifecycle == .draining {
+            slot.state = .stopping
+            slots[index] = slot
+            processGone(slot: index)
+            return
+        }
+        let now = MonotonicClock.nanoseconds
+        let window = nanoseconds(configuration.failureWindow)
+        slot.crashTimes = slot.crashTimes.filter { now - $0 < window } + [now]
+        if slot.crashTimes.count >= configuration.failureLimit {
+            slot.state = .failed
+            slots[index] = slot
+            logger.error("slot failed: \(slot.crashTimes.count) crashes within \(configuration.failureWindow); not respawning",
+                         metadata: ["slot": "\(index)"])
+            failQueuedJobsThatCannotRun()
+            return
+        }
+        // Exponential backoff with jitter: 1x, 2x, 4x ... the base, capped, times a random 0.5-1.0
+        // so that slots crashing together do not respawn in lockstep.
+        let exponent = min(slot.crashTimes.count - 1, 30)
+        let ceiling = min(nanoseconds(configuration.backoffBase) << exponent, nanoseconds(configuration.backoffMax))
+        let delay = Int64(Double(ceiling) * Double.random(in: 0.5...1.0, using: &random))
+        slot.state = .backoff
+        slot.timer = eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(delay)) { [self] in
+            guard var current = slots[index], current.state == .backoff else { return }
+            current.restarts += 1
+            slots[index] = current
+            logger.info("respawning worker", metadata: ["slot": "\(index)", "restarts": "\(current.restarts)"])
+            spawn(slot: index)
+        }
+        slots[index] = slot
+        logger.info("backing off before respawning", metadata: ["slot": "\(index)", "delayMillis": "\(delay / 1_000_000)"])
+    }
+
+    /// A stopping slot has no process any more: remove it if the pool shrank, respawn it if it was
+    /// brought back meanwhile, or leave it stopped while the daemon shuts down.
+    func processGone(slot index: Int) {
+        guard var slot = slots[index] else { return }
+        slot.commands?.close()
+        slot.commands = nil
+        MessageQueue.unlink(name: configuration.names.commands(slot: index))
+        if lifecycle == .draining {
+            slots[index] = slot
+            finishShutdownIfIdle()
+        } else if slot.retiring {
+            slots[index] = nil
+            logger.info("slot removed", metadata: ["slot": "\(index)"])
+        } else {
+            slots[index] = slot
+            spawn(slot: index)
+        }
+        noteChange()
+    }
+
+    /// Grows or shrinks the pool. New slots start at once; surplus idle workers are asked to exit,
+    /// busy ones exit when their job is done. Asking for the current size again retries failed slots.
+    func resize(to size: Int) {
+        targetSize = size
+        for index in 0..<size {
+            if var slot = slots[index] {
+                slot.retiring = false
+                if slot.state == .failed {
+                    slot.crashTimes = []
+                    slots[index] = slot
+                    spawn(slot: index)
+                } else {
+                    slots[index] = slot
+                }
+            } else {
+                slots[index] = Slot(index: index)
+                spawn(slot: index)
+            }
+        }
+        for index in slots.keys.sorted() where index >= size {
+            guard var slot = slots[index], !slot.retiring else { continue }
+            slot.retiring = true
+            slots[index] = slot
+            switch slot.state {
+            case .ready, .starting, .backoff, .failed: stopWorker(slot: index)
+            case .busy, .stopping: break
+            }
+        }
+        logger.info("pool resized", metadata: ["workers": "\(size)"])
+        failQueuedJobsThatCannotRun()
+        noteChange()
+        dispatch()
+    }
+
+    /// Slots that can take work now or soon (not failed, not leaving).
+    var usableSlotCount: Int {
+        slots.values.filter { !$0.retiring && $0.state != .failed }.count
+    }
+}
+
+func timeAmount(_ duration: Duration) -> TimeAmount {
+    .nanoseconds(nanoseconds(duration))
+}
+
+func nanoseconds(_ duration: Duration) -> Int64 {
+    let (seconds, attoseconds) = duration.components
+    return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+}

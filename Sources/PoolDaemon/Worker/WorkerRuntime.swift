@@ -1,0 +1,121 @@
+import CPooldShim
+import Logging
+import PoolIPC
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The worker process: spawned by the daemon as `poold worker`, it opens its command queue, the
+/// event queue and the scoreboard, says ready, and runs its share of each job it is sent.
+public struct WorkerRuntime {
+    /// Exit status that tells the supervisor not to respawn: the worker cannot work in this setup
+    /// (its IPC objects are missing or unusable), and a new one would fail the same way.
+    public static let exitDoNotRespawn: Int32 = 78  // EX_CONFIG
+
+    let slot: Int
+    let names: IPCNames
+    let daemonPID: pid_t
+    let logger: Logger
+
+    public init(slot: Int, names: IPCNames, daemonPID: pid_t, logger: Logger) {
+        self.slot = slot
+        self.names = names
+        self.daemonPID = daemonPID
+        self.logger = logger
+    }
+
+    public func run() -> Int32 {
+        // Die with the daemon. PDEATHSIG fires when the spawning thread exits, which is the daemon's
+        // event loop thread (alive as long as the daemon); the getppid check closes the window
+        // where the daemon died before the prctl.
+        _ = pool_set_parent_death_signal(SIGKILL)
+        guard getppid() == daemonPID else { return 0 }
+
+        let commands: MessageQueue, events: MessageQueue, scoreboard: Scoreboard
+        do {
+            commands = try MessageQueue.open(name: names.commands(slot: slot))
+            events = try MessageQueue.open(name: names.events)
+            scoreboard = try Scoreboard.open(name: names.scoreboard)
+        } catch {
+            logger.critical("cannot open the pool's IPC objects: \(error)")
+            return Self.exitDoNotRespawn
+        }
+        let record = scoreboard.record(slot: slot)
+        let pid = getpid()
+        record.pid.store(pid, ordering: .relaxed)
+        record.state.store(Scoreboard.WorkerScoreboardState.idle.rawValue, ordering: .relaxed)
+        record.beat()
+        do {
+            try events.send(WorkerEvent(kind: .ready, slot: slot, pid: pid))
+        } catch {
+            logger.critical("cannot reach the daemon: \(error)")
+            return Self.exitDoNotRespawn
+        }
+        logger.debug("ready", metadata: ["pid": "\(pid)"])
+
+        while true {
+            let command: WorkerCommand?
+            do {
+                // A bounded wait keeps the heartbeat fresh while idle and notices an orphaned worker.
+                command = try commands.receive(WorkerCommand.self, deadlineRealtimeNanos: MonotonicClock.realtimeNanoseconds + 1_000_000_000)
+            } catch {
+                logger.critical("command queue failed: \(error)")
+                return 1
+            }
+            record.beat()
+            guard getppid() == daemonPID else { return 0 }
+            guard let command else { continue }
+            switch command.kind {
+            case .exit?:
+                record.state.store(Scoreboard.WorkerScoreboardState.exiting.rawValue, ordering: .relaxed)
+                logger.debug("exiting on request")
+                return 0
+            case .runJob?:
+                let outcome = runJob(command, record: record)
+                let event = WorkerEvent(kind: .jobEnded, slot: slot, pid: pid, jobID: Int(command.jobID),
+                                        outcome: outcome.outcome, errorCode: outcome.errorCode)
+                do {
+                    try events.send(event)
+                } catch {
+                    logger.critical("cannot report to the daemon: \(error)")
+                    return 1
+                }
+            case nil:
+                logger.error("unknown command \(command.kindRaw); ignored")
+            }
+        }
+    }
+
+    private func runJob(_ command: WorkerCommand, record: Scoreboard.Record) -> (outcome: WorkerEvent.Outcome, errorCode: Int32) {
+        let jobID = Int(command.jobID)
+        let participant = Int(command.participant)
+        let segment: JobSegment
+        do {
+            segment = try JobSegment.open(name: names.job(jobID))
+        } catch {
+            logger.error("cannot open the job's segment: \(error)", metadata: ["job": "\(jobID)"])
+            return (.failed, error.errno)
+        }
+        guard participant < segment.participants, let kind = JobKindCode(rawValue: segment.kind) else {
+            logger.error("job \(jobID) has no participant \(participant) or an unknown kind \(segment.kind)")
+            return (.failed, EINVAL)
+        }
+        let mine = segment.participant(participant)
+        mine.pid.store(Int64(getpid()), ordering: .relaxed)
+        mine.slot.store(Int64(slot), ordering: .relaxed)
+        record.jobID.store(UInt64(jobID), ordering: .relaxed)
+        record.progress.store(0, ordering: .relaxed)
+        record.state.store(Scoreboard.WorkerScoreboardState.running.rawValue, ordering: .relaxed)
+        defer {
+            record.state.store(Scoreboard.WorkerScoreboardState.idle.rawValue, ordering: .relaxed)
+            record.jobID.store(0, ordering: .relaxed)
+            _ = record.jobsDone.loadThenWrappingIncrement(ordering: .relaxed)
+        }
+        logger.debug("running \(kind.name) job \(jobID) as participant \(participant)")
+        let outcome: WorkerEvent.Outcome
+        switch kind {
+        case .counter: outcome = CounterJob.run(segment: segment, participant: participant, progress: record)
+        }
+        return (outcome, 0)
+    }
+}

@@ -1,0 +1,124 @@
+/// The `io.poold.Pool` varlink interface: its name, its method names and the description text that
+/// `org.varlink.service.GetInterfaceDescription` returns (and that generic clients parse).
+public enum PoolInterface {
+    public static let name = "io.poold.Pool"
+
+    public enum Method: String, CaseIterable, Sendable {
+        case status = "Status"
+        case run = "Run"
+        case listJobs = "ListJobs"
+        case getJob = "GetJob"
+        case cancel = "Cancel"
+        case resize = "Resize"
+        case shutdown = "Shutdown"
+
+        public var qualifiedName: String { PoolInterface.name + "." + rawValue }
+    }
+
+    public static let description = """
+        # poold runs the jobs of a notebook on concurrency across a supervised pool of worker
+        # processes. Workers and daemon talk over POSIX message queues and shared memory; this
+        # interface is the control plane.
+        interface io.poold.Pool
+
+        # One slot of the pool and the process in it.
+        type Worker (
+          slot: int,
+          # 0 while no process runs in the slot (backoff, failed).
+          pid: int,
+          # starting, ready, busy, stopping, backoff or failed.
+          state: string,
+          job: ?int,
+          restarts: int,
+          lastExit: ?string
+        )
+
+        type Progress (done: int, total: int)
+
+        # A job and, once finished, its result (its fields depend on the kind).
+        type Job (
+          id: int,
+          kind: string,
+          # queued, running, succeeded, failed or cancelled.
+          state: string,
+          parameters: object,
+          slots: []int,
+          submittedAt: string,
+          startedAt: ?string,
+          finishedAt: ?string,
+          progress: ?Progress,
+          result: ?object,
+          error: ?string
+        )
+
+        # The pool and its jobs. With `more`, a reply follows every change.
+        method Status() -> (
+          pid: int,
+          version: string,
+          poolSize: int,
+          workers: []Worker,
+          jobsQueued: int,
+          jobsRunning: int,
+          jobsFinished: int,
+          uptimeSeconds: float
+        )
+
+        # Runs a job of `kind` (counter) and replies when it has finished. With `more`, replies
+        # follow as it is queued, starts and progresses. With `detach`, replies once it is queued.
+        method Run(kind: string, parameters: ?object, detach: ?bool) -> (job: Job)
+
+        # The most recent jobs first.
+        method ListJobs(limit: ?int) -> (jobs: []Job)
+
+        method GetJob(id: int) -> (job: Job)
+
+        # Stops a queued or running job; its workers return to the pool.
+        method Cancel(id: int) -> (job: Job)
+
+        # Grows or shrinks the pool; busy workers finish their job first.
+        method Resize(workers: int) -> (poolSize: int, workers: []Worker)
+
+        # Cancels what runs, stops the workers and exits.
+        method Shutdown() -> ()
+
+        error InvalidParameter (parameter: string, reason: string)
+        error NotFound (id: int, reason: string)
+        error PoolTooSmall (requested: int, poolSize: int, reason: string)
+        error ShuttingDown (reason: string)
+        error InvalidRequest (reason: string)
+        error ResourceLimit (reason: string)
+        """
+
+    /// The description of org.varlink.service, which every varlink service implements.
+    public static let serviceDescription = """
+        # The Varlink Service Interface is provided by every varlink service. It
+        # describes the service and the interfaces it implements.
+        interface org.varlink.service
+
+        # Get a list of all the interfaces a service provides and information
+        # about the implementation.
+        method GetInfo() -> (
+          vendor: string,
+          product: string,
+          version: string,
+          url: string,
+          interfaces: []string
+        )
+
+        # Get the description of an interface that is implemented by this service.
+        method GetInterfaceDescription(interface: string) -> (description: string)
+
+        # The requested interface was not found.
+        error InterfaceNotFound (interface: string)
+
+        # The requested method was not found
+        error MethodNotFound (method: string)
+
+        # The interface defines the requested method, but the service does not
+        # implement it.
+        error MethodNotImplemented (method: string)
+
+        # One of the passed parameters is invalid.
+        error InvalidParameter (parameter: string)
+        """
+}

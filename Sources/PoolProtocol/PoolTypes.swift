@@ -1,0 +1,174 @@
+/// The state of one worker slot, as the supervisor's state machine sees it.
+public enum WorkerState: String, Codable, Sendable, CaseIterable {
+    /// Spawned; not yet said "ready" over the event queue.
+    case starting
+    /// Idle and able to take work.
+    case ready
+    case busy
+    /// Asked to exit (shrinking or shutting down).
+    case stopping
+    /// Died; waiting out the backoff before the next spawn.
+    case backoff
+    /// Died too often within the window, or exited with the "do not respawn" status.
+    case failed
+}
+
+public struct WorkerInfo: Codable, Sendable, Equatable {
+    public var slot: Int
+    public var pid: Int
+    public var state: WorkerState
+    public var job: Int?
+    public var restarts: Int
+    public var lastExit: String?
+
+    public init(slot: Int, pid: Int, state: WorkerState, job: Int?, restarts: Int, lastExit: String?) {
+        self.slot = slot
+        self.pid = pid
+        self.state = state
+        self.job = job
+        self.restarts = restarts
+        self.lastExit = lastExit
+    }
+}
+
+public enum JobState: String, Codable, Sendable, CaseIterable {
+    case queued, running, succeeded, failed, cancelled
+
+    public var isFinished: Bool { self == .succeeded || self == .failed || self == .cancelled }
+}
+
+public struct JobProgress: Codable, Sendable, Equatable {
+    public var done: Int
+    public var total: Int
+
+    public init(done: Int, total: Int) {
+        self.done = done
+        self.total = total
+    }
+}
+
+/// A job as clients see it. `parameters` and `result` are kind-specific objects.
+public struct JobRecord: Codable, Sendable, Equatable {
+    public var id: Int
+    public var kind: String
+    public var state: JobState
+    public var parameters: JSONValue
+    public var slots: [Int]
+    public var submittedAt: String
+    public var startedAt: String?
+    public var finishedAt: String?
+    public var progress: JobProgress?
+    public var result: JSONValue?
+    public var error: String?
+
+    public init(id: Int, kind: String, state: JobState, parameters: JSONValue, slots: [Int], submittedAt: String,
+                startedAt: String? = nil, finishedAt: String? = nil, progress: JobProgress? = nil,
+                result: JSONValue? = nil, error: String? = nil) {
+        self.id = id
+        self.kind = kind
+        self.state = state
+        self.parameters = parameters
+        self.slots = slots
+        self.submittedAt = submittedAt
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.progress = progress
+        self.result = result
+        self.error = error
+    }
+}
+
+public struct StatusReply: Codable, Sendable, Equatable {
+    public var pid: Int
+    public var version: String
+    public var poolSize: Int
+    public var workers: [WorkerInfo]
+    public var jobsQueued: Int
+    public var jobsRunning: Int
+    public var jobsFinished: Int
+    public var uptimeSeconds: Double
+
+    public init(pid: Int, version: String, poolSize: Int, workers: [WorkerInfo], jobsQueued: Int, jobsRunning: Int,
+                jobsFinished: Int, uptimeSeconds: Double) {
+        self.pid = pid
+        self.version = version
+        self.poolSize = poolSize
+        self.workers = workers
+        self.jobsQueued = jobsQueued
+        self.jobsRunning = jobsRunning
+        self.jobsFinished = jobsFinished
+        self.uptimeSeconds = uptimeSeconds
+    }
+}
+
+public struct RunRequest: Codable, Sendable {
+    public var kind: String
+    public var parameters: JSONValue?
+    public var detach: Bool?
+
+    public init(kind: String, parameters: JSONValue?, detach: Bool? = nil) {
+        self.kind = kind
+        self.parameters = parameters
+        self.detach = detach
+    }
+}
+
+public struct JobReply: Codable, Sendable {
+    public var job: JobRecord
+    public init(job: JobRecord) { self.job = job }
+}
+
+public struct JobIDRequest: Codable, Sendable {
+    public var id: Int
+    public init(id: Int) { self.id = id }
+}
+
+public struct ListJobsRequest: Codable, Sendable {
+    public var limit: Int?
+    public init(limit: Int? = nil) { self.limit = limit }
+}
+
+public struct ListJobsReply: Codable, Sendable {
+    public var jobs: [JobRecord]
+    public init(jobs: [JobRecord]) { self.jobs = jobs }
+}
+
+public struct ResizeRequest: Codable, Sendable {
+    public var workers: Int
+    public init(workers: Int) { self.workers = workers }
+}
+
+public struct ResizeReply: Codable, Sendable {
+    public var poolSize: Int
+    public var workers: [WorkerInfo]
+    public init(poolSize: Int, workers: [WorkerInfo]) {
+        self.poolSize = poolSize
+        self.workers = workers
+    }
+}
+
+public struct ServiceInfo: Codable, Sendable {
+    public var vendor: String
+    public var product: String
+    public var version: String
+    public var url: String
+    public var interfaces: [String]
+
+    public init(vendor: String, product: String, version: String, url: String, interfaces: [String]) {
+        self.vendor = vendor
+        self.product = product
+        self.version = version
+        self.url = url
+        self.interfaces = interfaces
+    }
+}
+
+public struct InterfaceDescriptionRequest: Codable, Sendable {
+    public var interface: String
+    public init(interface: String) { self.interface = interface }
+}
+
+public struct InterfaceDescriptionReply: Codable, Sendable {
+    public var description: String
+    public init(description: String) { self.description = description }
+}

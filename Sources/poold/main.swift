@@ -1,0 +1,107 @@
+import ArgumentParser
+import CPooldShim
+import Logging
+import PoolDaemon
+import PoolProtocol
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// Before anything else, while this is the only thread: take the socket-activation variables out of
+// the environment (so no child inherits them) and block the signals the daemon handles through a
+// signalfd (threads created later inherit the mask; workers get theirs reset by posix_spawn).
+let inheritedEnvironment = ProcessEnvironment.takeActivationVariables()
+let handledSignals: [Int32] = [SIGTERM, SIGINT, SIGHUP, 0]
+let signalDescriptor = handledSignals.withUnsafeBufferPointer { pool_signalfd_for($0.baseAddress!) }
+signal(SIGPIPE, SIG_IGN)
+
+struct Poold: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "poold",
+        abstract: "A supervised pool of worker processes that runs the concurrency notebook's jobs.",
+        discussion: """
+            Runs in the foreground and logs to stderr. Control it with poolctl over the varlink socket.
+            Socket: --socket, else $POOLD_SOCKET, else /run/poold.sock (root) or $XDG_RUNTIME_DIR/poold.sock.
+            """,
+        version: PooldVersion.string,
+        subcommands: [Serve.self, Worker.self],
+        defaultSubcommand: Serve.self
+    )
+}
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run the daemon (the default).")
+
+    @Option(help: "The control socket's path.")
+    var socket: String?
+
+    @Option(help: "Worker processes in the pool (default: the number of CPUs).")
+    var workers: Int?
+
+    @Option(help: "The largest pool size a resize may ask for.")
+    var maxWorkers: Int = 256
+
+    @Option(help: "Prefix of this instance's message queues and shared memory (default: /poold-<pid>).")
+    var ipcPrefix: String?
+
+    @Option(help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        if let workers, workers < 1 { throw ValidationError("--workers must be at least 1") }
+        guard maxWorkers >= 1 else { throw ValidationError("--max-workers must be at least 1") }
+        if let workers, workers > maxWorkers { throw ValidationError("--workers \(workers) is above --max-workers \(maxWorkers)") }
+        if let ipcPrefix, let problem = IPCNames.problem(with: ipcPrefix) { throw ValidationError(problem) }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+    }
+
+    func run() throws {
+        let level = Logger.Level(rawValue: logLevel)!
+        let logger = Logger(label: "poold") { StderrLogHandler(label: $0, level: level) }
+        let environment = inheritedEnvironment.daemon
+        let configuration = DaemonConfiguration(
+            socketPath: socket ?? DefaultSocket.path(environment: environment),
+            workers: workers ?? ProcessEnvironment.cpuCount,
+            maxWorkers: maxWorkers,
+            names: ipcPrefix.map(IPCNames.init(prefix:)) ?? IPCNames.forProcess(getpid()),
+            logLevel: level,
+            workerEnvironment: inheritedEnvironment.forWorkers)
+        guard signalDescriptor >= 0 else {
+            logger.critical("cannot create a signalfd: \(String(cString: strerror(errno)))")
+            throw ExitCode(1)
+        }
+        let status = Daemon.run(configuration: configuration, signalDescriptor: signalDescriptor,
+                                environment: environment, logger: logger)
+        throw ExitCode(status)
+    }
+}
+
+/// The hidden subcommand the daemon spawns its workers with.
+struct Worker: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "worker", shouldDisplay: false)
+
+    @Option var slot: Int
+    @Option var prefix: String
+    @Option var daemonPid: Int32
+    @Option var logLevel: String = "info"
+
+    func run() throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        let label = "worker-\(slot)"
+        let logger = Logger(label: label) { StderrLogHandler(label: $0, level: level) }
+        let runtime = WorkerRuntime(slot: slot, names: IPCNames(prefix: prefix), daemonPID: daemonPid, logger: logger)
+        throw ExitCode(runtime.run())
+    }
+}
+
+do {
+    var command = try Poold.parseAsRoot()
+    try command.run()
+} catch {
+    let code = Poold.exitCode(for: error)
+    if code == .validationFailure {
+        FileHandleOutput.standardError(Poold.fullMessage(for: error))
+        exit(2)
+    }
+    Poold.exit(withError: error)
+}

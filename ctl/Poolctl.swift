@@ -1,0 +1,21 @@
+import ArgumentParser
+import PoolProtocol
+
+struct Poolctl: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "poolctl",
+        abstract: "Control poold: run the notebook's jobs on its worker pool, watch them, manage the pool.",
+        discussion: """
+            Exit status: 0 done, 1 the job failed or was cancelled, 2 usage error, 3 daemon unreachable,
+            4 refused by the daemon.
+            """,
+        version: PooldVersionText.string,
+        subcommands: [Status.self, Run.self, Jobs.self, JobCommand.self, Cancel.self, Pool.self, Shutdown.self]
+    )
+
+    @OptionGroup var global: GlobalOptions
+}
+
+enum PooldVersionText {
+    static let string = "0.1.0"
+}
