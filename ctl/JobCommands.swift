@@ -40,10 +40,32 @@ struct JobCommand: ParsableCommand {
     @Argument(help: "The job's id.")
     var id: Int
 
+    @Flag(help: "Wait until the job has finished; exit 1 if it failed or was cancelled.")
+    var wait = false
+
     func run() throws {
         let client = try global.connect()
-        let reply = try global.call(client, .getJob, JobIDRequest(id: id), returning: JobReply.self)
-        JobPrinter(json: global.json).print(reply.job)
+        guard wait else {
+            let reply = try global.call(client, .getJob, JobIDRequest(id: id), returning: JobReply.self)
+            JobPrinter(json: global.json).print(reply.job)
+            return
+        }
+        var final: JobRecord?
+        do {
+            try client.stream(PoolInterface.Method.getJob.qualifiedName, JobIDRequest(id: id)) { reply in
+                let job = try VarlinkClient.decode(reply, as: JobReply.self).job
+                if job.state.isFinished { final = job }
+                return true
+            }
+        } catch {
+            throw global.report(error)
+        }
+        guard let job = final else {
+            Output.error("the daemon ended the call before job \(id) finished")
+            throw Outcome.unreachable.exitCode
+        }
+        JobPrinter(json: global.json).print(job)
+        if job.state != .succeeded { throw Outcome.jobFailed.exitCode }
     }
 }
 

@@ -103,6 +103,7 @@ public enum Daemon {
         try? stopped.futureResult.wait()
         try? channel.close().wait()
         try? group.syncShutdownGracefully()
+        notifier.flush(timeoutSeconds: 1)
         logger.info("stopped")
         return 0
     }

@@ -101,7 +101,7 @@ final class PoolController {
         eventLoop.assumeIsolated().execute { [self] in
             changeFlushScheduled = false
             let status = statusReply()
-            notifier.notify("STATUS=" + statusLine(status))
+            notifier.status(statusLine(status))
             for follower in statusFollowers.values { follower(status) }
         }
     }

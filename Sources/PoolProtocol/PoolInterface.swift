@@ -70,6 +70,7 @@ public enum PoolInterface {
         # The most recent jobs first.
         method ListJobs(limit: ?int) -> (jobs: []Job)
 
+        # With `more`, replies follow as the job progresses, the last when it has finished.
         method GetJob(id: int) -> (job: Job)
 
         # Stops a queued or running job; its workers return to the pool.

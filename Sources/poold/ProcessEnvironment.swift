@@ -29,7 +29,10 @@ struct ProcessEnvironment {
             entries.append(text)
             cursor += 1
         }
-        for name in daemonOnly { unsetenv(name) }
+        // Socket activation is for this process alone and must not leak into anything it starts;
+        // NOTIFY_SOCKET stays set because sd_notify reads it at each call (workers never see it:
+        // they are spawned with `forWorkers`).
+        for name in ["LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"] { unsetenv(name) }
         let workers = entries.filter { entry in !daemonOnly.contains(where: { entry.hasPrefix($0 + "=") }) }
         return ProcessEnvironment(daemon: all, forWorkers: workers)
     }

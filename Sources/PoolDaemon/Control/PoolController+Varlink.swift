@@ -57,7 +57,12 @@ extension PoolController {
             responder.reply(ListJobsReply(jobs: Array(records)))
         case PoolInterface.Method.getJob.qualifiedName:
             let job = try existingJob(parameters(JobIDRequest.self).id)
-            responder.reply(JobReply(job: job.record))
+            responder.reply(JobReply(job: job.record), continues: !job.state.isFinished)
+            guard responder.more, !responder.isDone else { return }
+            // With `more`: follow the job to its end, like a Run that was detached.
+            let watcherID = job.addWatcher { record in responder.reply(JobReply(job: record), continues: !record.state.isFinished) }
+            responder.onClose = { job.watchers[watcherID] = nil }
+            scheduleProgress(for: job)
         case PoolInterface.Method.cancel.qualifiedName:
             let job = try existingJob(parameters(JobIDRequest.self).id)
             cancel(job, reason: "cancelled by a client")

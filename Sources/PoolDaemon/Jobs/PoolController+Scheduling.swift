@@ -175,11 +175,13 @@ extension PoolController {
         }
     }
 
-    /// Streams progress to a job's watchers while it runs.
+    /// Streams progress to a job's watchers while it is queued or runs (one timer per job).
     func scheduleProgress(for job: Job) {
+        guard job.progressTimer == nil else { return }
         job.progressTimer = eventLoop.assumeIsolated().scheduleTask(in: timeAmount(configuration.progressInterval)) { [self] in
-            guard job.state == .running, !job.watchers.isEmpty else { return }
-            job.notifyWatchers()
+            job.progressTimer = nil
+            guard !job.state.isFinished, !job.watchers.isEmpty else { return }
+            if job.state == .running { job.notifyWatchers() }
             scheduleProgress(for: job)
         }
     }

@@ -1,0 +1,262 @@
+import Foundation
+import PoolProtocol
+import Synchronization
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The built binaries, found beside the test bundle (`.build/debug`).
+enum Binaries {
+    static let directory: String = {
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var url = URL(fileURLWithPath: executable).deletingLastPathComponent()
+        // The xctest bundle may sit one level inside the products folder.
+        while !FileManager.default.isExecutableFile(atPath: url.appendingPathComponent("poold").path), url.path != "/" {
+            url.deleteLastPathComponent()
+        }
+        return url.path
+    }()
+
+    static var poold: String { directory + "/poold" }
+    static var poolctl: String { directory + "/poolctl" }
+}
+
+struct HarnessError: Error, CustomStringConvertible {
+    let description: String
+}
+
+/// What a finished command printed and how it exited.
+struct CommandResult {
+    let status: Int32
+    let stdout: String
+    let stderr: String
+
+    func json<T: Decodable>(_ type: T.Type) throws -> T {
+        try JSONDecoder().decode(T.self, from: Data(stdout.utf8))
+    }
+}
+
+/// Runs a program to completion, its output captured through files (no pipe can fill and stall it).
+func runProgram(_ path: String, _ arguments: [String], environment: [String: String]? = nil) throws -> CommandResult {
+    let directory = try TemporaryDirectory()
+    defer { directory.remove() }
+    let out = directory.path + "/stdout", err = directory.path + "/stderr"
+    _ = FileManager.default.createFile(atPath: out, contents: nil)
+    _ = FileManager.default.createFile(atPath: err, contents: nil)
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = arguments
+    if let environment { process.environment = environment }
+    process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
+    process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: err))
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    process.waitUntilExit()
+    return CommandResult(status: process.terminationStatus,
+                         stdout: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
+                         stderr: (try? String(contentsOfFile: err, encoding: .utf8)) ?? "")
+}
+
+/// A private temporary directory, removed by `remove()`.
+struct TemporaryDirectory {
+    let path: String
+
+    init() throws {
+        var template = Array("/tmp/poold-test-XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else { throw HarnessError(description: "mkdtemp failed") }
+        path = String(cString: made)
+    }
+
+    func remove() {
+        try? FileManager.default.removeItem(atPath: path)
+    }
+}
+
+/// The IPC objects on this machine whose names start with `prefix` (without its slash).
+enum IPCObjects {
+    static var mqueueMounted: Bool {
+        let mounts = (try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8)) ?? ""
+        return mounts.split(separator: "\n").contains { $0.split(separator: " ").dropFirst().prefix(2) == ["/dev/mqueue", "mqueue"] }
+    }
+
+    static func named(withPrefix prefix: String) -> [String] {
+        let bare = prefix.hasPrefix("/") ? String(prefix.dropFirst()) : prefix
+        let shm = ((try? FileManager.default.contentsOfDirectory(atPath: "/dev/shm")) ?? []).map { "shm:" + $0 }
+        let queues = ((try? FileManager.default.contentsOfDirectory(atPath: "/dev/mqueue")) ?? []).map { "mqueue:" + $0 }
+        return (shm + queues).filter { $0.split(separator: ":", maxSplits: 1).last!.hasPrefix(bare) }
+    }
+}
+
+/// A datagram socket standing in for systemd's notification socket: the daemon says READY=1 there.
+final class NotifyListener {
+    let path: String
+    private var descriptor: Int32
+
+    init(path: String) throws {
+        let descriptor = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        self.descriptor = descriptor
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: path.utf8)
+            raw[path.utf8.count] = 0
+        }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        self.path = path
+        guard bound == 0 else { throw HarnessError(description: "cannot bind \(path): \(String(cString: strerror(errno)))") }
+    }
+
+    deinit {
+        close()
+    }
+
+    /// Stops listening: the path goes away, so later notifications are refused rather than queued.
+    func close() {
+        guard descriptor >= 0 else { return }
+        unlink(path)
+        Glibc.close(descriptor)
+        descriptor = -1
+    }
+
+    /// The next datagram, or nil when none arrives within `seconds`.
+    func receive(timeoutSeconds seconds: Int) -> String? {
+        var descriptorSet = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+        guard poll(&descriptorSet, 1, Int32(seconds * 1000)) == 1 else { return nil }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let count = buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
+        return count > 0 ? String(decoding: buffer[..<count], as: UTF8.self) : nil
+    }
+}
+
+/// A real poold on a temporary socket with its own IPC prefix, ready (it said READY=1) when
+/// `start` returns. `stop` ends it with SIGTERM and checks that it left nothing behind.
+final class DaemonHarness {
+    let directory: TemporaryDirectory
+    let socketPath: String
+    let prefix: String
+    let logPath: String
+    private let process: Process
+    private let notify: NotifyListener
+    private var stopped = false
+
+    private static let counter = Counter()
+
+    static func start(workers: Int, arguments extra: [String] = []) throws -> DaemonHarness {
+        #expect(IPCObjects.mqueueMounted, "the mqueue filesystem must be mounted on /dev/mqueue to check for leaks (make test does it)")
+        let directory = try TemporaryDirectory()
+        let prefix = "/poold-t\(getpid())-\(counter.next())"
+        return try DaemonHarness(directory: directory, prefix: prefix, workers: workers, extra: extra)
+    }
+
+    private init(directory: TemporaryDirectory, prefix: String, workers: Int, extra: [String]) throws {
+        self.directory = directory
+        self.prefix = prefix
+        socketPath = directory.path + "/poold.sock"
+        logPath = directory.path + "/poold.log"
+        notify = try NotifyListener(path: directory.path + "/notify.sock")
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: Binaries.poold)
+        process.arguments = ["--socket", socketPath, "--workers", "\(workers)", "--ipc-prefix", prefix, "--log-level", "debug"] + extra
+        var environment = ProcessInfo.processInfo.environment
+        environment["NOTIFY_SOCKET"] = notify.path
+        process.environment = environment
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        process.standardOutput = FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        while true {
+            guard let message = notify.receive(timeoutSeconds: 30) else {
+                // SIGTERM and wait, so that the daemon removes its IPC objects before the test ends.
+                process.terminate()
+                process.waitUntilExit()
+                throw HarnessError(description: "poold did not say READY=1 within 30 s; its log:\n\(log)")
+            }
+            if message.split(separator: "\n").contains("READY=1") { break }
+        }
+        // Nothing reads STATUS= updates from here on: close the listener so they fail fast.
+        notify.close()
+    }
+
+    var pid: Int32 { process.processIdentifier }
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    /// Runs the real poolctl against this daemon.
+    func poolctl(_ arguments: String...) throws -> CommandResult {
+        try runProgram(Binaries.poolctl, ["--socket", socketPath] + arguments)
+    }
+
+    func poolctl(arguments: [String]) throws -> CommandResult {
+        try runProgram(Binaries.poolctl, ["--socket", socketPath] + arguments)
+    }
+
+    func client() throws -> VarlinkClient {
+        try VarlinkClient(socketPath: socketPath, timeoutSeconds: 60)
+    }
+
+    func status() throws -> StatusReply {
+        try client().call(PoolInterface.Method.status.qualifiedName, returning: StatusReply.self)
+    }
+
+    /// Follows the pool with Status + more until `predicate` holds (the daemon pushes a reply on
+    /// every change, so this waits on events, not on a clock).
+    @discardableResult
+    func waitForStatus(_ predicate: (StatusReply) -> Bool) throws -> StatusReply {
+        var matched: StatusReply?
+        try client().stream(PoolInterface.Method.status.qualifiedName, NoParameters()) { reply in
+            let status = try VarlinkClient.decode(reply, as: StatusReply.self)
+            if predicate(status) { matched = status }
+            return matched == nil
+        }
+        guard let matched else { throw HarnessError(description: "the status stream ended early") }
+        return matched
+    }
+
+    /// Follows a job with GetJob + more until it has finished.
+    func waitForJob(_ id: Int) throws -> JobRecord {
+        var final: JobRecord?
+        try client().stream(PoolInterface.Method.getJob.qualifiedName, JobIDRequest(id: id)) { reply in
+            let job = try VarlinkClient.decode(reply, as: JobReply.self).job
+            if job.state.isFinished { final = job }
+            return final == nil
+        }
+        guard let final else { throw HarnessError(description: "job \(id) did not finish") }
+        return final
+    }
+
+    /// SIGTERM, then checks: exit status 0, socket removed, no IPC object and no worker left.
+    func stop(sourceLocation: SourceLocation = #_sourceLocation) throws {
+        guard !stopped else { return }
+        stopped = true
+        let workers = (try? status().workers.map(\.pid).filter { $0 > 0 }) ?? []
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "poold exited with \(process.terminationStatus); log:\n\(log)", sourceLocation: sourceLocation)
+        #expect(!FileManager.default.fileExists(atPath: socketPath), "the socket was not removed", sourceLocation: sourceLocation)
+        #expect(IPCObjects.named(withPrefix: prefix) == [], "IPC objects left behind", sourceLocation: sourceLocation)
+        for worker in workers {
+            #expect(kill(Int32(worker), 0) == -1 && errno == ESRCH, "worker \(worker) still runs", sourceLocation: sourceLocation)
+        }
+        directory.remove()
+    }
+
+    deinit {
+        // A test that failed before stop(): end the daemon in order, so it cleans up after itself.
+        if !stopped, process.isRunning {
+            kill(process.processIdentifier, SIGTERM)
+            process.waitUntilExit()
+        }
+    }
+}
+
+/// Numbers the daemons a test run starts, for unique prefixes.
+final class Counter: Sendable {
+    private let value = Mutex(0)
+
+    func next() -> Int {
+        value.withLock { $0 += 1; return $0 }
+    }
+}
