@@ -50,22 +50,7 @@ struct JobCommand: ParsableCommand {
             JobPrinter(json: global.json).print(reply.job)
             return
         }
-        var final: JobRecord?
-        do {
-            try client.stream(PoolInterface.Method.getJob.qualifiedName, JobIDRequest(id: id)) { reply in
-                let job = try VarlinkClient.decode(reply, as: JobReply.self).job
-                if job.state.isFinished { final = job }
-                return true
-            }
-        } catch {
-            throw global.report(error)
-        }
-        guard let job = final else {
-            Output.error("the daemon ended the call before job \(id) finished")
-            throw Outcome.unreachable.exitCode
-        }
-        JobPrinter(json: global.json).print(job)
-        if job.state != .succeeded { throw Outcome.jobFailed.exitCode }
+        try JobFollower(global: global).follow(client, .getJob, JobIDRequest(id: id))
     }
 }
 

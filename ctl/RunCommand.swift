@@ -72,16 +72,29 @@ struct JobRunner {
             if global.json { Output.json(reply.job) } else { Output.line("job \(reply.job.id) \(reply.job.state.rawValue)") }
             return
         }
-        var final: JobRecord?
         var lastState: JobState?
+        try JobFollower(global: global).follow(client, .run, request) { job in
+            if !global.json, job.state != lastState, !job.state.isFinished {
+                let slots = job.slots.isEmpty ? "" : " on slots \(job.slots.map(String.init).joined(separator: ", "))"
+                Output.info("job \(job.id) \(job.state.rawValue)\(slots)")
+            }
+            lastState = job.state
+        }
+    }
+}
+
+/// Follows a job through streamed replies (Run or GetJob with `more`) to its end, prints it and
+/// exits 1 unless it succeeded.
+struct JobFollower {
+    let global: GlobalOptions
+
+    func follow(_ client: VarlinkClient, _ method: PoolInterface.Method, _ parameters: some Encodable & Sendable,
+                onUpdate: (JobRecord) -> Void = { _ in }) throws {
+        var final: JobRecord?
         do {
-            try client.stream(PoolInterface.Method.run.qualifiedName, request) { reply in
+            try client.stream(method.qualifiedName, parameters) { reply in
                 let job = try VarlinkClient.decode(reply, as: JobReply.self).job
-                if !global.json, job.state != lastState, !job.state.isFinished {
-                    let slots = job.slots.isEmpty ? "" : " on slots \(job.slots.map(String.init).joined(separator: ", "))"
-                    Output.info("job \(job.id) \(job.state.rawValue)\(slots)")
-                }
-                lastState = job.state
+                onUpdate(job)
                 if job.state.isFinished { final = job }
                 return true
             }
