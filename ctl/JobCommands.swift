@@ -47,7 +47,7 @@ struct JobCommand: ParsableCommand {
         let client = try global.connect()
         guard wait else {
             let reply = try global.call(client, .getJob, JobIDRequest(id: id), returning: JobReply.self)
-            JobPrinter(json: global.json).print(reply.job)
+            JobPrinter(json: global.json, showLog: true).print(reply.job)
             return
         }
         try JobFollower(global: global).follow(client, .getJob, JobIDRequest(id: id))

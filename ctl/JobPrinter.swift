@@ -4,6 +4,8 @@ import PoolProtocol
 /// A job for people: its state, then what its kind's result says.
 struct JobPrinter {
     let json: Bool
+    /// Whether to print the job's log lines (a trace); `run` has streamed them already.
+    var showLog = false
 
     func print(_ job: JobRecord) {
         if json {
@@ -15,12 +17,85 @@ struct JobPrinter {
             heading += String(format: " (%.0f%%)", Double(progress.done) * 100 / Double(progress.total))
         }
         Output.line(heading)
+        if showLog { for line in job.log ?? [] { Output.line("  " + line) } }
         if let error = job.error { Output.line("  \(job.state == .cancelled ? "why" : "error"): \(error)") }
-        if let result = job.result, job.kind == "counter", let counter = try? result.decode(CounterResult.self) {
-            printCounter(counter)
-        } else if let result = job.result {
-            Output.line("  result: \(result)")
+        guard let result = job.result else { return }
+        switch job.kind {
+        case "counter":
+            if let counter = try? result.decode(CounterResult.self) { printCounter(counter) }
+        case "prodcons": printProdCons(result)
+        case "event": printEvent(result)
+        case "tasks": printTasks(result)
+        case "append": printAppend(result)
+        default: Output.line("  result: \(result)")
         }
+    }
+
+    private func number(_ value: JSONValue?) -> Double {
+        if case .number(let number)? = value { return number }
+        return 0
+    }
+
+    private func printProdCons(_ result: JSONValue) {
+        let ok = result["checksumOK"] == .bool(true)
+        Output.line("  produced \(Int(number(result["produced"]))) items (sum \(Int(number(result["producedSum"])))), consumed \(Int(number(result["consumed"]))) (sum \(Int(number(result["consumedSum"])))): checksum \(ok ? "OK" : "MISMATCH")")
+        Output.line("  \(Output.duration(number(result["durationSeconds"]))), \(Output.rate(number(result["itemsPerSecond"]))) items/s; queue found full \(Int(number(result["queueFull"]))) times, empty \(Int(number(result["queueEmpty"]))) times")
+        if let latency = result["latencyMicros"] {
+            let parts = ["p50", "p90", "p99", "max"].map { "\($0) \(String(format: "%.1f", number(latency[$0])))us" }
+            Output.line("  enqueue-to-dequeue latency: " + parts.joined(separator: ", "))
+        }
+        if case .array(let samples)? = result["occupancy"]?["samples"], !samples.isEmpty {
+            let capacity = max(number(result["occupancy"]?["capacity"]), 1)
+            Output.line("  queue occupancy: " + Self.sparkline(samples.map { number($0) / capacity }))
+        }
+        for (role, key) in [("producer", "produced"), ("consumer", "consumed")] {
+            guard case .array(let entries)? = result[role + "s"] else { continue }
+            for entry in entries {
+                Output.line("  \(role) on slot \(Int(number(entry["slot"]))): \(key) \(Int(number(entry[key]))), sum \(Int(number(entry["sum"])))")
+            }
+        }
+    }
+
+    /// Values in 0...1 as a line of block characters.
+    static func sparkline(_ values: [Double]) -> String {
+        let blocks = Array("▁▂▃▄▅▆▇█")
+        let step = max(1, values.count / 60)
+        return String(stride(from: 0, to: values.count, by: step).map { index in
+            blocks[min(blocks.count - 1, max(0, Int(values[index] * Double(blocks.count - 1) + 0.5)))]
+        })
+    }
+
+    private func printEvent(_ result: JSONValue) {
+        Output.line("  event set after \(result["setAfter"]?.stringValue ?? "?"); timeout waiters wait \(result["timeout"]?.stringValue ?? "?") at a time")
+        guard case .array(let waiters)? = result["waiters"] else { return }
+        for waiter in waiters {
+            let kind = waiter["withTimeout"] == .bool(true) ? "timeout waiter" : "waiter"
+            let received = waiter["received"] == .bool(true)
+            var line = "  \(kind) on slot \(Int(number(waiter["slot"]))): received event \(received ? "True" : "False")"
+            if waiter["withTimeout"] == .bool(true) { line += ", \(Int(number(waiter["timeouts"]))) timeouts" }
+            if waiter["wakeLatencyMicros"] != nil { line += String(format: ", woke %.0fus after the set", number(waiter["wakeLatencyMicros"])) }
+            Output.line(line)
+        }
+    }
+
+    private func printTasks(_ result: JSONValue) {
+        guard case .array(let tasks)? = result["tasks"] else { return }
+        for task in tasks {
+            Output.line("  I'm the task \(Int(number(task["index"]))) (slot \(Int(number(task["slot"]))), waited \(Int(number(task["waitMicros"])))us)")
+        }
+    }
+
+    private func printAppend(_ result: JSONValue) {
+        if result["memory"]?.stringValue == "shared" {
+            Output.line("  shared string: \(result["text"]?.stringValue ?? "") (length \(Int(number(result["length"]))) of \(Int(number(result["expectedLength"]))))")
+            return
+        }
+        if case .array(let copies)? = result["copies"] {
+            for copy in copies {
+                Output.line("  slot \(Int(number(copy["slot"])))'s own copy: \(copy["text"]?.stringValue ?? "")")
+            }
+        }
+        Output.line("  the daemon's copy: \"\(result["daemonCopy"]?.stringValue ?? "")\" (nobody could append to it)")
     }
 
     private func printCounter(_ result: CounterResult) {
@@ -38,6 +113,19 @@ struct JobPrinter {
         if let error = job.error { return error }
         if job.kind == "counter", let result = try? job.result?.decode(CounterResult.self) {
             return "\(result.mode.rawValue): counter = \(result.actual), expected \(result.expected), lost \(result.lost)"
+        }
+        if job.kind == "prodcons", let result = job.result {
+            return "checksum \(result["checksumOK"] == .bool(true) ? "OK" : "MISMATCH"), \(result["consumed"]?.intValue ?? 0) items"
+        }
+        if job.kind == "tasks", let result = job.result {
+            return "\(result["ran"]?.intValue ?? 0) of \(result["count"]?.intValue ?? 0) tasks ran"
+        }
+        if job.kind == "event", case .array(let waiters)? = job.result?["waiters"] {
+            let received = waiters.filter { $0["received"] == .bool(true) }.count
+            return "\(received) of \(waiters.count) waiters received the event"
+        }
+        if job.kind == "append", let result = job.result {
+            return result["text"]?.stringValue ?? "private copies; daemon's copy empty"
         }
         if let progress = job.progress { return "\(progress.done)/\(progress.total)" }
         return ""

@@ -5,7 +5,7 @@ import PoolProtocol
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run one of the notebook's jobs and wait for its result.",
-        subcommands: [CounterCommand.self]
+        subcommands: [CounterCommand.self, ProdConsCommand.self, EventCommand.self, TasksCommand.self, AppendCommand.self]
     )
 }
 
@@ -73,12 +73,18 @@ struct JobRunner {
             return
         }
         var lastState: JobState?
+        var linesShown = 0
         try JobFollower(global: global).follow(client, .run, request) { job in
-            if !global.json, job.state != lastState, !job.state.isFinished {
+            guard !global.json else { return }
+            if job.state != lastState, !job.state.isFinished {
                 let slots = job.slots.isEmpty ? "" : " on slots \(job.slots.map(String.init).joined(separator: ", "))"
                 Output.info("job \(job.id) \(job.state.rawValue)\(slots)")
             }
             lastState = job.state
+            // The job's log (a trace) as it grows; the final record repeats it whole.
+            let lines = job.log ?? []
+            for line in lines.dropFirst(linesShown) { Output.line(line) }
+            linesShown = max(linesShown, lines.count)
         }
     }
 }

@@ -132,6 +132,32 @@ public struct MessageQueue: Sendable {
         }
     }
 
+    /// Sends raw bytes, waiting at most until `deadlineRealtimeNanos` (CLOCK_REALTIME): true when
+    /// sent, false on timeout.
+    public func send(_ bytes: UnsafeRawBufferPointer, deadlineRealtimeNanos: Int64) -> Result<Bool, IPCError> {
+        while true {
+            if pool_mq_timedsend(descriptor, bytes.baseAddress, bytes.count, deadlineRealtimeNanos) == 0 { return .success(true) }
+            switch errno {
+            case EINTR: continue
+            case ETIMEDOUT: return .success(false)
+            default: return .failure(IPCError("mq_timedsend(\(name))"))
+            }
+        }
+    }
+
+    /// Receives into `buffer` (at least `messageSize` bytes), waiting at most until
+    /// `deadlineRealtimeNanos`: true when a message arrived, false on timeout.
+    public func receive(into buffer: UnsafeMutableRawBufferPointer, deadlineRealtimeNanos: Int64) -> Result<Bool, IPCError> {
+        while true {
+            if pool_mq_timedreceive(descriptor, buffer.baseAddress, buffer.count, deadlineRealtimeNanos) >= 0 { return .success(true) }
+            switch errno {
+            case EINTR: continue
+            case ETIMEDOUT, EAGAIN: return .success(false)
+            default: return .failure(IPCError("mq_timedreceive(\(name))"))
+            }
+        }
+    }
+
     public func close() {
         _ = pool_mq_close(descriptor)
     }

@@ -48,7 +48,9 @@ public enum PoolInterface {
           finishedAt: ?string,
           progress: ?Progress,
           result: ?object,
-          error: ?string
+          error: ?string,
+          # The job's own log lines, such as a prodcons trace.
+          log: ?[]string
         )
 
         # The pool and its jobs. With `more`, a reply follows every change.
@@ -63,7 +65,7 @@ public enum PoolInterface {
           uptimeSeconds: float
         )
 
-        # Runs a job of `kind` (counter) and replies when it has finished. With `more`, replies
+        # Runs a job of `kind` (counter, prodcons, event, tasks or append) and replies when it has finished. With `more`, replies
         # follow as it is queued, starts and progresses. With `detach`, replies once it is queued.
         method Run(kind: string, parameters: ?object, detach: ?bool) -> (job: Job)
 

@@ -60,10 +60,12 @@ public struct JobRecord: Codable, Sendable, Equatable {
     public var progress: JobProgress?
     public var result: JSONValue?
     public var error: String?
+    /// The job's own log lines (such as a prodcons trace), in order.
+    public var log: [String]?
 
     public init(id: Int, kind: String, state: JobState, parameters: JSONValue, slots: [Int], submittedAt: String,
                 startedAt: String? = nil, finishedAt: String? = nil, progress: JobProgress? = nil,
-                result: JSONValue? = nil, error: String? = nil) {
+                result: JSONValue? = nil, error: String? = nil, log: [String]? = nil) {
         self.id = id
         self.kind = kind
         self.state = state
@@ -75,6 +77,7 @@ public struct JobRecord: Codable, Sendable, Equatable {
         self.progress = progress
         self.result = result
         self.error = error
+        self.log = log
     }
 }
 

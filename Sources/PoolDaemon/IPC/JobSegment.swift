@@ -79,8 +79,24 @@ public final class JobSegment: Sendable {
 
     public func cancel() {
         cancelFlag.store(1, ordering: .releasing)
-        // Anyone asleep at the start barrier must see the flag now, not at its next timeout.
+        // Anyone asleep at the start barrier or in `pause` must see the flag now.
         barrier.wake()
+        cancelWord.wake()
+    }
+
+    private var cancelWord: FutexWord { FutexWord(at: segment.base + 12) }
+
+    /// Sleeps for `nanoseconds` unless the job is cancelled meanwhile (then returns false at once):
+    /// the notebook's `time.sleep`, interruptible.
+    public func pause(nanoseconds: Int64) -> Bool {
+        guard nanoseconds > 0 else { return !isCancelled }
+        let deadline = MonotonicClock.nanoseconds + nanoseconds
+        while true {
+            if isCancelled { return false }
+            let left = deadline - MonotonicClock.nanoseconds
+            if left <= 0 { return true }
+            _ = cancelWord.wait(whileEqualTo: 0, timeoutNanos: left)
+        }
     }
 
     public func participant(_ index: Int) -> Participant {

@@ -73,7 +73,7 @@ struct CounterJob: JobPlan {
         return segment
     }
 
-    func result(from segment: JobSegment) -> JSONValue {
+    func result(from segment: JobSegment, monitor: (any JobMonitor)?) -> JSONValue {
         let area = segment.kindArea
         let actual = Int(Self.counter(in: area).load(ordering: .acquiring))
         var expected = settings.start
@@ -124,7 +124,8 @@ extension CounterJob: JobParticipantWork {
     /// cancellation, so the per-update path is just the update itself.
     static let chunk = 16_384
 
-    static func run(segment: JobSegment, participant: Int, progress: Scoreboard.Record) -> WorkerEvent.Outcome {
+    static func run(_ context: ParticipantContext) -> WorkerEvent.Outcome {
+        let segment = context.segment, participant = context.participant, progress = context.record
         let area = segment.kindArea
         let modeCode = area.load(fromByteOffset: Area.mode, as: UInt32.self)
         let split = area.load(fromByteOffset: Area.split, as: UInt32.self) != 0

@@ -25,6 +25,10 @@ final class Job {
     var watchers: [Int: (JobRecord) -> Void] = [:]
     var nextWatcherID = 1
     var cancelTimer: Scheduled<Void>?
+    var monitor: (any JobMonitor)?
+    var monitorTimer: Scheduled<Void>?
+    /// Log lines kept once the segment is gone.
+    var finalLog: [String]?
     var progressTimer: Scheduled<Void>?
 
     init(id: Int, plan: any JobPlan) {
@@ -44,7 +48,12 @@ final class Job {
         JobRecord(id: id, kind: plan.kind.name, state: state, parameters: plan.parameters, slots: slots,
                   submittedAt: Self.timestamp(submittedAt), startedAt: startedAt.map(Self.timestamp),
                   finishedAt: finishedAt.map(Self.timestamp), progress: state == .running ? progress : nil,
-                  result: result, error: failure ?? (state == .cancelled ? cancelReason : nil))
+                  result: result, error: failure ?? (state == .cancelled ? cancelReason : nil), log: log)
+    }
+
+    var log: [String]? {
+        let lines = finalLog ?? segment.map { plan.logLines(segment: $0) } ?? []
+        return lines.isEmpty ? nil : lines
     }
 
     static func timestamp(_ date: Date) -> String {

@@ -1,3 +1,4 @@
+import Logging
 import PoolIPC
 import PoolProtocol
 
@@ -12,21 +13,63 @@ protocol JobPlan: Sendable {
     /// Units of work in all, for progress (operations, items).
     var totalWork: Int { get }
 
-    /// Creates and fills the job's segment.
+    /// Creates and fills the job's segment, and any IPC object the job needs besides it (named
+    /// after the segment, so that `removeResources` finds it).
     func createSegment(name: String) throws(IPCError) -> JobSegment
+
+    /// Unlinks what `createSegment` made besides the segment.
+    func removeResources(segmentName: String)
+
+    /// What the daemon itself does while the job runs (set an event, sample a queue), if anything.
+    func makeMonitor(segment: JobSegment) -> (any JobMonitor)?
+
+    /// The job's log lines so far (a trace), read from the segment.
+    func logLines(segment: JobSegment) -> [String]
 
     /// The result, read from the segment after the participants have ended (also when the job
     /// failed or was cancelled: what was done until then).
-    func result(from segment: JobSegment) -> JSONValue
+    func result(from segment: JobSegment, monitor: (any JobMonitor)?) -> JSONValue
+}
+
+extension JobPlan {
+    func removeResources(segmentName: String) {}
+    func makeMonitor(segment: JobSegment) -> (any JobMonitor)? { nil }
+    func logLines(segment: JobSegment) -> [String] { [] }
+}
+
+/// The daemon's part in a running job, called on the event loop: first after `initialDelay`,
+/// then after whatever delay `tick` returns, until it returns nil or the job ends.
+protocol JobMonitor: AnyObject {
+    var initialDelay: Duration { get }
+    func tick() -> Duration?
 }
 
 /// The job kinds, with the number that tags their segments and the name clients use.
 enum JobKindCode: UInt32, Sendable, CaseIterable {
     case counter = 1
+    case prodcons = 2
+    case event = 3
+    case tasks = 4
+    case append = 5
 
     var name: String {
         switch self {
         case .counter: return "counter"
+        case .prodcons: return "prodcons"
+        case .event: return "event"
+        case .tasks: return "tasks"
+        case .append: return "append"
+        }
+    }
+
+    /// The worker side of the kind.
+    var work: any JobParticipantWork.Type {
+        switch self {
+        case .counter: return CounterJob.self
+        case .prodcons: return ProdConsJob.self
+        case .event: return EventJob.self
+        case .tasks: return TasksJob.self
+        case .append: return AppendJob.self
         }
     }
 
@@ -45,6 +88,10 @@ enum JobCatalog {
         }
         switch code {
         case .counter: return try CounterJob.plan(parameters, limits: limits)
+        case .prodcons: return try ProdConsJob.plan(parameters, limits: limits)
+        case .event: return try EventJob.plan(parameters, limits: limits)
+        case .tasks: return try TasksJob.plan(parameters, limits: limits)
+        case .append: return try AppendJob.plan(parameters, limits: limits)
         }
     }
 }
@@ -58,5 +105,17 @@ struct JobLimits: Sendable {
 
 /// The worker side of a job kind: does one participant's share.
 protocol JobParticipantWork {
-    static func run(segment: JobSegment, participant: Int, progress: Scoreboard.Record) -> WorkerEvent.Outcome
+    static func run(_ context: ParticipantContext) -> WorkerEvent.Outcome
+}
+
+/// What a worker's share of a job works with.
+struct ParticipantContext {
+    let segment: JobSegment
+    let participant: Int
+    let slot: Int
+    /// The worker's scoreboard record: progress and heartbeat go here.
+    let record: Scoreboard.Record
+    let logger: Logger
+    /// The job's record for this participant.
+    var mine: JobSegment.Participant { segment.participant(participant) }
 }

@@ -68,6 +68,10 @@ extension PoolController {
             }
         }
         logger.info("job started", metadata: ["job": "\(job.id)", "kind": "\(job.plan.kind.name)", "slots": "\(assigned)"])
+        if let monitor = job.plan.makeMonitor(segment: segment) {
+            job.monitor = monitor
+            scheduleMonitor(for: job, monitor: monitor, after: monitor.initialDelay)
+        }
         job.notifyWatchers()
         if job.ended.count == assigned.count { finish(job) }
         noteChange()
@@ -132,8 +136,11 @@ extension PoolController {
     func finish(_ job: Job) {
         job.cancelTimer?.cancel()
         job.progressTimer?.cancel()
+        job.monitorTimer?.cancel()
         if let segment = job.segment {
-            job.result = job.plan.result(from: segment)
+            job.result = job.plan.result(from: segment, monitor: job.monitor)
+            job.finalLog = job.plan.logLines(segment: segment)
+            job.plan.removeResources(segmentName: segment.segment.name)
             SharedSegment.unlink(name: segment.segment.name)
             job.segment = nil
         }
@@ -183,6 +190,13 @@ extension PoolController {
             guard !job.state.isFinished, !job.watchers.isEmpty else { return }
             if job.state == .running { job.notifyWatchers() }
             scheduleProgress(for: job)
+        }
+    }
+
+    private func scheduleMonitor(for job: Job, monitor: any JobMonitor, after delay: Duration) {
+        job.monitorTimer = eventLoop.assumeIsolated().scheduleTask(in: timeAmount(delay)) { [self] in
+            guard job.state == .running, job.cancelReason == nil, job.failure == nil else { return }
+            if let next = monitor.tick() { scheduleMonitor(for: job, monitor: monitor, after: next) }
         }
     }
 }

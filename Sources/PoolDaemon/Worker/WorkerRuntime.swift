@@ -112,10 +112,8 @@ public struct WorkerRuntime {
             _ = record.jobsDone.loadThenWrappingIncrement(ordering: .relaxed)
         }
         logger.debug("running \(kind.name) job \(jobID) as participant \(participant)")
-        let outcome: WorkerEvent.Outcome
-        switch kind {
-        case .counter: outcome = CounterJob.run(segment: segment, participant: participant, progress: record)
-        }
-        return (outcome, 0)
+        let context = ParticipantContext(segment: segment, participant: participant, slot: slot, record: record,
+                                         logger: logger)
+        return (kind.work.run(context), 0)
     }
 }

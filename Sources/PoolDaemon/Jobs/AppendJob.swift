@@ -1,0 +1,186 @@
+import Atomics
+import CPooldShim
+import PoolIPC
+import PoolProtocol
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The notebook's section 2: workers append their character to a string. With shared memory they
+/// append to one string in the job's segment, under a lock, and the interleaving shows; with private
+/// memory each appends to its own copy (as forked processes do) and the daemon's copy stays empty —
+/// "why has `a` not been modified".
+struct AppendJob: JobPlan {
+    enum Memory: String, CaseIterable, Sendable { case shared, `private` }
+
+    struct Writer: Sendable {
+        var character: UInt8
+        var count: Int
+        var interval: Int64
+    }
+
+    let writers: [Writer]
+    let memory: Memory
+    var kind: JobKindCode { .append }
+    var workers: Int { writers.count }
+    var totalWork: Int { writers.reduce(0) { $0 + $1.count } }
+
+    enum Area {
+        static let memory = 0       // UInt32: 0 shared, 1 private
+        static let length = 64      // Int64, under the mutex: the shared string's length
+        static let mutex = 128
+        static let writers = 256    // per participant: character, count, interval, private length (Int64 each)
+        static let writerSize = 32
+        static func text(participants: Int) -> Int { writers + participants * writerSize }
+    }
+
+    static func plan(_ parameters: JSONValue?, limits: JobLimits) throws(PoolError) -> AppendJob {
+        var reader = try ParameterReader(parameters)
+        let workers = try reader.int("workers", default: 2, in: 1...4096)
+        let characters = Array(try reader.string("chars", default: "oO").utf8)
+        let counts = try reader.list("counts") ?? [.number(10), .number(20)]
+        let intervals = try reader.list("intervals") ?? [.string("1s"), .string("600ms")]
+        let memory = try reader.choice("memory", default: Memory.shared)
+        try reader.finish(kind: "append")
+        if workers > limits.poolSize { throw PoolError.poolTooSmall(requested: workers, poolSize: limits.poolSize) }
+        guard characters.count == workers || characters.count == 1, characters.allSatisfy({ $0 > 32 && $0 < 127 }) else {
+            throw PoolError.invalidParameter("chars", "must be one printable ASCII character per worker (\(workers)), or one for all")
+        }
+        func pick<T>(_ list: [T], _ index: Int, _ name: String) throws(PoolError) -> T {
+            guard list.count == workers || list.count == 1 else {
+                throw PoolError.invalidParameter(name, "must have one value per worker (\(workers)), or one for all")
+            }
+            return list.count == 1 ? list[0] : list[index]
+        }
+        var writers: [Writer] = []
+        for index in 0..<workers {
+            guard let count = try pick(counts, index, "counts").intValue, (0...100_000).contains(count) else {
+                throw PoolError.invalidParameter("counts", "each count must be an integer from 0 to 100000")
+            }
+            let intervalValue = try pick(intervals, index, "intervals")
+            let interval: Int64?
+            switch intervalValue {
+            case .string(let text): interval = DurationText.nanoseconds(text)
+            case .number(let millis) where millis >= 0: interval = Int64(millis * 1e6)
+            default: interval = nil
+            }
+            guard let interval, interval <= 60_000_000_000 else {
+                throw PoolError.invalidParameter("intervals", "each interval must be a duration up to 60s, such as 600ms")
+            }
+            writers.append(Writer(character: try pick(characters, index, "chars"), count: count, interval: interval))
+        }
+        guard writers.reduce(0, { $0 + $1.count }) <= 1_000_000 else {
+            throw PoolError.invalidParameter("counts", "the counts may add up to at most 1000000")
+        }
+        return AppendJob(writers: writers, memory: memory)
+    }
+
+    var parameters: JSONValue {
+        .object([
+            "workers": .number(Double(workers)),
+            "chars": .string(String(decoding: writers.map(\.character), as: UTF8.self)),
+            "counts": .array(writers.map { .number(Double($0.count)) }),
+            "intervals": .array(writers.map { .string(DurationText.format($0.interval)) }),
+            "memory": .string(memory.rawValue),
+        ])
+    }
+
+    /// The shared string first, then each worker's private copy, so that every process writes
+    /// only its own bytes.
+    private var textCapacity: Int { totalWork }
+
+    private func copyOffset(_ participant: Int) -> Int {
+        Area.text(participants: workers) + textCapacity + writers[..<participant].reduce(0) { $0 + $1.count }
+    }
+
+    func createSegment(name: String) throws(IPCError) -> JobSegment {
+        let size = Area.text(participants: workers) + 2 * textCapacity
+        let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers, kindAreaSize: size)
+        let area = segment.kindArea
+        area.storeBytes(of: memory == .shared ? 0 : 1, toByteOffset: Area.memory, as: UInt32.self)
+        for (index, writer) in writers.enumerated() {
+            let entry = area + Area.writers + index * Area.writerSize
+            entry.storeBytes(of: Int64(writer.character), toByteOffset: 0, as: Int64.self)
+            entry.storeBytes(of: Int64(writer.count), toByteOffset: 8, as: Int64.self)
+            entry.storeBytes(of: writer.interval, toByteOffset: 16, as: Int64.self)
+            // Where this worker's private copy is reported back to.
+            entry.storeBytes(of: Int64(copyOffset(index)), toByteOffset: 24, as: Int64.self)
+        }
+        do {
+            try RobustMutex(at: area + Area.mutex).initialize()
+        } catch {
+            SharedSegment.unlink(name: name)
+            throw error
+        }
+        return segment
+    }
+
+    func result(from segment: JobSegment, monitor: (any JobMonitor)?) -> JSONValue {
+        let area = segment.kindArea
+        let expected = totalWork
+        switch memory {
+        case .shared:
+            let length = min(Int(area.load(fromByteOffset: Area.length, as: Int64.self)), textCapacity)
+            let text = String(decoding: UnsafeRawBufferPointer(start: area + Area.text(participants: workers), count: length), as: UTF8.self)
+            return .object(["memory": .string("shared"), "text": .string(text), "length": .number(Double(length)),
+                            "expectedLength": .number(Double(expected))])
+        case .private:
+            var copies: [JSONValue] = []
+            for (index, writer) in writers.enumerated() {
+                let done = min(Int(segment.participant(index).done.load(ordering: .acquiring)), writer.count)
+                let text = String(decoding: UnsafeRawBufferPointer(start: area + copyOffset(index), count: done), as: UTF8.self)
+                copies.append(.object([
+                    "participant": .number(Double(index)),
+                    "slot": .number(Double(segment.participant(index).slot.load(ordering: .relaxed))),
+                    "text": .string(text),
+                ]))
+            }
+            // The daemon's own `a`: nobody could append to it, as in the notebook.
+            return .object(["memory": .string("private"), "daemonCopy": .string(""), "copies": .array(copies)])
+        }
+    }
+}
+
+extension AppendJob: JobParticipantWork {
+    static func run(_ context: ParticipantContext) -> WorkerEvent.Outcome {
+        let segment = context.segment
+        let area = segment.kindArea
+        let shared = area.load(fromByteOffset: Area.memory, as: UInt32.self) == 0
+        let entry = area + Area.writers + context.participant * Area.writerSize
+        let character = UInt8(entry.load(fromByteOffset: 0, as: Int64.self))
+        let count = Int(entry.load(fromByteOffset: 8, as: Int64.self))
+        let interval = entry.load(fromByteOffset: 16, as: Int64.self)
+        let copy = area + Int(entry.load(fromByteOffset: 24, as: Int64.self))
+        let text = area + Area.text(participants: segment.participants)
+        let capacity = (0..<segment.participants).reduce(0) {
+            $0 + Int((area + Area.writers + $1 * Area.writerSize).load(fromByteOffset: 8, as: Int64.self))
+        }
+        let mutex = RobustMutex(at: area + Area.mutex)
+        var mine: [UInt8] = []  // the private `a`: this process's own memory
+        mine.reserveCapacity(count)
+        let symbol = String(UnicodeScalar(character))
+
+        guard segment.arriveAndWaitForAll() else { return .cancelled }
+        for done in 1...max(count, 1) where count > 0 {
+            if shared {
+                guard (try? mutex.lock()) != nil else { return .failed }
+                let length = Int(area.load(fromByteOffset: Area.length, as: Int64.self))
+                if length < capacity {
+                    text.storeBytes(of: character, toByteOffset: length, as: UInt8.self)
+                    area.storeBytes(of: Int64(length + 1), toByteOffset: Area.length, as: Int64.self)
+                }
+                mutex.unlock()
+                context.logger.debug("appended \(symbol) (length = \(length + 1))")
+            } else {
+                mine.append(character)
+                context.logger.debug("appended \(symbol) to my own copy (length = \(mine.count))")
+            }
+            context.mine.done.store(Int64(done), ordering: .releasing)
+            context.record.beat()
+            if done < count, !segment.pause(nanoseconds: interval) { break }
+        }
+        // The private copy is reported back once, after the fact: it never was shared.
+        if !shared, !mine.isEmpty { mine.withUnsafeBytes { copy.copyMemory(from: $0.baseAddress!, byteCount: $0.count) } }
+        return segment.isCancelled ? .cancelled : .completed
+    }
+}

@@ -1,0 +1,157 @@
+import Atomics
+import PoolIPC
+import PoolProtocol
+
+/// The notebook's Event: waiters block on one event in shared memory (a futex word); timeout waiters
+/// loop "doing something" and wait with a timeout until it is set. The daemon sets it after
+/// `setAfter`, as the notebook's main thread does.
+struct EventJob: JobPlan {
+    let waiters: Int
+    let timeoutWaiters: Int
+    let timeout: Int64
+    let setAfter: Int64
+    var kind: JobKindCode { .event }
+    var workers: Int { waiters + timeoutWaiters }
+    var totalWork: Int { workers }
+
+    enum Area {
+        static let timeout = 0       // Int64 nanoseconds
+        static let waiters = 8       // Int64: participants below this wait without a timeout
+        static let event = 64        // UInt32 futex word: 0 clear, 1 set
+        static let setNanos = 72     // Int64: when the daemon set it
+        static let records = 128     // per participant: received, timeouts, wokeNanos (Int64 each)
+        static let recordSize = 32
+    }
+
+    static func plan(_ parameters: JSONValue?, limits: JobLimits) throws(PoolError) -> EventJob {
+        var reader = try ParameterReader(parameters)
+        let waiters = try reader.int("waiters", default: 1, in: 0...1024)
+        let timeoutWaiters = try reader.int("timeoutWaiters", default: 1, in: 0...1024)
+        let timeout = try reader.duration("timeout", default: 2_000_000_000, in: 1_000_000...3_600_000_000_000)
+        let setAfter = try reader.duration("setAfter", default: 500_000_000, in: 0...3_600_000_000_000)
+        try reader.finish(kind: "event")
+        guard waiters + timeoutWaiters >= 1 else {
+            throw PoolError.invalidParameter("waiters", "an event job needs at least one waiter or timeout waiter")
+        }
+        if waiters + timeoutWaiters > limits.poolSize {
+            throw PoolError.poolTooSmall(requested: waiters + timeoutWaiters, poolSize: limits.poolSize)
+        }
+        return EventJob(waiters: waiters, timeoutWaiters: timeoutWaiters, timeout: timeout, setAfter: setAfter)
+    }
+
+    var parameters: JSONValue {
+        .object(["waiters": .number(Double(waiters)), "timeoutWaiters": .number(Double(timeoutWaiters)),
+                 "timeout": .string(DurationText.format(timeout)), "setAfter": .string(DurationText.format(setAfter))])
+    }
+
+    func createSegment(name: String) throws(IPCError) -> JobSegment {
+        let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers,
+                                            kindAreaSize: Area.records + workers * Area.recordSize)
+        segment.kindArea.storeBytes(of: timeout, toByteOffset: Area.timeout, as: Int64.self)
+        segment.kindArea.storeBytes(of: Int64(waiters), toByteOffset: Area.waiters, as: Int64.self)
+        return segment
+    }
+
+    func makeMonitor(segment: JobSegment) -> (any JobMonitor)? {
+        EventSetter(segment: segment, delay: setAfter)
+    }
+
+    /// The daemon's side: set the event once, after the delay.
+    final class EventSetter: JobMonitor {
+        let segment: JobSegment
+        let initialDelay: Duration
+
+        init(segment: JobSegment, delay: Int64) {
+            self.segment = segment
+            self.initialDelay = .nanoseconds(delay)
+        }
+
+        func tick() -> Duration? {
+            segment.kindArea.storeBytes(of: MonotonicClock.nanoseconds, toByteOffset: Area.setNanos, as: Int64.self)
+            let word = FutexWord(at: segment.kindArea + Area.event)
+            word.atomic.store(1, ordering: .releasing)
+            word.wake()
+            return nil
+        }
+    }
+
+    func result(from segment: JobSegment, monitor: (any JobMonitor)?) -> JSONValue {
+        let area = segment.kindArea
+        let setNanos = area.load(fromByteOffset: Area.setNanos, as: Int64.self)
+        var entries: [JSONValue] = []
+        for index in 0..<workers {
+            let record = area + Area.records + index * Area.recordSize
+            let received = record.load(fromByteOffset: 0, as: Int64.self) != 0
+            let woke = record.load(fromByteOffset: 16, as: Int64.self)
+            let participant = segment.participant(index)
+            var entry: [String: JSONValue] = [
+                "participant": .number(Double(index)),
+                "slot": .number(Double(participant.slot.load(ordering: .relaxed))),
+                "pid": .number(Double(participant.pid.load(ordering: .relaxed))),
+                "withTimeout": .bool(index >= waiters),
+                "received": .bool(received),
+                "timeouts": .number(Double(record.load(fromByteOffset: 8, as: Int64.self))),
+            ]
+            if received && setNanos > 0 { entry["wakeLatencyMicros"] = .number(Double(max(0, woke - setNanos)) / 1000) }
+            entries.append(.object(entry))
+        }
+        return .object(["set": .bool(setNanos > 0), "setAfter": .string(DurationText.format(setAfter)),
+                        "timeout": .string(DurationText.format(timeout)), "waiters": .array(entries)])
+    }
+}
+
+extension EventJob: JobParticipantWork {
+    static func run(_ context: ParticipantContext) -> WorkerEvent.Outcome {
+        let area = context.segment.kindArea
+        let timeout = area.load(fromByteOffset: Area.timeout, as: Int64.self)
+        let withTimeout = context.participant >= Int(area.load(fromByteOffset: Area.waiters, as: Int64.self))
+        let event = FutexWord(at: area + Area.event)
+        let record = area + Area.records + context.participant * Area.recordSize
+        var timeouts: Int64 = 0
+        defer {
+            record.storeBytes(of: timeouts, toByteOffset: 8, as: Int64.self)
+            context.mine.done.store(1, ordering: .relaxed)
+        }
+        if withTimeout {
+            while event.atomic.load(ordering: .acquiring) == 0 {
+                context.logger.info("I'm also doing something")
+                context.logger.debug("waiting for an event from the daemon, but with a timeout ...")
+                switch waitForEvent(event, context: context, timeoutNanos: timeout) {
+                case .set: break
+                case .timedOut:
+                    timeouts += 1
+                    context.logger.debug("received event False")
+                case .cancelled: return .cancelled
+                }
+            }
+        } else {
+            context.logger.info("I'm doing something")
+            context.logger.debug("waiting for an event from the daemon ...")
+            if waitForEvent(event, context: context, timeoutNanos: nil) == .cancelled { return .cancelled }
+        }
+        record.storeBytes(of: MonotonicClock.nanoseconds, toByteOffset: 16, as: Int64.self)
+        record.storeBytes(of: 1, toByteOffset: 0, as: Int64.self)
+        context.logger.info("received event True")
+        return .completed
+    }
+
+    enum WaitResult { case set, timedOut, cancelled }
+
+    /// Sleeps on the event's futex until it is set, the timeout passes or the job is cancelled.
+    /// Sleeps are sliced so that a cancellation is seen within 100 ms.
+    static func waitForEvent(_ event: FutexWord, context: ParticipantContext, timeoutNanos: Int64?) -> WaitResult {
+        let deadline = timeoutNanos.map { MonotonicClock.nanoseconds + $0 }
+        while event.atomic.load(ordering: .acquiring) == 0 {
+            if context.segment.isCancelled { return .cancelled }
+            var slice: Int64 = 100_000_000
+            if let deadline {
+                let left = deadline - MonotonicClock.nanoseconds
+                if left <= 0 { return .timedOut }
+                slice = min(slice, left)
+            }
+            context.record.beat()
+            _ = event.wait(whileEqualTo: 0, timeoutNanos: slice)
+        }
+        return .set
+    }
+}

@@ -1,0 +1,251 @@
+import Atomics
+import CPooldShim
+import PoolIPC
+import PoolProtocol
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The notebook's bounded producer/consumer queue, across processes: one POSIX message queue per
+/// job, producers and consumers blocking in the kernel (never polling `q.empty()`), items checked by
+/// sum, latency measured from enqueue to dequeue, occupancy sampled by the daemon.
+struct ProdConsJob: JobPlan {
+    let producers: Int
+    let consumers: Int
+    let items: Int
+    let capacity: Int
+    let payloadBytes: Int
+    let batch: Int
+    let seed: UInt64
+    let produceDelay: ClosedRange<Int64>
+    let consumeDelay: ClosedRange<Int64>
+    let trace: Bool
+
+    var kind: JobKindCode { .prodcons }
+    var workers: Int { producers + consumers }
+    var totalWork: Int { 2 * items }
+    var messageSize: Int { Message.headerSize + batch * payloadBytes }
+
+    /// A queue message: a header, then `count` items of `payloadBytes` (the value in the first 8).
+    /// A message with no items is the end-of-stream sentinel.
+    enum Message {
+        static let headerSize = 16   // producer UInt32, count UInt32, enqueued Int64
+    }
+
+    enum Area {
+        static let items = 0, capacity = 8, payloadBytes = 16, batch = 24, seed = 32, producers = 40, trace = 48
+        static let produceLow = 64, produceHigh = 72, consumeLow = 80, consumeHigh = 88
+        static let consumed = 128        // Int64, atomic: items consumed by all
+        static let traceNext = 192       // Int64, atomic: next trace entry
+        static let stats = 256           // per participant: count, sum, full/empty, (Int64 each)
+        static let statsSize = 64
+        static func histograms(_ participants: Int) -> Int { stats + participants * statsSize }
+        static func traceEntries(_ participants: Int, consumers: Int) -> Int {
+            histograms(participants) + consumers * LatencyHistogram.byteSize
+        }
+        static let traceEntrySize = 32   // kind UInt32, participant UInt32, value, queue length, time (Int64)
+    }
+
+    static let maxTracedItems = 100_000
+
+    static func plan(_ parameters: JSONValue?, limits: JobLimits) throws(PoolError) -> ProdConsJob {
+        var reader = try ParameterReader(parameters)
+        let producers = try reader.int("producers", default: 1, in: 1...4096)
+        let consumers = try reader.int("consumers", default: 1, in: 1...4096)
+        let items = try reader.int("items", default: 10, in: 1...1_000_000_000)
+        let capacity = try reader.int("capacity", default: 10, in: 1...65536)
+        let payloadBytes = try reader.int("payloadBytes", default: 8, in: 8...1_048_576)
+        let batch = try reader.int("batch", default: 1, in: 1...65536)
+        let seed = try reader.int("seed", default: 1, in: 0...Int.max)
+        // The notebook sleeps random.random() seconds around each put and get; a large run has no delay.
+        let defaultDelay: ClosedRange<Int64> = items <= 100 ? 0...1_000_000_000 : 0...0
+        let produceDelay = try reader.durationRange("produceDelay", default: defaultDelay, max: 60_000_000_000)
+        let consumeDelay = try reader.durationRange("consumeDelay", default: defaultDelay, max: 60_000_000_000)
+        let trace = try reader.bool("trace", default: false)
+        try reader.finish(kind: "prodcons")
+
+        if producers + consumers > limits.poolSize {
+            throw PoolError.poolTooSmall(requested: producers + consumers, poolSize: limits.poolSize)
+        }
+        let maxDepth = SystemLimits.messageQueueMaxDepth
+        guard capacity <= maxDepth else {
+            throw PoolError.invalidParameter("capacity", "\(capacity) is above the system's limit on queue depth, /proc/sys/fs/mqueue/msg_max = \(maxDepth); raise it (sysctl fs.mqueue.msg_max=\(capacity)) or ask for at most \(maxDepth)")
+        }
+        let messageSize = Message.headerSize + batch * payloadBytes
+        let maxSize = SystemLimits.messageQueueMaxMessageSize
+        guard messageSize <= maxSize else {
+            throw PoolError.invalidParameter(batch > 1 ? "batch" : "payloadBytes", "a message of \(batch) x \(payloadBytes)-byte items plus a \(Message.headerSize)-byte header is \(messageSize) bytes, above /proc/sys/fs/mqueue/msgsize_max = \(maxSize); send fewer or smaller items per message, or raise it (sysctl fs.mqueue.msgsize_max=\(messageSize))")
+        }
+        let cost = SystemLimits.messageQueueCost(depth: capacity, messageSize: messageSize)
+        let budget = SystemLimits.messageQueueByteLimit
+        guard cost <= budget else {
+            throw PoolError.resourceLimit("a queue of \(capacity) x \(messageSize)-byte messages needs about \(cost) bytes but RLIMIT_MSGQUEUE allows \(budget) for this user (ulimit -q; LimitMSGQUEUE= under systemd)")
+        }
+        if trace && items > maxTracedItems {
+            throw PoolError.invalidParameter("trace", "traces at most \(maxTracedItems) items; run without trace for more")
+        }
+        return ProdConsJob(producers: producers, consumers: consumers, items: items, capacity: capacity,
+                           payloadBytes: payloadBytes, batch: batch, seed: UInt64(seed), produceDelay: produceDelay,
+                           consumeDelay: consumeDelay, trace: trace)
+    }
+
+    var parameters: JSONValue {
+        func range(_ range: ClosedRange<Int64>) -> JSONValue {
+            .string(range.lowerBound == range.upperBound ? DurationText.format(range.lowerBound)
+                    : DurationText.format(range.lowerBound) + ".." + DurationText.format(range.upperBound))
+        }
+        return .object([
+            "producers": .number(Double(producers)), "consumers": .number(Double(consumers)),
+            "items": .number(Double(items)), "capacity": .number(Double(capacity)),
+            "payloadBytes": .number(Double(payloadBytes)), "batch": .number(Double(batch)),
+            "seed": .number(Double(seed)), "produceDelay": range(produceDelay), "consumeDelay": range(consumeDelay),
+            "trace": .bool(trace),
+        ])
+    }
+
+    static func queueName(segmentName: String) -> String { segmentName + ".queue" }
+
+    func createSegment(name: String) throws(IPCError) -> JobSegment {
+        let traceSize = trace ? 2 * items * Area.traceEntrySize : 0
+        let size = Area.traceEntries(workers, consumers: consumers) + traceSize
+        let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers, kindAreaSize: size)
+        let area = segment.kindArea
+        for (offset, value) in [(Area.items, items), (Area.capacity, capacity), (Area.payloadBytes, payloadBytes),
+                                (Area.batch, batch), (Area.producers, producers), (Area.trace, trace ? 1 : 0)] {
+            area.storeBytes(of: Int64(value), toByteOffset: offset, as: Int64.self)
+        }
+        area.storeBytes(of: seed, toByteOffset: Area.seed, as: UInt64.self)
+        for (offset, value) in [(Area.produceLow, produceDelay.lowerBound), (Area.produceHigh, produceDelay.upperBound),
+                                (Area.consumeLow, consumeDelay.lowerBound), (Area.consumeHigh, consumeDelay.upperBound)] {
+            area.storeBytes(of: value, toByteOffset: offset, as: Int64.self)
+        }
+        do {
+            let queue = try MessageQueue.create(name: Self.queueName(segmentName: name), depth: capacity, messageSize: messageSize)
+            queue.close()
+        } catch {
+            SharedSegment.unlink(name: name)
+            throw error
+        }
+        return segment
+    }
+
+    func removeResources(segmentName: String) {
+        MessageQueue.unlink(name: Self.queueName(segmentName: segmentName))
+    }
+
+    func makeMonitor(segment: JobSegment) -> (any JobMonitor)? {
+        guard let queue = try? MessageQueue.open(name: Self.queueName(segmentName: segment.segment.name), nonBlocking: true) else {
+            return nil
+        }
+        return OccupancySampler(queue: queue)
+    }
+
+    /// Samples the queue's length while the job runs, keeping at most `limit` samples: when full,
+    /// neighbours are averaged and the interval doubles, so a long run keeps its whole shape.
+    final class OccupancySampler: JobMonitor {
+        let queue: MessageQueue
+        private(set) var samples: [Double] = []
+        private(set) var interval: Int64 = 10_000_000
+        let limit = 512
+        var initialDelay: Duration { .nanoseconds(0) }
+
+        init(queue: MessageQueue) {
+            self.queue = queue
+        }
+
+        deinit {
+            queue.close()
+        }
+
+        func tick() -> Duration? {
+            samples.append(Double(queue.currentDepth))
+            if samples.count >= limit {
+                samples = stride(from: 0, to: samples.count - 1, by: 2).map { (samples[$0] + samples[$0 + 1]) / 2 }
+                interval *= 2
+            }
+            return .nanoseconds(interval)
+        }
+    }
+
+    func logLines(segment: JobSegment) -> [String] {
+        guard trace else { return [] }
+        let area = segment.kindArea
+        let base = area + Area.traceEntries(workers, consumers: consumers)
+        let written = min(Int(Self.atomic(area + Area.traceNext).load(ordering: .acquiring)), 2 * items)
+        var lines: [String] = []
+        lines.reserveCapacity(written)
+        for index in 0..<written {
+            let entry = base + index * Area.traceEntrySize
+            guard entry.load(fromByteOffset: 24, as: Int64.self) != 0 else { break }  // not yet complete
+            let verb = entry.load(fromByteOffset: 0, as: UInt32.self) == 1 ? "Produced" : "Consumed"
+            let value = entry.load(fromByteOffset: 8, as: Int64.self)
+            let length = entry.load(fromByteOffset: 16, as: Int64.self)
+            lines.append("\(verb) \(value) (queue length = \(length))")
+        }
+        return lines
+    }
+
+    func result(from segment: JobSegment, monitor: (any JobMonitor)?) -> JSONValue {
+        let area = segment.kindArea
+        var producerEntries: [JSONValue] = [], consumerEntries: [JSONValue] = []
+        var produced = 0, consumed = 0, producedSum = 0, consumedSum = 0, full = 0, empty = 0
+        var first = Int64.max, last = Int64.min
+        for index in 0..<workers {
+            let stats = area + Area.stats + index * Area.statsSize
+            let count = Int(stats.load(fromByteOffset: 0, as: Int64.self))
+            let sum = Int(stats.load(fromByteOffset: 8, as: Int64.self))
+            let waits = Int(stats.load(fromByteOffset: 16, as: Int64.self))
+            let participant = segment.participant(index)
+            let started = participant.startedNanos.load(ordering: .relaxed)
+            let finished = participant.finishedNanos.load(ordering: .relaxed)
+            if started > 0 { first = min(first, started) }
+            if finished > 0 { last = max(last, finished) }
+            var entry: [String: JSONValue] = [
+                "participant": .number(Double(index)),
+                "slot": .number(Double(participant.slot.load(ordering: .relaxed))),
+                "pid": .number(Double(participant.pid.load(ordering: .relaxed))),
+                "sum": .number(Double(sum)),
+            ]
+            if index < producers {
+                produced += count; producedSum += sum; full += waits
+                entry["produced"] = .number(Double(count))
+                entry["foundFull"] = .number(Double(waits))
+                producerEntries.append(.object(entry))
+            } else {
+                consumed += count; consumedSum += sum; empty += waits
+                entry["consumed"] = .number(Double(count))
+                entry["foundEmpty"] = .number(Double(waits))
+                consumerEntries.append(.object(entry))
+            }
+        }
+        let histograms = (0..<consumers).map { LatencyHistogram(at: area + Area.histograms(workers) + $0 * LatencyHistogram.byteSize) }
+        let latency = LatencyHistogram.summary(histograms, percentiles: [50, 90, 99])
+        let duration = last > first ? Double(last - first) / 1e9 : 0
+        var result: [String: JSONValue] = [
+            "items": .number(Double(items)),
+            "produced": .number(Double(produced)), "consumed": .number(Double(consumed)),
+            "producedSum": .number(Double(producedSum)), "consumedSum": .number(Double(consumedSum)),
+            "checksumOK": .bool(produced == items && consumed == items && producedSum == consumedSum),
+            "durationSeconds": .number(duration),
+            "itemsPerSecond": .number(duration > 0 ? Double(consumed) / duration : 0),
+            "queueFull": .number(Double(full)), "queueEmpty": .number(Double(empty)),
+            "latencyMicros": .object([
+                "p50": .number(Double(latency.values[0]) / 1000), "p90": .number(Double(latency.values[1]) / 1000),
+                "p99": .number(Double(latency.values[2]) / 1000), "max": .number(Double(latency.max) / 1000),
+            ]),
+            "producers": .array(producerEntries), "consumers": .array(consumerEntries),
+        ]
+        if let sampler = monitor as? OccupancySampler {
+            result["occupancy"] = .object([
+                "intervalMillis": .number(Double(sampler.interval) / 1e6),
+                "capacity": .number(Double(capacity)),
+                "samples": .array(sampler.samples.map { .number($0) }),
+            ])
+        }
+        return .object(result)
+    }
+
+    static func atomic(_ pointer: UnsafeMutableRawPointer) -> UnsafeAtomic<Int64> {
+        UnsafeAtomic(at: pointer.assumingMemoryBound(to: Int64.AtomicRepresentation.self))
+    }
+}

@@ -1,0 +1,82 @@
+import Atomics
+import PoolIPC
+import PoolProtocol
+
+/// The notebook's "passing arguments to threads": task i runs somewhere and says `I'm the task i`.
+/// More tasks than workers are spread over them: each worker takes the next index from a shared
+/// counter until none is left.
+struct TasksJob: JobPlan {
+    let count: Int
+    let workers: Int
+    var kind: JobKindCode { .tasks }
+    var totalWork: Int { count }
+
+    enum Area {
+        static let count = 0        // Int64
+        static let next = 64        // Int64, atomic: the next task to take
+        static let created = 128    // Int64: monotonic nanoseconds when the job was set up
+        static let tasks = 192      // per task: slot Int32, pid Int32, startedNanos Int64
+        static let taskSize = 16
+    }
+
+    static func plan(_ parameters: JSONValue?, limits: JobLimits) throws(PoolError) -> TasksJob {
+        var reader = try ParameterReader(parameters)
+        let count = try reader.int("count", default: 10, in: 1...100_000)
+        let workers = try reader.int("workers", default: min(count, limits.poolSize), in: 1...4096)
+        try reader.finish(kind: "tasks")
+        if workers > limits.poolSize { throw PoolError.poolTooSmall(requested: workers, poolSize: limits.poolSize) }
+        return TasksJob(count: count, workers: min(workers, count))
+    }
+
+    var parameters: JSONValue { .object(["count": .number(Double(count)), "workers": .number(Double(workers))]) }
+
+    func createSegment(name: String) throws(IPCError) -> JobSegment {
+        let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers,
+                                            kindAreaSize: Area.tasks + count * Area.taskSize)
+        segment.kindArea.storeBytes(of: Int64(count), toByteOffset: Area.count, as: Int64.self)
+        segment.kindArea.storeBytes(of: MonotonicClock.nanoseconds, toByteOffset: Area.created, as: Int64.self)
+        return segment
+    }
+
+    func result(from segment: JobSegment, monitor: (any JobMonitor)?) -> JSONValue {
+        let area = segment.kindArea
+        let created = area.load(fromByteOffset: Area.created, as: Int64.self)
+        var tasks: [JSONValue] = []
+        var last: Int64 = created
+        for index in 0..<count {
+            let entry = area + Area.tasks + index * Area.taskSize
+            let started = entry.load(fromByteOffset: 8, as: Int64.self)
+            guard started > 0 else { continue }
+            last = max(last, started)
+            tasks.append(.object([
+                "index": .number(Double(index)),
+                "slot": .number(Double(entry.load(fromByteOffset: 0, as: Int32.self))),
+                "pid": .number(Double(entry.load(fromByteOffset: 4, as: Int32.self))),
+                "waitMicros": .number(Double((started - created) / 1000)),
+            ]))
+        }
+        return .object(["count": .number(Double(count)), "ran": .number(Double(tasks.count)), "tasks": .array(tasks)])
+    }
+}
+
+extension TasksJob: JobParticipantWork {
+    static func run(_ context: ParticipantContext) -> WorkerEvent.Outcome {
+        let area = context.segment.kindArea
+        let count = Int(area.load(fromByteOffset: Area.count, as: Int64.self))
+        let next = UnsafeAtomic<Int64>(at: (area + Area.next).assumingMemoryBound(to: Int64.AtomicRepresentation.self))
+        let pid = Int32(context.mine.pid.load(ordering: .relaxed))
+        var done: Int64 = 0
+        while !context.segment.isCancelled {
+            let index = Int(next.loadThenWrappingIncrement(ordering: .relaxed))
+            guard index < count else { break }
+            let entry = area + Area.tasks + index * Area.taskSize
+            entry.storeBytes(of: Int32(context.slot), toByteOffset: 0, as: Int32.self)
+            entry.storeBytes(of: pid, toByteOffset: 4, as: Int32.self)
+            entry.storeBytes(of: MonotonicClock.nanoseconds, toByteOffset: 8, as: Int64.self)
+            context.logger.info("I'm the task \(index)")
+            done += 1
+            context.mine.done.store(done, ordering: .relaxed)
+        }
+        return context.segment.isCancelled ? .cancelled : .completed
+    }
+}
