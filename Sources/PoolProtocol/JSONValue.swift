@@ -54,6 +54,11 @@ public enum JSONValue: Codable, Sendable, Equatable, CustomStringConvertible {
         return nil
     }
 
+    public var doubleValue: Double? {
+        if case .number(let value) = self { return value }
+        return nil
+    }
+
     public var stringValue: String? {
         if case .string(let value) = self { return value }
         return nil

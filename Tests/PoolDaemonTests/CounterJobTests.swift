@@ -16,14 +16,14 @@ struct CounterJobTests {
     @Test func unsafeModeLosesUpdates() throws {
         let daemon = try DaemonHarness.start(workers: 2)
         defer { try? daemon.stop() }
-        let (run, job, result) = try runCounter(daemon, mode: "unsafe", iterations: 3_000_000)
+        let (run, job, result) = try runCounter(daemon, mode: "unsafe", iterations: 20_000_000)
         #expect(run.status == 0, "\(run.stderr)")
         #expect(job.kind == "counter" && job.state == .succeeded)
         #expect(result.expected == 9)
-        #expect(result.lost > 0, "two workers racing over 6M separate loads and stores must lose updates")
+        #expect(result.lost > 0, "two workers racing over 40M separate loads and stores must lose updates")
         #expect(result.lost == abs(result.expected - result.actual))
-        #expect(result.operations == 6_000_001)
-        #expect(result.workers.map(\.operations).sorted() == [3_000_000, 3_000_001])
+        #expect(result.operations == 40_000_001)
+        #expect(result.workers.map(\.operations).sorted() == [20_000_000, 20_000_001])
         try daemon.stop()
     }
 

@@ -1,0 +1,141 @@
+import Foundation
+import PoolProtocol
+import Testing
+
+/// Every other section of the notebook as a job, end to end through poolctl.
+@Suite(.serialized, .timeLimit(.minutes(3)))
+struct NotebookJobTests {
+    private func run(_ daemon: DaemonHarness, _ arguments: String...) throws -> (JobRecord, JSONValue) {
+        let run = try daemon.poolctl(arguments: ["--json", "run"] + arguments)
+        #expect(run.status == 0, "\(run.stderr)")
+        let job = try run.json(JobRecord.self)
+        #expect(job.state == .succeeded, "\(job)")
+        #expect(IPCObjects.named(withPrefix: daemon.prefix + ".job").isEmpty, "the job's segment and queue are unlinked")
+        return (job, try #require(job.result))
+    }
+
+    @Test func prodconsChecksumsHoldForEveryShape() throws {
+        let daemon = try DaemonHarness.start(workers: 5)
+        defer { try? daemon.stop() }
+        for (producers, consumers, batch) in [(1, 1, 1), (2, 3, 1), (3, 2, 1), (2, 2, 8)] {
+            let (_, result) = try run(daemon, "prodcons", "--producers", "\(producers)", "--consumers", "\(consumers)",
+                                      "--items", "5000", "--batch", "\(batch)")
+            let shape = "\(producers)x\(consumers) batch \(batch)"
+            #expect(result["checksumOK"] == .bool(true), "\(shape): \(result)")
+            #expect(result["produced"]?.intValue == 5000 && result["consumed"]?.intValue == 5000, "\(shape)")
+            #expect(result["producedSum"] == result["consumedSum"], "\(shape)")
+            guard case .array(let consumerEntries)? = result["consumers"], case .array(let producerEntries)? = result["producers"] else {
+                Issue.record("\(shape): no per-worker entries")
+                continue
+            }
+            #expect(producerEntries.count == producers && consumerEntries.count == consumers, "\(shape)")
+            #expect(consumerEntries.compactMap { $0["consumed"]?.intValue }.reduce(0, +) == 5000, "\(shape)")
+            #expect((result["itemsPerSecond"]?.doubleValue ?? 0) > 0)
+            #expect(result["latencyMicros"]?["p50"] != nil && result["occupancy"]?["samples"] != nil)
+        }
+        try daemon.stop()
+    }
+
+    @Test func prodconsTraceHasALinePerOperationWithinCapacity() throws {
+        let daemon = try DaemonHarness.start(workers: 2)
+        defer { try? daemon.stop() }
+        let (job, result) = try run(daemon, "prodcons", "--items", "20", "--capacity", "3", "--produce-delay", "0..1ms",
+                                    "--consume-delay", "0..3ms", "--trace")
+        let log = job.log ?? []
+        let pattern = /^(Produced|Consumed) (\d+) \(queue length = (\d+)\)$/
+        let parsed = log.compactMap { try? pattern.wholeMatch(in: $0) }
+        #expect(parsed.count == log.count, "every line has the notebook's form: \(log)")
+        #expect(parsed.filter { $0.1 == "Produced" }.count == 20 && parsed.filter { $0.1 == "Consumed" }.count == 20)
+        #expect(parsed.allSatisfy { (1...10).contains(Int($0.2)!) && Int($0.3)! <= 3 })
+        let consumedSum = parsed.filter { $0.1 == "Consumed" }.map { Int($0.2)! }.reduce(0, +)
+        #expect(result["consumedSum"]?.intValue == consumedSum)
+        #expect(daemon.log.contains("Produced") && daemon.log.contains("Consumed"), "the trace is in the job's log too")
+
+        let human = try daemon.poolctl("run", "prodcons", "--items", "5", "--produce-delay", "0", "--consume-delay", "0", "--trace")
+        #expect(human.status == 0)
+        #expect(human.stdout.components(separatedBy: "Consumed ").count - 1 == 5, "\(human.stdout)")
+        try daemon.stop()
+    }
+
+    @Test func prodconsWithoutTraceLogsNothingPerItem() throws {
+        let daemon = try DaemonHarness.start(workers: 2)
+        defer { try? daemon.stop() }
+        let (job, _) = try run(daemon, "prodcons", "--items", "1000")
+        #expect(job.log == nil)
+        #expect(!daemon.log.contains("Produced"))
+        try daemon.stop()
+    }
+
+    @Test func aCapacityAboveMsgMaxIsRefusedNamingTheLimit() throws {
+        let daemon = try DaemonHarness.start(workers: 2)
+        defer { try? daemon.stop() }
+        let limit = Int(try String(contentsOfFile: "/proc/sys/fs/mqueue/msg_max", encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines))!
+        let refused = try daemon.poolctl("run", "prodcons", "--capacity", "\(limit + 1)")
+        #expect(refused.status == 4)
+        #expect(refused.stderr.contains("/proc/sys/fs/mqueue/msg_max = \(limit)"), "\(refused.stderr)")
+        let tooBig = try daemon.poolctl("run", "prodcons", "--payload-bytes", "1000000")
+        #expect(tooBig.status == 4 && tooBig.stderr.contains("msgsize_max"), "\(tooBig.stderr)")
+        #expect(try daemon.status().jobsFinished == 0)
+        try daemon.stop()
+    }
+
+    @Test func cancellingProdconsWakesBlockedConsumersAndRemovesTheQueue() throws {
+        let daemon = try DaemonHarness.start(workers: 2)
+        defer { try? daemon.stop() }
+        // The producer pauses a minute between items: the consumer blocks on the empty queue.
+        let run = try daemon.poolctl("--json", "run", "prodcons", "--detach", "--items", "5", "--produce-delay", "60s")
+        let job = try run.json(JobRecord.self)
+        #expect(try daemon.poolctl("cancel", "\(job.id)").status == 0)
+        let final = try daemon.waitForJob(job.id)
+        #expect(final.state == .cancelled)
+        #expect(IPCObjects.named(withPrefix: daemon.prefix + ".job").isEmpty)
+        try daemon.waitForStatus { $0.workers.allSatisfy { $0.state == .ready } }
+        try daemon.stop()
+    }
+
+    @Test func eventWaitersAllReceiveAndTimeoutWaitersCountTimeouts() throws {
+        let daemon = try DaemonHarness.start(workers: 3)
+        defer { try? daemon.stop() }
+        let (_, result) = try run(daemon, "event", "--waiters", "2", "--timeout-waiters", "1", "--timeout", "100ms",
+                                  "--set-after", "450ms")
+        guard case .array(let waiters)? = result["waiters"] else { Issue.record("no waiters"); return }
+        #expect(waiters.count == 3)
+        #expect(waiters.allSatisfy { $0["received"] == .bool(true) && $0["wakeLatencyMicros"] != nil })
+        let timeoutWaiter = try #require(waiters.first { $0["withTimeout"] == .bool(true) })
+        #expect((timeoutWaiter["timeouts"]?.intValue ?? 0) >= 1, "set-after exceeds the timeout")
+        #expect(waiters.filter { $0["withTimeout"] == .bool(false) }.allSatisfy { $0["timeouts"]?.intValue == 0 })
+        try daemon.stop()
+    }
+
+    @Test func tasksCoverEveryIndexOnceEvenWithMoreTasksThanWorkers() throws {
+        let daemon = try DaemonHarness.start(workers: 3)
+        defer { try? daemon.stop() }
+        let (_, result) = try run(daemon, "tasks", "--count", "10")
+        guard case .array(let tasks)? = result["tasks"] else { Issue.record("no tasks"); return }
+        #expect(tasks.compactMap { $0["index"]?.intValue }.sorted() == Array(0..<10))
+        #expect(tasks.allSatisfy { (0..<3).contains($0["slot"]?.intValue ?? -1) })
+        #expect(daemon.log.contains("I'm the task 9"))
+        try daemon.stop()
+    }
+
+    @Test func appendToSharedMemoryInterleavesBothCharacters() throws {
+        let daemon = try DaemonHarness.start(workers: 2)
+        defer { try? daemon.stop() }
+        let (_, result) = try run(daemon, "append", "--chars", "oO", "--counts", "10,20", "--intervals", "3ms,2ms", "--memory", "shared")
+        let text = try #require(result["text"]?.stringValue)
+        #expect(text.count == 30)
+        #expect(text.filter { $0 == "o" }.count == 10 && text.filter { $0 == "O" }.count == 20)
+        try daemon.stop()
+    }
+
+    @Test func appendToPrivateMemoryLeavesTheDaemonsCopyEmpty() throws {
+        let daemon = try DaemonHarness.start(workers: 2)
+        defer { try? daemon.stop() }
+        let (_, result) = try run(daemon, "append", "--counts", "10,20", "--intervals", "1ms,1ms", "--memory", "private")
+        #expect(result["daemonCopy"]?.stringValue == "")
+        guard case .array(let copies)? = result["copies"] else { Issue.record("no copies"); return }
+        #expect(copies.compactMap { $0["text"]?.stringValue } == [String(repeating: "o", count: 10), String(repeating: "O", count: 20)])
+        try daemon.stop()
+    }
+}
