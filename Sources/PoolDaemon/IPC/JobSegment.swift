@@ -106,6 +106,17 @@ public final class JobSegment: Sendable {
 
     public var kindArea: UnsafeMutableRawPointer { segment.base + kindAreaOffset }
 
+    /// Initialises a robust mutex in the kind area while the job is set up; on failure the
+    /// segment is unlinked, since the job cannot run.
+    public func initializeMutex(atKindOffset offset: Int) throws(IPCError) {
+        do {
+            try RobustMutex(at: kindArea + offset).initialize()
+        } catch {
+            SharedSegment.unlink(name: segment.name)
+            throw error
+        }
+    }
+
     /// Waits until every participant has arrived, so that they start together (a race needs
     /// contenders). Returns false if the job was cancelled meanwhile.
     public func arriveAndWaitForAll() -> Bool {

@@ -106,12 +106,7 @@ struct AppendJob: JobPlan {
             // Where this worker's private copy is reported back to.
             entry.storeBytes(of: Int64(copyOffset(index)), toByteOffset: 24, as: Int64.self)
         }
-        do {
-            try RobustMutex(at: area + Area.mutex).initialize()
-        } catch {
-            SharedSegment.unlink(name: name)
-            throw error
-        }
+        try segment.initializeMutex(atKindOffset: Area.mutex)
         return segment
     }
 

@@ -62,14 +62,7 @@ struct CounterJob: JobPlan {
         area.storeBytes(of: Int64(settings.iterations), toByteOffset: Area.iterations, as: Int64.self)
         area.storeBytes(of: Int64(settings.start), toByteOffset: Area.counter, as: Int64.self)
         area.storeBytes(of: Int64(settings.start), toByteOffset: Area.start, as: Int64.self)
-        if settings.mode == .locked {
-            do {
-                try RobustMutex(at: area + Area.mutex).initialize()
-            } catch {
-                SharedSegment.unlink(name: name)
-                throw error
-            }
-        }
+        if settings.mode == .locked { try segment.initializeMutex(atKindOffset: Area.mutex) }
         return segment
     }
 
