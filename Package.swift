@@ -55,6 +55,7 @@ let package = Package(
             name: "poolctl",
             dependencies: [
                 "PoolProtocol",
+                "CSystemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "ctl"
@@ -69,7 +70,9 @@ let package = Package(
         .testTarget(name: "PoolProtocolTests", dependencies: ["PoolProtocol"]),
         .testTarget(
             name: "PoolDaemonTests",
-            dependencies: ["PoolProtocol", "PoolIPC", "poold", "poolctl"]
+            dependencies: ["PoolProtocol", "PoolIPC", "poold", "poolctl"],
+            // Run by the tests from the source tree (inside a private mount namespace).
+            exclude: ["Scripts"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -18,14 +18,25 @@ public enum Daemon {
     /// SIGTERM, SIGINT and SIGHUP, made in `main` before any thread existed.
     public static func run(configuration: DaemonConfiguration, signalDescriptor: Int32, environment: [String: String],
                            logger: Logger) -> Int32 {
-        let claim: SocketClaim
+        // With socket activation systemd owns the socket and its path; otherwise the daemon claims
+        // the path (never taking it from a live server) and removes it on exit.
+        let activated: Int32?
         do {
-            claim = try SocketClaim.acquire(path: configuration.socketPath)
+            activated = try SocketActivation.listeningSocket(environment: environment)
         } catch {
             logger.critical("\(error)")
             return 1
         }
-        defer { claim.release() }
+        var claim: SocketClaim?
+        if activated == nil {
+            do {
+                claim = try SocketClaim.acquire(path: configuration.socketPath)
+            } catch {
+                logger.critical("\(error)")
+                return 1
+            }
+        }
+        defer { claim?.release() }
 
         let names = configuration.names
         let scoreboard: Scoreboard
@@ -62,7 +73,7 @@ public enum Daemon {
                 bound.value.onStopped = { stopped.succeed() }
             }.wait()
             watcher.start()
-            channel = try ServerBootstrap(group: group)
+            let bootstrap = ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: 256)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
@@ -71,15 +82,19 @@ public enum Daemon {
                         try channel.pipeline.syncOperations.addHandler(VarlinkConnectionHandler(controller: bound.value))
                     }
                 }
-                .bind(unixDomainSocketPath: configuration.socketPath, cleanupExistingSocketFile: false)
-                .wait()
+            if let activated {
+                channel = try bootstrap.withBoundSocket(activated).wait()
+            } else {
+                channel = try bootstrap.bind(unixDomainSocketPath: configuration.socketPath, cleanupExistingSocketFile: false).wait()
+            }
             try loop.submit {
                 let controller = bound.value
                 controller.onReady = {
                     let status = controller.statusReply()
                     notifier.notify("READY=1\nSTATUS=" + controller.statusLine(status))
-                    logger.info("ready", metadata: ["socket": "\(configuration.socketPath)", "workers": "\(status.poolSize)",
-                                                    "ipcPrefix": "\(names.prefix)"])
+                    logger.info("ready", metadata: ["socket": "\(activated == nil ? configuration.socketPath : "fd 3 (socket activation)")",
+                                                    "workers": "\(status.poolSize)", "ipcPrefix": "\(names.prefix)"])
+                    controller.startWatchdog(environment: environment)
                 }
                 controller.start()
             }.wait()

@@ -9,6 +9,10 @@ public struct DaemonConfiguration: Sendable {
     public var maxWorkers: Int
     public var names: IPCNames
     public var logLevel: Logger.Level
+    /// Resolved (never `auto`): workers are told where to log.
+    public var logTarget: LogTarget
+    /// The configuration file re-read on SIGHUP, if any.
+    public var configurationFile: String?
     /// The environment workers are spawned with (the daemon's, less what is meant for it alone).
     public var workerEnvironment: [String]
 
@@ -31,7 +35,8 @@ public struct DaemonConfiguration: Sendable {
     public var progressInterval: Duration = .milliseconds(250)
 
     public init(socketPath: String, workers: Int, maxWorkers: Int, names: IPCNames, logLevel: Logger.Level,
-                workerEnvironment: [String]) {
+                logTarget: LogTarget, workerEnvironment: [String]) {
+        self.logTarget = logTarget
         self.socketPath = socketPath
         self.workers = workers
         self.maxWorkers = maxWorkers

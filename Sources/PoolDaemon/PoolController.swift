@@ -87,6 +87,8 @@ final class PoolController {
         switch number {
         case SIGTERM, SIGINT:
             beginShutdown(reason: number == SIGTERM ? "SIGTERM" : "SIGINT")
+        case SIGHUP:
+            reload()
         default:
             logger.info("signal \(number) ignored")
         }

@@ -22,9 +22,9 @@ public enum SystemLimits {
     }
 
     /// What the kernel charges against RLIMIT_MSGQUEUE for one queue (ipc/mqueue.c: the messages,
-    /// plus a `struct msg_msg` header and a tree node per message, rounded up generously).
+    /// plus a `struct msg_msg` header and a tree node per message: measured as 96 bytes on this kernel).
     public static func messageQueueCost(depth: Int, messageSize: Int) -> Int {
-        depth * (messageSize + 64)
+        depth * (messageSize + 96)
     }
 
     static func readProcInt(_ path: String) -> Int? {

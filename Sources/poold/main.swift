@@ -29,14 +29,19 @@ struct Poold: ParsableCommand {
     )
 }
 
+extension LogTarget: ExpressibleByArgument {}
+
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run the daemon (the default).")
 
     @Option(help: "The control socket's path.")
     var socket: String?
 
-    @Option(help: "Worker processes in the pool (default: the number of CPUs).")
+    @Option(help: "Worker processes in the pool (default: the configuration file's, else the number of CPUs).")
     var workers: Int?
+
+    @Option(help: "A configuration file (`workers = N`), re-read on SIGHUP.")
+    var config: String?
 
     @Option(help: "The largest pool size a resize may ask for.")
     var maxWorkers: Int = 256
@@ -46,6 +51,9 @@ struct Serve: ParsableCommand {
 
     @Option(help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String = "info"
+
+    @Option(help: "auto (the journal under systemd or when journald runs and stderr is no terminal), journal or stderr.")
+    var logTarget: LogTarget = .auto
 
     func validate() throws {
         if let workers, workers < 1 { throw ValidationError("--workers must be at least 1") }
@@ -57,15 +65,27 @@ struct Serve: ParsableCommand {
 
     func run() throws {
         let level = Logger.Level(rawValue: logLevel)!
-        let logger = Logger(label: "poold") { StderrLogHandler(label: $0, level: level) }
         let environment = inheritedEnvironment.daemon
-        let configuration = DaemonConfiguration(
+        let target = logTarget.resolved(environment: environment)
+        let logger = target.logger(label: "poold", level: level)
+        var file = ConfigurationFile()
+        if let config {
+            do {
+                file = try ConfigurationFile.read(path: config)
+            } catch {
+                logger.critical("\(error)")
+                throw ExitCode(1)
+            }
+        }
+        var configuration = DaemonConfiguration(
             socketPath: socket ?? DefaultSocket.path(environment: environment),
-            workers: workers ?? ProcessEnvironment.cpuCount,
+            workers: min(workers ?? file.workers ?? ProcessEnvironment.cpuCount, maxWorkers),
             maxWorkers: maxWorkers,
             names: ipcPrefix.map(IPCNames.init(prefix:)) ?? IPCNames.forProcess(getpid()),
             logLevel: level,
+            logTarget: target,
             workerEnvironment: inheritedEnvironment.forWorkers)
+        configuration.configurationFile = config
         guard signalDescriptor >= 0 else {
             logger.critical("cannot create a signalfd: \(String(cString: strerror(errno)))")
             throw ExitCode(1)
@@ -84,11 +104,11 @@ struct Worker: ParsableCommand {
     @Option var prefix: String
     @Option var daemonPid: Int32
     @Option var logLevel: String = "info"
+    @Option var logTarget: LogTarget = .stderr
 
     func run() throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info
-        let label = "worker-\(slot)"
-        let logger = Logger(label: label) { StderrLogHandler(label: $0, level: level) }
+        let logger = logTarget.logger(label: "worker-\(slot)", level: level, isWorker: true)
         let runtime = WorkerRuntime(slot: slot, names: IPCNames(prefix: prefix), daemonPID: daemonPid, logger: logger)
         throw ExitCode(runtime.run())
     }

@@ -144,14 +144,28 @@ final class DaemonHarness {
 
     private static let counter = Counter()
 
-    static func start(workers: Int, arguments extra: [String] = []) throws -> DaemonHarness {
+    /// Starts a daemon and waits for its READY=1. With `followNotifications`, the notification
+    /// socket stays open and `nextNotification` reads what else the daemon says (STATUS=,
+    /// WATCHDOG=1, STOPPING=1); otherwise it is closed, so that those fail fast.
+    static func start(workers: Int, arguments extra: [String] = [], environment: [String: String] = [:],
+                      followNotifications: Bool = false) throws -> DaemonHarness {
         #expect(IPCObjects.mqueueMounted, "the mqueue filesystem must be mounted on /dev/mqueue to check for leaks (make test does it)")
         let directory = try TemporaryDirectory()
         let prefix = "/poold-t\(getpid())-\(counter.next())"
-        return try DaemonHarness(directory: directory, prefix: prefix, workers: workers, extra: extra)
+        return try DaemonHarness(directory: directory, prefix: prefix, workers: workers, extra: extra,
+                                 environment: environment, followNotifications: followNotifications)
     }
 
-    private init(directory: TemporaryDirectory, prefix: String, workers: Int, extra: [String]) throws {
+    /// Notifications received before and with READY=1, in order.
+    private(set) var notifications: [String] = []
+
+    /// The next notification datagram (nil after `seconds` without one).
+    func nextNotification(timeoutSeconds seconds: Int = 30) -> String? {
+        notify.receive(timeoutSeconds: seconds)
+    }
+
+    private init(directory: TemporaryDirectory, prefix: String, workers: Int, extra: [String],
+                 environment extraEnvironment: [String: String], followNotifications: Bool) throws {
         self.directory = directory
         self.prefix = prefix
         socketPath = directory.path + "/poold.sock"
@@ -160,8 +174,8 @@ final class DaemonHarness {
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         process = Process()
         process.executableURL = URL(fileURLWithPath: Binaries.poold)
-        process.arguments = ["--socket", socketPath, "--workers", "\(workers)", "--ipc-prefix", prefix, "--log-level", "debug"] + extra
-        var environment = ProcessInfo.processInfo.environment
+        process.arguments = ["--socket", socketPath, "--workers", "\(workers)", "--ipc-prefix", prefix, "--log-level", "debug", "--log-target", "stderr"] + extra
+        var environment = ProcessInfo.processInfo.environment.merging(extraEnvironment) { $1 }
         environment["NOTIFY_SOCKET"] = notify.path
         process.environment = environment
         process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
@@ -175,10 +189,11 @@ final class DaemonHarness {
                 process.waitUntilExit()
                 throw HarnessError(description: "poold did not say READY=1 within 30 s; its log:\n\(log)")
             }
+            notifications.append(message)
             if message.split(separator: "\n").contains("READY=1") { break }
         }
-        // Nothing reads STATUS= updates from here on: close the listener so they fail fast.
-        notify.close()
+        // Unless a test reads them, close the listener so that later notifications fail fast.
+        if !followNotifications { notify.close() }
     }
 
     var pid: Int32 { process.processIdentifier }
@@ -225,6 +240,11 @@ final class DaemonHarness {
         }
         guard let final else { throw HarnessError(description: "job \(id) did not finish") }
         return final
+    }
+
+    /// Sends a signal to the daemon.
+    func signal(_ number: Int32) {
+        kill(process.processIdentifier, number)
     }
 
     /// SIGTERM, then checks: exit status 0, socket removed, no IPC object and no worker left.

@@ -67,7 +67,8 @@ extension PoolController {
                 segment.cancel()
             }
         }
-        logger.info("job started", metadata: ["job": "\(job.id)", "kind": "\(job.plan.kind.name)", "slots": "\(assigned)"])
+        logger.info("job started", metadata: ["job": "\(job.id)", "kind": "\(job.plan.kind.name)", "slots": "\(assigned)",
+                                              MessageID.key: MessageID.jobStarted])
         if let monitor = job.plan.makeMonitor(segment: segment) {
             job.monitor = monitor
             scheduleMonitor(for: job, monitor: monitor, after: monitor.initialDelay)
@@ -161,8 +162,10 @@ extension PoolController {
         var metadata: Logger.Metadata = ["job": "\(job.id)", "kind": "\(job.plan.kind.name)", "state": "\(job.state.rawValue)", "seconds": "\(seconds)"]
         if let failure = job.failure { metadata["error"] = "\(failure)" }
         if job.state == .failed {
+            metadata[MessageID.key] = MessageID.jobFailed
             logger.error("job failed", metadata: metadata)
         } else {
+            metadata[MessageID.key] = MessageID.jobFinished
             logger.info("job \(job.state.rawValue)", metadata: metadata)
         }
         job.notifyWatchers()

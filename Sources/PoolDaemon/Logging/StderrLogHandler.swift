@@ -10,10 +10,13 @@ public struct StderrLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level
     private let label: String
+    /// Metadata the label already says (a worker's slot and pid), left off each line.
+    private let omittedKeys: Set<String>
 
-    public init(label: String, level: Logger.Level) {
+    public init(label: String, level: Logger.Level, omittedKeys: Set<String> = []) {
         self.label = label
         self.logLevel = level
+        self.omittedKeys = omittedKeys
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -26,7 +29,7 @@ public struct StderrLogHandler: LogHandler {
         if event.level >= .warning { line += event.level.rawValue.uppercased() + ": " }
         line += event.message.description
         let merged = event.metadata.map { metadata.merging($0) { $1 } } ?? metadata
-        for key in merged.keys.sorted() {
+        for key in merged.keys.sorted() where key != MessageID.key && !omittedKeys.contains(key) {
             line += " \(key)=\(merged[key]!)"
         }
         line += "\n"

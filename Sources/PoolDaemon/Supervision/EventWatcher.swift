@@ -22,6 +22,10 @@ final class EventWatcher: Sendable {
     private let wakeDescriptor: Int32
     private let pidfds = Mutex<Set<Int32>>([])
     private let stopping = Mutex(false)
+    /// When the watcher last went round its loop (monotonic ns): the supervisor's sign of life.
+    private let lastRound = Atomic<Int64>(0)
+    /// How long poll may sleep with nothing to report before the watcher records a round anyway.
+    static let roundInterval: Int32 = 1000
     private let deliver: @Sendable ([WatchedEvent]) -> Void
 
     /// `events` must be opened non-blocking; `deliver` runs on the watcher thread and should hand
@@ -46,6 +50,9 @@ final class EventWatcher: Sendable {
         wake()
     }
 
+    /// Nanoseconds since the watcher last went round its loop.
+    var sinceLastRound: Int64 { MonotonicClock.nanoseconds - lastRound.load(ordering: .relaxed) }
+
     func stop() {
         stopping.withLock { $0 = true }
         wake()
@@ -67,8 +74,9 @@ final class EventWatcher: Sendable {
             descriptors.append(pollfd(fd: signalDescriptor, events: Int16(POLLIN), revents: 0))
             for fd in watched { descriptors.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
 
-            let ready = poll(&descriptors, nfds_t(descriptors.count), -1)
-            if ready < 0 { continue }  // EINTR
+            lastRound.store(MonotonicClock.nanoseconds, ordering: .relaxed)
+            let ready = poll(&descriptors, nfds_t(descriptors.count), Self.roundInterval)
+            if ready <= 0 { continue }  // a quiet second, or EINTR
             if descriptors[0].revents != 0 {
                 var value: UInt64 = 0
                 _ = read(wakeDescriptor, &value, 8)

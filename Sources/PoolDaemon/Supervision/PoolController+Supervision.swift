@@ -25,6 +25,7 @@ extension PoolController {
             let arguments = [
                 "poold", "worker", "--slot", "\(index)", "--prefix", configuration.names.prefix,
                 "--daemon-pid", "\(getpid())", "--log-level", configuration.logLevel.rawValue,
+                "--log-target", configuration.logTarget.rawValue,
             ]
             let process = try SpawnedProcess.spawn(path: "/proc/self/exe", arguments: arguments, environment: configuration.workerEnvironment)
             slot.process = process
@@ -67,6 +68,7 @@ extension PoolController {
         lifecycle = .running
         onReady?()
         onReady = nil
+        dispatch()  // jobs submitted while the pool was starting
     }
 
     private func startTimedOut(slot index: Int, pid: Int32) {
@@ -122,12 +124,13 @@ extension PoolController {
             processGone(slot: index)
         } else if exit == .exited(WorkerRuntime.exitDoNotRespawn) {
             logger.error("worker exited with the do-not-respawn status; slot failed",
-                         metadata: ["slot": "\(index)", "pid": "\(process.pid)"])
+                         metadata: ["slot": "\(index)", "pid": "\(process.pid)", MessageID.key: MessageID.slotFailed])
             slot.state = .failed
             slots[index] = slot
             failQueuedJobsThatCannotRun()
         } else {
-            logger.error("worker died", metadata: ["slot": "\(index)", "pid": "\(process.pid)", "exit": "\(exit)"])
+            logger.error("worker died", metadata: ["slot": "\(index)", "pid": "\(process.pid)", "exit": "\(exit)",
+                                                  MessageID.key: MessageID.workerDied])
             crashed(slot: index)
         }
         checkReady()
@@ -152,7 +155,7 @@ extension PoolController {
             slot.state = .failed
             slots[index] = slot
             logger.error("slot failed: \(slot.crashTimes.count) crashes within \(configuration.failureWindow); not respawning",
-                         metadata: ["slot": "\(index)"])
+                         metadata: ["slot": "\(index)", MessageID.key: MessageID.slotFailed])
             failQueuedJobsThatCannotRun()
             return
         }
@@ -166,7 +169,8 @@ extension PoolController {
             guard var current = slots[index], current.state == .backoff else { return }
             current.restarts += 1
             slots[index] = current
-            logger.info("respawning worker", metadata: ["slot": "\(index)", "restarts": "\(current.restarts)"])
+            logger.info("respawning worker", metadata: ["slot": "\(index)", "restarts": "\(current.restarts)",
+                                                        MessageID.key: MessageID.workerRespawned])
             spawn(slot: index)
         }
         slots[index] = slot

@@ -21,6 +21,10 @@ public struct WorkerRuntime {
         self.slot = slot
         self.names = names
         self.daemonPID = daemonPID
+        // Every record a worker writes says which slot and process it comes from.
+        var logger = logger
+        logger[metadataKey: "slot"] = "\(slot)"
+        logger[metadataKey: "pid"] = "\(getpid())"
         self.logger = logger
     }
 
@@ -51,7 +55,7 @@ public struct WorkerRuntime {
             logger.critical("cannot reach the daemon: \(error)")
             return Self.exitDoNotRespawn
         }
-        logger.debug("ready", metadata: ["pid": "\(pid)"])
+        logger.debug("ready")
 
         while true {
             let command: WorkerCommand?
@@ -112,8 +116,11 @@ public struct WorkerRuntime {
             _ = record.jobsDone.loadThenWrappingIncrement(ordering: .relaxed)
         }
         logger.debug("running \(kind.name) job \(jobID) as participant \(participant)")
+        var jobLogger = logger
+        jobLogger[metadataKey: "job"] = "\(jobID)"
+        jobLogger[metadataKey: "kind"] = "\(kind.name)"
         let context = ParticipantContext(segment: segment, participant: participant, slot: slot, record: record,
-                                         logger: logger)
+                                         logger: jobLogger)
         return (kind.work.run(context), 0)
     }
 }

@@ -1,0 +1,98 @@
+import CSystemd
+import Logging
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Structured records straight to journald (sd_journal_sendv): MESSAGE, PRIORITY,
+/// SYSLOG_IDENTIFIER, CODE_FILE/LINE/FUNC, MESSAGE_ID when given, and the metadata as fields:
+/// `job`, `kind`, `slot` and `pid` become POOLD_JOB_ID, POOLD_JOB_KIND, POOLD_WORKER and
+/// POOLD_WORKER_PID, which `journalctl POOLD_JOB_ID=7` and `poolctl logs 7` match on; any other key
+/// becomes POOLD_<KEY>, upper-cased and sanitised (journald silently drops invalid field names).
+public struct JournalLogHandler: LogHandler {
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level
+    private let identifier: String
+
+    public init(identifier: String = "poold", level: Logger.Level) {
+        self.identifier = identifier
+        self.logLevel = level
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    /// Where records should go when nothing says otherwise: the journal when stderr already is the
+    /// journal (JOURNAL_STREAM, as under systemd) or when journald listens and no terminal is
+    /// watching stderr; stderr otherwise.
+    public static func journalIsTheDefault(environment: [String: String]) -> Bool {
+        if environment["JOURNAL_STREAM"] != nil { return true }
+        return access("/run/systemd/journal/socket", F_OK) == 0 && isatty(2) == 0
+    }
+
+    public func log(event: LogEvent) {
+        var fields = [
+            "MESSAGE=" + event.message.description,
+            "PRIORITY=\(Self.priority(event.level))",
+            "SYSLOG_IDENTIFIER=" + identifier,
+            "CODE_FILE=" + event.file,
+            "CODE_LINE=\(event.line)",
+            "CODE_FUNC=" + event.function,
+        ]
+        let merged = event.metadata.map { metadata.merging($0) { $1 } } ?? metadata
+        for (key, value) in merged {
+            fields.append((key == MessageID.key ? "MESSAGE_ID" : Self.fieldName(key)) + "=" + "\(value)")
+        }
+        Self.send(fields)
+    }
+
+    static func send(_ fields: [String]) {
+        var storage = fields.map { Array($0.utf8) }
+        storage.withUnsafeMutableBufferPointer { buffers in
+            var vectors = buffers.indices.map { index in
+                buffers[index].withUnsafeMutableBytes { iovec(iov_base: $0.baseAddress, iov_len: $0.count) }
+            }
+            _ = sd_journal_sendv(&vectors, Int32(vectors.count))
+        }
+    }
+
+    /// The journal field for a metadata key.
+    public static func fieldName(_ key: String) -> String {
+        switch key {
+        case "job": return "POOLD_JOB_ID"
+        case "kind": return "POOLD_JOB_KIND"
+        case "slot": return "POOLD_WORKER"
+        case "pid": return "POOLD_WORKER_PID"
+        default:
+            // Field names: upper-case ASCII letters, digits and underscores, not starting with an
+            // underscore or a digit (those are journald's own), at most 64 bytes.
+            var name = "POOLD_"
+            var lastWasUnderscore = true
+            for scalar in key.unicodeScalars {
+                if scalar.isASCII, scalar.properties.isUppercase || scalar.properties.isLowercase || ("0"..."9").contains(scalar) {
+                    if scalar.properties.isUppercase, !lastWasUnderscore { name += "_" }
+                    name += String(scalar).uppercased()
+                    lastWasUnderscore = false
+                } else if !lastWasUnderscore {
+                    name += "_"
+                    lastWasUnderscore = true
+                }
+            }
+            while name.hasSuffix("_") { name.removeLast() }
+            return String(name.prefix(64))
+        }
+    }
+
+    static func priority(_ level: Logger.Level) -> Int {
+        switch level {
+        case .trace, .debug: return 7
+        case .info: return 6
+        case .notice: return 5
+        case .warning: return 4
+        case .error: return 3
+        case .critical: return 2
+        }
+    }
+}

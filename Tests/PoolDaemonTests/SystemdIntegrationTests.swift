@@ -1,0 +1,158 @@
+import Foundation
+import PoolIPC
+import PoolProtocol
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The daemon as systemd runs it: notifications and the watchdog, socket activation, journald.
+@Suite(.serialized, .timeLimit(.minutes(3)))
+struct SystemdIntegrationTests {
+    @Test func notifiesReadyStatusWatchdogAndStopping() throws {
+        // WATCHDOG_USEC of 0.4 s: the daemon must ping every 0.2 s.
+        let daemon = try DaemonHarness.start(workers: 2, environment: ["WATCHDOG_USEC": "400000"], followNotifications: true)
+        defer { try? daemon.stop() }
+        // READY=1 came only once the control socket accepts: connecting now must work.
+        #expect(try daemon.status().workers.allSatisfy { $0.state == .ready })
+        let ready = try #require(daemon.notifications.last)
+        #expect(ready.contains("STATUS=2/2 workers up"), "\(ready)")
+
+        let run = try daemon.poolctl("run", "tasks", "--count", "4")
+        #expect(run.status == 0)
+        var statuses: Set<String> = []
+        var watchdogPings = 0
+        while watchdogPings < 2 || !statuses.contains(where: { $0.contains("1 done") }) {
+            guard let message = daemon.nextNotification() else { break }
+            for line in message.split(separator: "\n") {
+                if line == "WATCHDOG=1" { watchdogPings += 1 }
+                if line.hasPrefix("STATUS=") { statuses.insert(String(line)) }
+            }
+        }
+        #expect(watchdogPings >= 2, "periodic WATCHDOG=1")
+        #expect(statuses.contains { $0.contains("1 done") }, "STATUS= follows the jobs: \(statuses)")
+        #expect(statuses.count >= 2, "STATUS= changed as the job ran: \(statuses)")
+
+        daemon.signal(SIGTERM)
+        var stopping = false
+        while !stopping, let message = daemon.nextNotification() {
+            stopping = message.split(separator: "\n").contains("STOPPING=1")
+        }
+        #expect(stopping)
+        try daemon.stop()
+    }
+
+    @Test func sighupReloadsTheConfigurationAndResizes() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let config = directory.path + "/poold.conf"
+        try "workers = 1\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let daemon = try DaemonHarness.start(workers: 1, arguments: ["--config", config], followNotifications: true)
+        defer { try? daemon.stop() }
+        try "# grown by a reload\nworkers = 3\n".write(toFile: config, atomically: true, encoding: .utf8)
+        daemon.signal(SIGHUP)
+        var sequence: [String] = []
+        while !sequence.contains("READY=1"), let message = daemon.nextNotification() {
+            sequence += message.split(separator: "\n").map(String.init).filter { $0 == "RELOADING=1" || $0 == "READY=1" }
+        }
+        #expect(sequence == ["RELOADING=1", "READY=1"])
+        let grown = try daemon.waitForStatus { $0.workers.count == 3 && $0.workers.allSatisfy { $0.state == .ready } }
+        #expect(grown.poolSize == 3)
+        try daemon.stop()
+    }
+
+    @Test func adoptsASocketPassedBySocketActivation() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let activated = directory.path + "/activated.sock"
+        let unused = directory.path + "/never-bound.sock"
+        let prefix = "/poold-t\(getpid())-activation"
+        let log = directory.path + "/activate.log"
+        // Spawned with posix_spawn and watched through a pidfd, not with Foundation's Process: while
+        // systemd-socket-activate runs, Foundation stops reaping the test's other children here.
+        let command = ["/usr/bin/systemd-socket-activate", "-l", activated, Binaries.poold, "--workers", "1",
+                       "--socket", unused, "--ipc-prefix", prefix, "--log-target", "stderr"]
+            .map { "'\($0)'" }.joined(separator: " ")
+        let environment = ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" }
+        let process = try SpawnedProcess.spawn(path: "/bin/sh", arguments: ["sh", "-c", "exec \(command) 2>'\(log)'"],
+                                               environment: environment)
+        // systemd-socket-activate says when it listens; the daemon starts on the first connection.
+        let listening = try runProgram("/bin/bash", ["-c", "grep -q -m1 'Listening on' < <(timeout 30 tail -n +1 -f \"$0\")", log])
+        #expect(listening.status == 0, "systemd-socket-activate did not listen")
+        let status = try runProgram(Binaries.poolctl, ["--socket", activated, "--json", "status"])
+        #expect(status.status == 0, "\(status.stderr)")
+        let reply = try status.json(StatusReply.self)
+        #expect(reply.pid == Int(process.pid), "systemd-socket-activate execs the daemon in its own process")
+        #expect(!FileManager.default.fileExists(atPath: unused), "the daemon bound no socket of its own")
+
+        let job = try runProgram(Binaries.poolctl, ["--socket", activated, "run", "counter", "--mode", "atomic", "--workers", "1", "--no-split", "--iterations", "1000"])
+        #expect(job.status == 0)
+        #expect(try runProgram(Binaries.poolctl, ["--socket", activated, "shutdown"]).status == 0)
+        var exited = pollfd(fd: process.pidfd, events: Int16(POLLIN), revents: 0)
+        #expect(poll(&exited, 1, 30_000) == 1, "the daemon exits after Shutdown")
+        #expect(process.reap() == .exited(0))
+        #expect(IPCObjects.named(withPrefix: prefix).isEmpty)
+    }
+
+    @Test func journalRecordsCarryThePooldFieldsAndPoolctlLogsReadsThem() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Scripts/journal-roundtrip.py").path
+        let run = try runProgram("/usr/bin/unshare", ["--mount", "--propagation", "private", "python3", script, Binaries.directory, directory.path])
+        #expect(run.status == 0, "\(run.stderr)")
+        let data = try Data(contentsOf: URL(fileURLWithPath: directory.path + "/result.json"))
+        let result = try JSONDecoder().decode(JSONValue.self, from: data)
+        #expect(result["daemonExit"]?.intValue == 0)
+        guard case .array(let records)? = result["journalctl"], case .array(let logs)? = result["poolctlLogs"] else {
+            Issue.record("no records: \(result)")
+            return
+        }
+        let messages = records.compactMap { $0["MESSAGE"]?.stringValue }
+        #expect(messages.contains("job started") && messages.contains("job succeeded"), "\(messages)")
+        let started = try #require(records.first { $0["MESSAGE"]?.stringValue == "job started" })
+        #expect(started["MESSAGE_ID"]?.stringValue == "3d5a17d5df6c48818c5df9e26bb90bc8")
+        #expect(started["POOLD_JOB_KIND"]?.stringValue == "tasks" && started["SYSLOG_IDENTIFIER"]?.stringValue == "poold")
+        #expect(started["CODE_FILE"]?.stringValue?.hasSuffix(".swift") == true && started["CODE_LINE"] != nil && started["CODE_FUNC"] != nil)
+        let finished = try #require(records.first { $0["MESSAGE"]?.stringValue == "job succeeded" })
+        #expect(finished["MESSAGE_ID"]?.stringValue == "4e2736b9db6e49708a7adf1dac1f286b")
+
+        let tasks = records.filter { $0["MESSAGE"]?.stringValue?.hasPrefix("I'm the task") == true }
+        #expect(tasks.count == 3)
+        for record in tasks {
+            // Workers write their own records: _PID is the worker, and says so in POOLD_WORKER_PID.
+            #expect(record["_PID"]?.stringValue == record["POOLD_WORKER_PID"]?.stringValue)
+            #expect(record["_PID"]?.stringValue != started["_PID"]?.stringValue)
+            #expect(record["POOLD_WORKER"] != nil && record["POOLD_JOB_ID"]?.stringValue == "1")
+        }
+        #expect(result["poolctlLogsExit"]?.intValue == 0)
+        #expect(logs.compactMap { $0["MESSAGE"]?.stringValue } == messages, "poolctl logs 1 shows the same records")
+    }
+
+    @Test func poolctlLogsWithoutAJournalSaysSo() throws {
+        // On a machine with journal files this would read them; here (and in CI) there are none.
+        let hasJournal = ["/run/log/journal", "/var/log/journal"].contains {
+            ((try? FileManager.default.subpathsOfDirectory(atPath: $0)) ?? []).contains { $0.hasSuffix(".journal") }
+        }
+        try #require(!hasJournal, "this machine keeps a journal; the no-journal message cannot be checked here")
+        let logs = try runProgram(Binaries.poolctl, ["logs", "7"])
+        #expect(logs.status == 3)
+        #expect(logs.stderr.contains("no journal"), "\(logs.stderr)")
+    }
+
+    @Test func theCatalogExplainsEveryMessageID() throws {
+        let root = try TemporaryDirectory()
+        defer { root.remove() }
+        let catalogs = root.path + "/usr/lib/systemd/catalog"
+        try FileManager.default.createDirectory(atPath: catalogs, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: root.path + "/var/lib/systemd/catalog", withIntermediateDirectories: true)
+        let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../systemd/poold.catalog").path
+        try FileManager.default.copyItem(atPath: source, toPath: catalogs + "/poold.catalog")
+        #expect(try runProgram("/usr/bin/journalctl", ["--root=" + root.path, "--update-catalog"]).status == 0)
+        let listed = try runProgram("/usr/bin/journalctl", ["--root=" + root.path, "--list-catalog"])
+        // Job started, finished, failed; worker died, respawned; slot failed.
+        for id in ["3d5a17d5df6c48818c5df9e26bb90bc8", "4e2736b9db6e49708a7adf1dac1f286b", "12658f1223894221b1f97a89c8bb8a69",
+                   "4c1a8be154c14a6aaeea7baed46ed181", "eb4947718afe4edb9e449453eecb619d", "771a84f070034c61aab1b0ce01b53142"] {
+            #expect(listed.stdout.contains(id + " poold: "), "no catalog entry for \(id)")
+        }
+    }
+}

@@ -1,0 +1,69 @@
+import CSystemd
+import Foundation
+
+/// Reads poold's records from the journal through libsystemd's sd_journal API: the same records
+/// `journalctl POOLD_JOB_ID=7` shows.
+final class JournalReader {
+    private var journal: OpaquePointer?
+
+    struct Unavailable: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    init() throws {
+        var handle: OpaquePointer?
+        let rc = sd_journal_open(&handle, Int32(SD_JOURNAL_LOCAL_ONLY))
+        guard rc >= 0, let handle else {
+            throw Unavailable(description: "cannot open the journal: \(String(cString: strerror(-rc)))")
+        }
+        journal = handle
+    }
+
+    deinit {
+        sd_journal_close(journal)
+    }
+
+    /// Whether any journal file exists to read (journald never ran here: nothing to show).
+    static var hasJournalFiles: Bool {
+        ["/run/log/journal", "/var/log/journal"].contains { directory in
+            guard let enumerator = FileManager.default.enumerator(atPath: directory) else { return false }
+            return enumerator.contains { ($0 as? String)?.hasSuffix(".journal") == true }
+        }
+    }
+
+    /// Keeps only records with all of these `FIELD=value` pairs.
+    func match(_ matches: [String]) throws {
+        for match in matches {
+            let rc = match.withCString { sd_journal_add_match(journal, $0, 0) }
+            guard rc >= 0 else { throw Unavailable(description: "bad match \(match): \(String(cString: strerror(-rc)))") }
+        }
+    }
+
+    /// Calls `body` with every record's fields, oldest first; with `follow`, then waits for new
+    /// ones until `body` returns false or the process is interrupted.
+    func read(follow: Bool, _ body: ([String: String]) -> Bool) {
+        while true {
+            while sd_journal_next(journal) > 0 {
+                guard body(currentFields()) else { return }
+            }
+            guard follow else { return }
+            _ = sd_journal_wait(journal, UInt64.max)
+        }
+    }
+
+    private func currentFields() -> [String: String] {
+        var fields: [String: String] = [:]
+        var data: UnsafeRawPointer?
+        var length = 0
+        sd_journal_restart_data(journal)
+        while sd_journal_enumerate_data(journal, &data, &length) > 0, let data {
+            let text = String(decoding: UnsafeRawBufferPointer(start: data, count: length), as: UTF8.self)
+            if let equals = text.firstIndex(of: "=") {
+                fields[String(text[..<equals])] = String(text[text.index(after: equals)...])
+            }
+        }
+        var usec: UInt64 = 0
+        if sd_journal_get_realtime_usec(journal, &usec) >= 0 { fields["__REALTIME_TIMESTAMP"] = String(usec) }
+        return fields
+    }
+}
