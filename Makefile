@@ -1,7 +1,7 @@
 # poold: build, demo and test. `make demo` and `make test` install what is missing first.
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := libsystemd-dev pkg-config python3-pip
+APT_PACKAGES := libsystemd-dev pkg-config python3-pip systemd
 
 .PHONY: all deps mqueue build release demo test clean
 
