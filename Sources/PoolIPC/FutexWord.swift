@@ -28,9 +28,13 @@ public struct FutexWord: @unchecked Sendable {
             switch rc {
             case 0: return .changed
             case ETIMEDOUT: return .timedOut
-            default:
-                // EINTR: re-check the word; a relative timeout restarts, which errs on the long side.
+            case EINTR:
+                // Re-check the word; a relative timeout restarts, which errs on the long side.
                 if atomic.load(ordering: .acquiring) != expected { return .changed }
+            default:
+                // A permanent error (EFAULT, EINVAL) would fail again at once: retrying would spin.
+                // Callers re-check the word and their deadlines, so report a wake-up.
+                return .changed
             }
         }
     }
