@@ -29,6 +29,16 @@ struct JobPrinter {
         case "append": printAppend(result)
         default: Output.line("  result: \(result)")
         }
+        printDeadWorkers(result)
+    }
+
+    /// Workers that died during the job, and what became of their part.
+    private func printDeadWorkers(_ result: JSONValue) {
+        guard case .array(let dead)? = result["deadWorkers"] else { return }
+        for worker in dead {
+            let fate = worker["replaced"] == .bool(true) ? "a replacement finished its part" : "its part was not finished"
+            Output.line("  worker pid \(Int(number(worker["pid"]))) in slot \(Int(number(worker["slot"]))) died (\(worker["exit"]?.stringValue ?? "?")): \(fate)")
+        }
     }
 
     private func number(_ value: JSONValue?) -> Double {
@@ -40,6 +50,10 @@ struct JobPrinter {
         let ok = result["checksumOK"] == .bool(true)
         Output.line("  produced \(Int(number(result["produced"]))) items (sum \(Int(number(result["producedSum"])))), consumed \(Int(number(result["consumed"]))) (sum \(Int(number(result["consumedSum"])))): checksum \(ok ? "OK" : "MISMATCH")")
         Output.line("  \(Output.duration(number(result["durationSeconds"]))), \(Output.rate(number(result["itemsPerSecond"]))) items/s; queue found full \(Int(number(result["queueFull"]))) times, empty \(Int(number(result["queueEmpty"]))) times")
+        let redelivered = Int(number(result["redelivered"])), resent = Int(number(result["resent"]))
+        if redelivered + resent > 0 {
+            Output.line("  recovered from dead workers: \(redelivered) items redelivered from a consumer's ledger, \(resent) sent again for a producer")
+        }
         if let latency = result["latencyMicros"] {
             let parts = ["p50", "p90", "p99", "max"].map { "\($0) \(String(format: "%.1f", number(latency[$0])))us" }
             Output.line("  enqueue-to-dequeue latency: " + parts.joined(separator: ", "))

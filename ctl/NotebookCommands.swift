@@ -59,14 +59,14 @@ struct EventCommand: ParsableCommand {
     @OptionGroup var options: RunOptions
     @Option(help: "Waiters without a timeout (default 1).") var waiters: Int?
     @Option(help: "Waiters with a timeout (default 1).") var timeoutWaiters: Int?
-    @Option(help: "The timeout waiters' timeout (default 2s).") var timeout: String?
+    @Option(help: "The timeout waiters' timeout per wait (default 2s); --timeout is the whole job's.") var waitTimeout: String?
     @Option(help: "When the daemon sets the event (default 500ms).") var setAfter: String?
 
     func run() throws {
         var parameters = ParameterBuilder()
         parameters.set("waiters", waiters)
         parameters.set("timeoutWaiters", timeoutWaiters)
-        parameters.set("timeout", timeout)
+        parameters.set("timeout", waitTimeout)
         parameters.set("setAfter", setAfter)
         try JobRunner(global: global, options: options).run(kind: "event", parameters: parameters.object)
     }

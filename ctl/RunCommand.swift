@@ -13,6 +13,15 @@ struct Run: ParsableCommand {
 struct RunOptions: ParsableArguments {
     @Flag(help: "Return as soon as the job is queued, printing its id.")
     var detach = false
+
+    @Option(help: "Fail the job if it runs longer than this once started (e.g. 30s, 500ms).")
+    var timeout: String?
+
+    func validate() throws {
+        if let timeout, (DurationText.nanoseconds(timeout) ?? 0) <= 0 {
+            throw ValidationError("--timeout must be a positive duration such as 30s or 500ms, not '\(timeout)'")
+        }
+    }
 }
 
 struct CounterCommand: ParsableCommand {
@@ -66,7 +75,8 @@ struct JobRunner {
 
     func run(kind: String, parameters: JSONValue) throws {
         let client = try global.connect()
-        let request = RunRequest(kind: kind, parameters: parameters, detach: options.detach ? true : nil)
+        let request = RunRequest(kind: kind, parameters: parameters, detach: options.detach ? true : nil,
+                                 timeout: options.timeout)
         if options.detach {
             let reply = try global.call(client, .run, request, returning: JobReply.self)
             if global.json { Output.json(reply.job) } else { Output.line("job \(reply.job.id) \(reply.job.state.rawValue)") }

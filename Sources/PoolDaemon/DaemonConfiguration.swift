@@ -26,6 +26,10 @@ public struct DaemonConfiguration: Sendable {
     public var startTimeout: Duration = .seconds(10)
     /// How long a worker asked to exit may take before it is killed.
     public var stopTimeout: Duration = .seconds(5)
+    /// How long a worker that is up may go without a heartbeat before it is taken for hung and killed.
+    public var heartbeatTimeout: Duration = .seconds(10)
+    /// Testing only: deaths on demand (`--fault`).
+    public var faults = FaultInjection()
     /// How long a cancelled job's workers may take to stop before they are killed.
     public var cancelGrace: Duration = .seconds(5)
     /// Finished jobs kept for ListJobs and GetJob.

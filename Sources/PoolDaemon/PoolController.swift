@@ -60,6 +60,7 @@ final class PoolController {
             slots[index] = Slot(index: index)
             spawn(slot: index)
         }
+        scheduleHeartbeatCheck()
         checkReady()
     }
 

@@ -67,7 +67,7 @@ public enum PoolInterface {
 
         # Runs a job of `kind` (counter, prodcons, event, tasks or append) and replies when it has finished. With `more`, replies
         # follow as it is queued, starts and progresses. With `detach`, replies once it is queued.
-        method Run(kind: string, parameters: ?object, detach: ?bool) -> (job: Job)
+        method Run(kind: string, parameters: ?object, detach: ?bool, timeout: ?string) -> (job: Job)
 
         # The most recent jobs first.
         method ListJobs(limit: ?int) -> (jobs: []Job)

@@ -108,11 +108,15 @@ public struct RunRequest: Codable, Sendable {
     public var kind: String
     public var parameters: JSONValue?
     public var detach: Bool?
+    /// The longest the job may run once started, as a duration (`30s`, `500ms`); then it is
+    /// cancelled and fails.
+    public var timeout: String?
 
-    public init(kind: String, parameters: JSONValue?, detach: Bool? = nil) {
+    public init(kind: String, parameters: JSONValue?, detach: Bool? = nil, timeout: String? = nil) {
         self.kind = kind
         self.parameters = parameters
         self.detach = detach
+        self.timeout = timeout
     }
 }
 

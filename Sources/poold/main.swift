@@ -55,12 +55,27 @@ struct Serve: ParsableCommand {
     @Option(help: "auto (the journal under systemd or when journald runs and stderr is no terminal), journal or stderr.")
     var logTarget: LogTarget = .auto
 
+    @Option(help: "How long a worker may go without a heartbeat before it is killed as hung (e.g. 10s, 500ms).")
+    var heartbeatTimeout: String = "10s"
+
+    @Option(help: ArgumentHelp("Testing only: inject a fault (crash-at-start=SLOT, die-holding-lock=N, die-consuming=N, die-producing=N).",
+                               visibility: .hidden))
+    var fault: [String] = []
+
     func validate() throws {
         if let workers, workers < 1 { throw ValidationError("--workers must be at least 1") }
         guard maxWorkers >= 1 else { throw ValidationError("--max-workers must be at least 1") }
         if let workers, workers > maxWorkers { throw ValidationError("--workers \(workers) is above --max-workers \(maxWorkers)") }
         if let ipcPrefix, let problem = IPCNames.problem(with: ipcPrefix) { throw ValidationError(problem) }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+        do {
+            _ = try FaultInjection(specifications: fault)
+        } catch {
+            throw ValidationError("--fault: \(error)")
+        }
+        guard let heartbeat = DurationText.nanoseconds(heartbeatTimeout), heartbeat >= 100_000_000 else {
+            throw ValidationError("--heartbeat-timeout must be a duration of at least 100ms (e.g. 10s), not '\(heartbeatTimeout)'")
+        }
     }
 
     func run() throws {
@@ -86,6 +101,8 @@ struct Serve: ParsableCommand {
             logTarget: target,
             workerEnvironment: inheritedEnvironment.forWorkers)
         configuration.configurationFile = config
+        configuration.heartbeatTimeout = .nanoseconds(DurationText.nanoseconds(heartbeatTimeout)!)
+        configuration.faults = try! FaultInjection(specifications: fault)
         guard signalDescriptor >= 0 else {
             logger.critical("cannot create a signalfd: \(String(cString: strerror(errno)))")
             throw ExitCode(1)
@@ -105,11 +122,15 @@ struct Worker: ParsableCommand {
     @Option var daemonPid: Int32
     @Option var logLevel: String = "info"
     @Option var logTarget: LogTarget = .stderr
+    @Flag var crashAtStart = false
+    @Option var fault: [String] = []
 
     func run() throws {
+        if crashAtStart { kill(getpid(), SIGKILL) }
+        let faults = (try? FaultInjection(specifications: fault)) ?? FaultInjection()
         let level = Logger.Level(rawValue: logLevel) ?? .info
         let logger = logTarget.logger(label: "worker-\(slot)", level: level, isWorker: true)
-        let runtime = WorkerRuntime(slot: slot, names: IPCNames(prefix: prefix), daemonPID: daemonPid, logger: logger)
+        let runtime = WorkerRuntime(slot: slot, names: IPCNames(prefix: prefix), daemonPID: daemonPid, faults: faults, logger: logger)
         throw ExitCode(runtime.run())
     }
 }

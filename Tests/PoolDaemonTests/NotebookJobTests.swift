@@ -97,7 +97,7 @@ struct NotebookJobTests {
     @Test func eventWaitersAllReceiveAndTimeoutWaitersCountTimeouts() throws {
         let daemon = try DaemonHarness.start(workers: 3)
         defer { try? daemon.stop() }
-        let (_, result) = try run(daemon, "event", "--waiters", "2", "--timeout-waiters", "1", "--timeout", "100ms",
+        let (_, result) = try run(daemon, "event", "--waiters", "2", "--timeout-waiters", "1", "--wait-timeout", "100ms",
                                   "--set-after", "450ms")
         guard case .array(let waiters)? = result["waiters"] else { Issue.record("no waiters"); return }
         #expect(waiters.count == 3)

@@ -94,14 +94,23 @@ extension PoolController {
         }
         let limits = JobLimits(poolSize: targetSize)
         let plan = try JobCatalog.plan(kind: request.kind, parameters: request.parameters, limits: limits)
+        var timeout: Duration?
+        if let text = request.timeout {
+            guard let nanos = DurationText.nanoseconds(text), nanos > 0 else {
+                throw PoolError.invalidParameter("timeout", "must be a positive duration such as 30s or 500ms, not '\(text)'")
+            }
+            timeout = .nanoseconds(nanos)
+        }
         guard queue.count < configuration.maxQueuedJobs else {
             throw PoolError.resourceLimit("\(queue.count) jobs are queued, the limit (maxQueuedJobs); try again when some have run")
         }
+        let job = Job(id: nextJobID, plan: plan)
+        job.timeout = timeout
         if request.detach == true {
-            responder.reply(JobReply(job: submit(plan).record))
+            enqueue(job)
+            responder.reply(JobReply(job: job.record))
             return
         }
-        let job = Job(id: nextJobID, plan: plan)
         // Watch before submitting so that a job that starts (or fails) at once is seen.
         let watcherID = job.addWatcher { record in
             guard responder.more || record.state.isFinished else { return }

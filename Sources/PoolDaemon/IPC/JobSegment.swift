@@ -87,17 +87,22 @@ public final class JobSegment: Sendable {
     private var cancelWord: FutexWord { FutexWord(at: segment.base + 12) }
 
     /// Sleeps for `nanoseconds` unless the job is cancelled meanwhile (then returns false at once):
-    /// the notebook's `time.sleep`, interruptible.
-    public func pause(nanoseconds: Int64) -> Bool {
+    /// the notebook's `time.sleep`, interruptible. The sleep is sliced so that the worker's heartbeat
+    /// stays fresh: a long sleep is not a hang.
+    public func pause(nanoseconds: Int64, beating heartbeat: Scoreboard.Record) -> Bool {
         guard nanoseconds > 0 else { return !isCancelled }
         let deadline = MonotonicClock.nanoseconds + nanoseconds
         while true {
             if isCancelled { return false }
             let left = deadline - MonotonicClock.nanoseconds
             if left <= 0 { return true }
-            _ = cancelWord.wait(whileEqualTo: 0, timeoutNanos: left)
+            heartbeat.beat()
+            _ = cancelWord.wait(whileEqualTo: 0, timeoutNanos: min(left, Self.heartbeatSlice))
         }
     }
+
+    /// The longest a worker sleeps between heartbeats.
+    static let heartbeatSlice: Int64 = 100_000_000
 
     public func participant(_ index: Int) -> Participant {
         precondition(index >= 0 && index < participants, "participant \(index) outside the job")
@@ -118,8 +123,10 @@ public final class JobSegment: Sendable {
     }
 
     /// Waits until every participant has arrived, so that they start together (a race needs
-    /// contenders). Returns false if the job was cancelled meanwhile.
-    public func arriveAndWaitForAll() -> Bool {
+    /// contenders). Returns false if the job was cancelled meanwhile. A replacement arrives again
+    /// (one more than the participants, harmless); one whose predecessor died before arriving
+    /// releases the others.
+    public func arriveAndWaitForAll(beating heartbeat: Scoreboard.Record) -> Bool {
         let word = barrier
         var seen = word.atomic.loadThenWrappingIncrement(ordering: .acquiringAndReleasing) + 1
         if seen >= UInt32(participants) {
@@ -129,7 +136,8 @@ public final class JobSegment: Sendable {
         while seen < UInt32(participants) {
             if isCancelled { return false }
             // A bounded wait: a participant that dies before arriving must not strand the others.
-            _ = word.wait(whileEqualTo: seen, timeoutNanos: 100_000_000)
+            heartbeat.beat()
+            _ = word.wait(whileEqualTo: seen, timeoutNanos: Self.heartbeatSlice)
             seen = word.atomic.load(ordering: .acquiring)
         }
         return !isCancelled

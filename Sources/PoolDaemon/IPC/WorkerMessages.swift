@@ -7,11 +7,16 @@ public struct WorkerCommand: BitwiseCopyable, Sendable, Equatable {
     /// This worker's index among the job's participants.
     public var participant: UInt32
     public var jobID: UInt64
+    /// 0 for the participant's first worker; n for the n-th replacement of one that died, which
+    /// resumes from what its predecessor left in the job's segment.
+    public var attempt: UInt32
+    public var reserved: UInt32 = 0
 
-    public init(kind: Kind, jobID: Int = 0, participant: Int = 0) {
+    public init(kind: Kind, jobID: Int = 0, participant: Int = 0, attempt: Int = 0) {
         self.kindRaw = kind.rawValue
         self.participant = UInt32(participant)
         self.jobID = UInt64(jobID)
+        self.attempt = UInt32(attempt)
     }
 
     public var kind: Kind? { Kind(rawValue: kindRaw) }

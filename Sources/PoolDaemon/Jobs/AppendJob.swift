@@ -155,7 +155,7 @@ extension AppendJob: JobParticipantWork {
         mine.reserveCapacity(count)
         let symbol = String(UnicodeScalar(character))
 
-        guard segment.arriveAndWaitForAll() else { return .cancelled }
+        guard segment.arriveAndWaitForAll(beating: context.record) else { return .cancelled }
         for done in 1...max(count, 1) where count > 0 {
             if shared {
                 guard (try? mutex.lock()) != nil else { return .failed }
@@ -172,7 +172,7 @@ extension AppendJob: JobParticipantWork {
             }
             context.mine.done.store(Int64(done), ordering: .releasing)
             context.record.beat()
-            if done < count, !segment.pause(nanoseconds: interval) { break }
+            if done < count, !segment.pause(nanoseconds: interval, beating: context.record) { break }
         }
         // The private copy is reported back once, after the fact: it never was shared.
         if !shared, !mine.isEmpty { mine.withUnsafeBytes { copy.copyMemory(from: $0.baseAddress!, byteCount: $0.count) } }

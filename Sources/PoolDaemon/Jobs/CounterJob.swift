@@ -22,6 +22,13 @@ struct CounterJob: JobPlan {
         static let iterations = 8    // Int64
         static let start = 16        // Int64
         static let counter = 64      // Int64
+        // The locked mode's intent record, beside the counter and written under the mutex: which
+        // participant is updating, the counter before and its `done` after. A worker killed inside
+        // the critical section leaves it set, and the next locker (EOWNERDEAD) settles whether the
+        // update landed, so the dead worker's count, and its replacement's start, are exact.
+        static let pendingParticipant = 72   // Int64: participant + 1, 0 when none
+        static let pendingBefore = 80        // Int64
+        static let pendingDone = 88          // Int64
         static let mutex = 128       // pthread_mutex_t
         static var size: Int { mutex + max(RobustMutex.size, 64) }
     }
@@ -66,8 +73,16 @@ struct CounterJob: JobPlan {
         return segment
     }
 
+    /// A dead worker's share is finished by its replacement. The count is exact in `locked` mode
+    /// (the intent record settles the update in flight); in `atomic` and `unsafe` mode the dead
+    /// worker's last unpublished chunk is uncounted, which the result shows as lost updates.
+    var resumesAfterWorkerDeath: Bool { true }
+
     func result(from segment: JobSegment, monitor: (any JobMonitor)?) -> JSONValue {
         let area = segment.kindArea
+        // Every participant has ended, so nobody holds the mutex but perhaps a dead worker: settle
+        // its intent record as the next locker would have.
+        if settings.mode == .locked { Self.settleIntent(segment: segment) }
         let actual = Int(Self.counter(in: area).load(ordering: .acquiring))
         var expected = settings.start
         var operations = 0
@@ -128,15 +143,30 @@ extension CounterJob: JobParticipantWork {
         let mutex = RobustMutex(at: area + Area.mutex)
         let record = segment.participant(participant)
 
-        guard segment.arriveAndWaitForAll() else { return .cancelled }
-        record.startedNanos.store(MonotonicClock.nanoseconds, ordering: .relaxed)
+        guard segment.arriveAndWaitForAll(beating: progress) else { return .cancelled }
         var done = 0
-        var recoveries: Int64 = 0
+        if context.isReplacement {
+            // Resume where the dead worker stopped. Under the lock, so that its update in flight is
+            // settled first (this may be the EOWNERDEAD locker).
+            if modeCode == 1 {
+                guard lock(mutex, segment: segment, record: record) else { return .failed }
+                done = Int(record.done.load(ordering: .relaxed))
+                pthread_mutex_unlock(mutex.raw)
+            } else {
+                done = Int(record.done.load(ordering: .relaxed))
+            }
+        } else {
+            record.startedNanos.store(MonotonicClock.nanoseconds, ordering: .relaxed)
+        }
         defer {
             record.finishedNanos.store(MonotonicClock.nanoseconds, ordering: .relaxed)
-            record.extra.store(recoveries, ordering: .relaxed)
             record.done.store(Int64(done), ordering: .releasing)
         }
+        let pendingParticipant = atomic(area + Area.pendingParticipant)
+        let pendingBefore = atomic(area + Area.pendingBefore)
+        let pendingDone = atomic(area + Area.pendingDone)
+        let me = Int64(participant + 1)
+        let dieAt = participant == 0 ? context.faults.dieHoldingLockAfter ?? -1 : -1
         while done < operations {
             let count = min(chunk, operations - done)
             switch modeCode {
@@ -146,29 +176,68 @@ extension CounterJob: JobParticipantWork {
                     let value = counter.load(ordering: .relaxed)
                     counter.store(value &+ delta, ordering: .relaxed)
                 }
+                done += count
             case 1:
                 for _ in 0..<count {
-                    let rc = pthread_mutex_lock(mutex.raw)
-                    if rc == EOWNERDEAD {
-                        // The holder died mid-update; its update either landed or did not, and the
-                        // counter is consistent either way (one store), so the lock is all to repair.
-                        _ = pool_mutex_consistent(mutex.raw)
-                        recoveries += 1
-                    } else if rc != 0 {
-                        return .failed
-                    }
-                    counter.store(counter.load(ordering: .relaxed) &+ delta, ordering: .relaxed)
+                    guard lock(mutex, segment: segment, record: record) else { return .failed }
+                    // Intent first, then the update, then the count, then clear the intent: the
+                    // releasing stores keep that order visible to whoever settles a death.
+                    let before = counter.load(ordering: .relaxed)
+                    pendingParticipant.store(me, ordering: .relaxed)
+                    pendingBefore.store(before, ordering: .relaxed)
+                    pendingDone.store(Int64(done + 1), ordering: .relaxed)
+                    counter.store(before &+ delta, ordering: .releasing)
+                    if done == dieAt { FaultInjection.die() }
+                    done += 1
+                    record.done.store(Int64(done), ordering: .releasing)
+                    pendingParticipant.store(0, ordering: .releasing)
                     pthread_mutex_unlock(mutex.raw)
                 }
             default:
                 for _ in 0..<count { counter.wrappingIncrement(by: delta, ordering: .relaxed) }
+                done += count
             }
-            done += count
             record.done.store(Int64(done), ordering: .relaxed)
             progress.progress.store(Int64(done), ordering: .relaxed)
             progress.beat()
             if segment.isCancelled { return .cancelled }
         }
         return .completed
+    }
+
+    /// Takes the job's mutex. After EOWNERDEAD (the holder died inside the critical section) the
+    /// intent record is settled and the mutex made consistent; the recovery is counted.
+    private static func lock(_ mutex: RobustMutex, segment: JobSegment, record: JobSegment.Participant) -> Bool {
+        let rc = pthread_mutex_lock(mutex.raw)
+        if rc == EOWNERDEAD {
+            settleIntent(segment: segment)
+            _ = pool_mutex_consistent(mutex.raw)
+            record.extra.wrappingIncrement(ordering: .relaxed)
+            return true
+        }
+        return rc == 0
+    }
+
+    /// Decides whether the update of a worker that died inside the critical section landed (the
+    /// counter moved by its delta) and sets that participant's `done` to match, then clears the
+    /// record. Called with the mutex held, or by the daemon once every participant has ended.
+    static func settleIntent(segment: JobSegment) {
+        let area = segment.kindArea
+        let pending = atomic(area + Area.pendingParticipant)
+        let marked = Int(pending.load(ordering: .acquiring))
+        guard marked > 0, marked <= segment.participants else { return }
+        let participant = marked - 1
+        let split = area.load(fromByteOffset: Area.split, as: UInt32.self) != 0
+        let iterations = Int(area.load(fromByteOffset: Area.iterations, as: Int64.self))
+        let (delta, _) = share(participant: participant, of: segment.participants, iterations: iterations, split: split)
+        let before = atomic(area + Area.pendingBefore).load(ordering: .relaxed)
+        let doneAfter = atomic(area + Area.pendingDone).load(ordering: .relaxed)
+        let landed = counter(in: area).load(ordering: .relaxed) == before &+ delta
+        segment.participant(participant).done.store(landed ? doneAfter : doneAfter - 1, ordering: .relaxed)
+        pending.store(0, ordering: .releasing)
+    }
+
+    static func atomic(_ pointer: UnsafeMutableRawPointer) -> UnsafeAtomic<Int64> {
+        UnsafeAtomic(at: pointer.assumingMemoryBound(to: Int64.AtomicRepresentation.self))
     }
 }

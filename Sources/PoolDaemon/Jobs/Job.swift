@@ -30,6 +30,22 @@ final class Job {
     /// Log lines kept once the segment is gone.
     var finalLog: [String]?
     var progressTimer: Scheduled<Void>?
+    /// The longest the job may run (`Run`'s `timeout`), and the timer that enforces it.
+    var timeout: Duration?
+    var timeoutTimer: Scheduled<Void>?
+    /// Workers that died while running a part of this job, in order.
+    var deadWorkers: [DeadWorker] = []
+    /// Replacements so far, per participant.
+    var replacements: [Int: Int] = [:]
+
+    struct DeadWorker {
+        let participant: Int
+        let slot: Int
+        let pid: Int32
+        let exit: String
+        /// Whether its part went to a replacement (else the job failed).
+        var replaced: Bool
+    }
 
     init(id: Int, plan: any JobPlan) {
         self.id = id

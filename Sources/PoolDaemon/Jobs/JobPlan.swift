@@ -29,12 +29,18 @@ protocol JobPlan: Sendable {
     /// The result, read from the segment after the participants have ended (also when the job
     /// failed or was cancelled: what was done until then).
     func result(from segment: JobSegment, monitor: (any JobMonitor)?) -> JSONValue
+
+    /// Whether a participant whose worker died can be handed to a replacement worker, which resumes
+    /// from what the dead one left in the segment. Kinds that cannot say what a dead worker had
+    /// done are not: the job fails with an account instead.
+    var resumesAfterWorkerDeath: Bool { get }
 }
 
 extension JobPlan {
     func removeResources(segmentName: String) {}
     func makeMonitor(segment: JobSegment) -> (any JobMonitor)? { nil }
     func logLines(segment: JobSegment) -> [String] { [] }
+    var resumesAfterWorkerDeath: Bool { false }
 }
 
 /// The daemon's part in a running job, called on the event loop: first after `initialDelay`,
@@ -112,10 +118,16 @@ protocol JobParticipantWork {
 struct ParticipantContext {
     let segment: JobSegment
     let participant: Int
+    /// 0 for the participant's first worker, n for its n-th replacement.
+    let attempt: Int
     let slot: Int
     /// The worker's scoreboard record: progress and heartbeat go here.
     let record: Scoreboard.Record
+    /// Testing only: where this worker is to die (none in a replacement).
+    let faults: FaultInjection
     let logger: Logger
     /// The job's record for this participant.
     var mine: JobSegment.Participant { segment.participant(participant) }
+    /// This worker took over from one that died.
+    var isReplacement: Bool { attempt > 0 }
 }

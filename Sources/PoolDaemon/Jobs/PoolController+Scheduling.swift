@@ -9,12 +9,6 @@ import Glibc
 
 /// Jobs: a FIFO queue, dispatch onto disjoint idle workers, completion, cancellation, history.
 extension PoolController {
-    func submit(_ plan: any JobPlan) -> Job {
-        let job = Job(id: nextJobID, plan: plan)
-        enqueue(job)
-        return job
-    }
-
     /// Queues a job made with the next id (`Job(id: nextJobID, ...)`), possibly watched already.
     func enqueue(_ job: Job) {
         precondition(job.id == nextJobID, "jobs are enqueued in id order")
@@ -73,6 +67,11 @@ extension PoolController {
             job.monitor = monitor
             scheduleMonitor(for: job, monitor: monitor, after: monitor.initialDelay)
         }
+        if let timeout = job.timeout {
+            job.timeoutTimer = eventLoop.assumeIsolated().scheduleTask(in: timeAmount(timeout)) { [self] in
+                timedOut(job, after: timeout)
+            }
+        }
         job.notifyWatchers()
         if job.ended.count == assigned.count { finish(job) }
         noteChange()
@@ -98,15 +97,6 @@ extension PoolController {
         dispatch()
     }
 
-    /// A busy worker died: its part ends as a failure and the others are stopped.
-    func participantDied(slot index: Int, jobID: Int, reason: String) {
-        guard let job = jobs[jobID], let participant = job.slots.firstIndex(of: index) else { return }
-        job.ended.insert(participant)
-        job.failure = job.failure ?? reason
-        job.segment?.cancel()
-        if job.ended.count == job.slots.count { finish(job) }
-    }
-
     /// Stops a job. A queued one is simply dropped; a running one has its cancel flag set and its
     /// workers are given `cancelGrace` to notice before they are killed.
     func cancel(_ job: Job, reason: String) {
@@ -119,6 +109,16 @@ extension PoolController {
             guard job.cancelReason == nil else { return }
             job.cancelReason = reason
             job.segment?.cancel()
+            // Participants waiting for a replacement worker have nothing left to stop.
+            for index in slots.keys.sorted() where slots[index]?.takeover?.job == job.id {
+                let participant = slots[index]!.takeover!.participant
+                slots[index]?.takeover = nil
+                job.ended.insert(participant)
+            }
+            if job.ended.count == job.slots.count {
+                finish(job)
+                return
+            }
             job.cancelTimer = eventLoop.assumeIsolated().scheduleTask(in: timeAmount(configuration.cancelGrace)) { [self] in
                 for (participant, index) in job.slots.enumerated() where !job.ended.contains(participant) {
                     logger.warning("worker ignored the cancellation; killing it", metadata: ["job": "\(job.id)", "slot": "\(index)"])
@@ -136,10 +136,11 @@ extension PoolController {
     /// remove the segment, tell the watchers, keep the record in the bounded history.
     func finish(_ job: Job) {
         job.cancelTimer?.cancel()
+        job.timeoutTimer?.cancel()
         job.progressTimer?.cancel()
         job.monitorTimer?.cancel()
         if let segment = job.segment {
-            job.result = job.plan.result(from: segment, monitor: job.monitor)
+            job.result = job.plan.result(from: segment, monitor: job.monitor).adding(deadWorkers: job.deadWorkers)
             job.finalLog = job.plan.logLines(segment: segment)
             job.plan.removeResources(segmentName: segment.segment.name)
             SharedSegment.unlink(name: segment.segment.name)

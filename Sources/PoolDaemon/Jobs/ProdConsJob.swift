@@ -35,16 +35,39 @@ struct ProdConsJob: JobPlan {
     enum Area {
         static let items = 0, capacity = 8, payloadBytes = 16, batch = 24, seed = 32, producers = 40, trace = 48
         static let produceLow = 64, produceHigh = 72, consumeLow = 80, consumeHigh = 88
-        static let consumed = 128        // Int64, atomic: items consumed by all
+        static let consumed = 128        // Int64, atomic: items consumed by all, as reported (a hint, see `committedTotal`)
         static let traceNext = 192       // Int64, atomic: next trace entry
-        static let stats = 256           // per participant: count, sum, full/empty, (Int64 each)
+        static let stats = 256           // per participant, see `Stats`
         static let statsSize = 64
         static func histograms(_ participants: Int) -> Int { stats + participants * statsSize }
-        static func traceEntries(_ participants: Int, consumers: Int) -> Int {
+        /// Per participant, a copy of the message in flight: the ledger a replacement recovers from.
+        static func ledgers(_ participants: Int, consumers: Int) -> Int {
             histograms(participants) + consumers * LatencyHistogram.byteSize
+        }
+        static func ledgerStride(messageSize: Int) -> Int { (messageSize + 63) & ~63 }
+        static func traceEntries(_ participants: Int, consumers: Int, messageSize: Int) -> Int {
+            ledgers(participants, consumers: consumers) + participants * ledgerStride(messageSize: messageSize)
         }
         static let traceEntrySize = 32   // kind UInt32, participant UInt32, value, queue length, time (Int64)
     }
+
+    /// A participant's record in the kind area (Int64 each). A producer's count and sum say what it
+    /// has sent; a consumer's what it has committed. The `before` pair is written ahead of each
+    /// message (a producer's intent, a consumer's state before the message), so that a replacement
+    /// can tell whether the dead worker's message in flight was sent or consumed. Sums are always
+    /// stored before counts, so a count that matches says its sum is current.
+    enum Stats {
+        static let count = 0, sum = 8, waits = 16, countBefore = 24, sumBefore = 32
+        /// Items a consumer's replacement took from the ledger (redelivered) or a producer's
+        /// replacement sent again because the original was lost with its worker.
+        static let recovered = 40
+        /// Set while a producer's replacement settles its predecessor's uncertain message.
+        static let settling = 48
+    }
+
+    /// The first field of a ledger message that holds no message: the kernel's copy of a received
+    /// message overwrites it with the producer's index, which marks the message in flight.
+    static let emptyLedgerMark = UInt32.max
 
     static let maxTracedItems = 100_000
 
@@ -105,9 +128,17 @@ struct ProdConsJob: JobPlan {
 
     static func queueName(segmentName: String) -> String { segmentName + ".queue" }
 
+    static func ledger(in area: UnsafeMutableRawPointer, participants: Int, consumers: Int, messageSize: Int, index: Int) -> UnsafeMutableRawPointer {
+        area + Area.ledgers(participants, consumers: consumers) + index * Area.ledgerStride(messageSize: messageSize)
+    }
+
+    /// A consumer or producer whose worker dies is taken over by a replacement: the ledger in the
+    /// segment says what the dead one had in flight, so every item is still consumed exactly once.
+    var resumesAfterWorkerDeath: Bool { true }
+
     func createSegment(name: String) throws(IPCError) -> JobSegment {
         let traceSize = trace ? 2 * items * Area.traceEntrySize : 0
-        let size = Area.traceEntries(workers, consumers: consumers) + traceSize
+        let size = Area.traceEntries(workers, consumers: consumers, messageSize: messageSize) + traceSize
         let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers, kindAreaSize: size)
         let area = segment.kindArea
         for (offset, value) in [(Area.items, items), (Area.capacity, capacity), (Area.payloadBytes, payloadBytes),
@@ -115,6 +146,10 @@ struct ProdConsJob: JobPlan {
             area.storeBytes(of: Int64(value), toByteOffset: offset, as: Int64.self)
         }
         area.storeBytes(of: seed, toByteOffset: Area.seed, as: UInt64.self)
+        for index in 0..<workers {
+            Self.ledger(in: area, participants: workers, consumers: consumers, messageSize: messageSize, index: index)
+                .storeBytes(of: Self.emptyLedgerMark, toByteOffset: 0, as: UInt32.self)
+        }
         for (offset, value) in [(Area.produceLow, produceDelay.lowerBound), (Area.produceHigh, produceDelay.upperBound),
                                 (Area.consumeLow, consumeDelay.lowerBound), (Area.consumeHigh, consumeDelay.upperBound)] {
             area.storeBytes(of: value, toByteOffset: offset, as: Int64.self)
@@ -170,7 +205,7 @@ struct ProdConsJob: JobPlan {
     func logLines(segment: JobSegment) -> [String] {
         guard trace else { return [] }
         let area = segment.kindArea
-        let base = area + Area.traceEntries(workers, consumers: consumers)
+        let base = area + Area.traceEntries(workers, consumers: consumers, messageSize: messageSize)
         let written = min(Int(Self.atomic(area + Area.traceNext).load(ordering: .acquiring)), 2 * items)
         var lines: [String] = []
         lines.reserveCapacity(written)
@@ -188,13 +223,14 @@ struct ProdConsJob: JobPlan {
     func result(from segment: JobSegment, monitor: (any JobMonitor)?) -> JSONValue {
         let area = segment.kindArea
         var producerEntries: [JSONValue] = [], consumerEntries: [JSONValue] = []
-        var produced = 0, consumed = 0, producedSum = 0, consumedSum = 0, full = 0, empty = 0
+        var produced = 0, consumed = 0, producedSum = 0, consumedSum = 0, full = 0, empty = 0, redelivered = 0, resent = 0
         var first = Int64.max, last = Int64.min
         for index in 0..<workers {
             let stats = area + Area.stats + index * Area.statsSize
             let count = Int(stats.load(fromByteOffset: 0, as: Int64.self))
             let sum = Int(stats.load(fromByteOffset: 8, as: Int64.self))
             let waits = Int(stats.load(fromByteOffset: 16, as: Int64.self))
+            let recovered = Int(stats.load(fromByteOffset: Stats.recovered, as: Int64.self))
             let participant = segment.participant(index)
             let started = participant.startedNanos.load(ordering: .relaxed)
             let finished = participant.finishedNanos.load(ordering: .relaxed)
@@ -207,12 +243,12 @@ struct ProdConsJob: JobPlan {
                 "sum": .number(Double(sum)),
             ]
             if index < producers {
-                produced += count; producedSum += sum; full += waits
+                produced += count; producedSum += sum; full += waits; resent += recovered
                 entry["produced"] = .number(Double(count))
                 entry["foundFull"] = .number(Double(waits))
                 producerEntries.append(.object(entry))
             } else {
-                consumed += count; consumedSum += sum; empty += waits
+                consumed += count; consumedSum += sum; empty += waits; redelivered += recovered
                 entry["consumed"] = .number(Double(count))
                 entry["foundEmpty"] = .number(Double(waits))
                 consumerEntries.append(.object(entry))
@@ -229,6 +265,7 @@ struct ProdConsJob: JobPlan {
             "durationSeconds": .number(duration),
             "itemsPerSecond": .number(duration > 0 ? Double(consumed) / duration : 0),
             "queueFull": .number(Double(full)), "queueEmpty": .number(Double(empty)),
+            "redelivered": .number(Double(redelivered)), "resent": .number(Double(resent)),
             "latencyMicros": .object([
                 "p50": .number(Double(latency.values[0]) / 1000), "p90": .number(Double(latency.values[1]) / 1000),
                 "p99": .number(Double(latency.values[2]) / 1000), "max": .number(Double(latency.max) / 1000),
@@ -247,5 +284,9 @@ struct ProdConsJob: JobPlan {
 
     static func atomic(_ pointer: UnsafeMutableRawPointer) -> UnsafeAtomic<Int64> {
         UnsafeAtomic(at: pointer.assumingMemoryBound(to: Int64.AtomicRepresentation.self))
+    }
+
+    static func atomic32(_ pointer: UnsafeMutableRawPointer) -> UnsafeAtomic<UInt32> {
+        UnsafeAtomic(at: pointer.assumingMemoryBound(to: UInt32.AtomicRepresentation.self))
     }
 }

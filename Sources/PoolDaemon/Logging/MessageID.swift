@@ -12,4 +12,5 @@ public enum MessageID {
     public static let workerDied: Logger.MetadataValue = "4c1a8be154c14a6aaeea7baed46ed181"
     public static let workerRespawned: Logger.MetadataValue = "eb4947718afe4edb9e449453eecb619d"
     public static let slotFailed: Logger.MetadataValue = "771a84f070034c61aab1b0ce01b53142"
+    public static let workerHung: Logger.MetadataValue = "2ca134619ed6473d86310d37ace50c78"
 }

@@ -26,7 +26,7 @@ extension PoolController {
                 "poold", "worker", "--slot", "\(index)", "--prefix", configuration.names.prefix,
                 "--daemon-pid", "\(getpid())", "--log-level", configuration.logLevel.rawValue,
                 "--log-target", configuration.logTarget.rawValue,
-            ]
+            ] + configuration.faults.workerArguments + (configuration.faults.crashAtStartSlot == index ? ["--crash-at-start"] : [])
             let process = try SpawnedProcess.spawn(path: "/proc/self/exe", arguments: arguments, environment: configuration.workerEnvironment)
             slot.process = process
             slot.state = .starting
@@ -55,6 +55,8 @@ extension PoolController {
         logger.info("worker ready", metadata: ["slot": "\(index)", "pid": "\(pid)"])
         if slot.retiring || lifecycle == .draining {
             stopWorker(slot: index)
+        } else if slot.takeover != nil {
+            takeOver(slot: index)
         } else {
             dispatch()
         }
@@ -79,6 +81,7 @@ extension PoolController {
 
     /// Asks a worker to exit, and kills it if it has not within the stop timeout.
     func stopWorker(slot index: Int) {
+        abandonTakeover(slot: index, reason: "the slot is being stopped")
         guard var slot = slots[index] else { return }
         slot.timer?.cancel()
         slot.timer = nil
@@ -110,14 +113,17 @@ extension PoolController {
         slot.timer?.cancel()
         slot.timer = nil
         slot.process = nil
-        slot.lastExit = exit.description
+        let exitDescription = slot.killReason.map { "\($0); \(exit)" } ?? exit.description
+        slot.lastExit = exitDescription
+        slot.killReason = nil
         let wasStopping = slot.state == .stopping
         let job = slot.job
         slot.job = nil
         slots[index] = slot
 
         if let job {
-            participantDied(slot: index, jobID: job, reason: "worker in slot \(index) (pid \(process.pid)) \(exit)")
+            let replaceable = !wasStopping && exit != .exited(WorkerRuntime.exitDoNotRespawn) && lifecycle == .running && !slot.retiring
+            participantDied(slot: index, pid: process.pid, jobID: job, exit: exitDescription, replaceable: replaceable)
         }
         if wasStopping {
             logger.debug("worker exited", metadata: ["slot": "\(index)", "pid": "\(process.pid)", "exit": "\(exit)"])
@@ -127,9 +133,10 @@ extension PoolController {
                          metadata: ["slot": "\(index)", "pid": "\(process.pid)", MessageID.key: MessageID.slotFailed])
             slot.state = .failed
             slots[index] = slot
+            abandonTakeover(slot: index, reason: "the slot failed: its worker cannot run here")
             failQueuedJobsThatCannotRun()
         } else {
-            logger.error("worker died", metadata: ["slot": "\(index)", "pid": "\(process.pid)", "exit": "\(exit)",
+            logger.error("worker died", metadata: ["slot": "\(index)", "pid": "\(process.pid)", "exit": "\(exitDescription)",
                                                   MessageID.key: MessageID.workerDied])
             crashed(slot: index)
         }
@@ -143,6 +150,8 @@ extension PoolController {
     func crashed(slot index: Int) {
         guard var slot = slots[index] else { return }
         if slot.retiring || lifecycle == .draining {
+            abandonTakeover(slot: index, reason: "the slot is being stopped")
+            slot = slots[index]!
             slot.state = .stopping
             slots[index] = slot
             processGone(slot: index)
@@ -154,6 +163,7 @@ extension PoolController {
         if slot.crashTimes.count >= configuration.failureLimit {
             slot.state = .failed
             slots[index] = slot
+            abandonTakeover(slot: index, reason: "the slot failed after \(slot.crashTimes.count) crashes within \(configuration.failureWindow)")
             logger.error("slot failed: \(slot.crashTimes.count) crashes within \(configuration.failureWindow); not respawning",
                          metadata: ["slot": "\(index)", MessageID.key: MessageID.slotFailed])
             failQueuedJobsThatCannotRun()

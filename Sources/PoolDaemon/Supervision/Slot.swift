@@ -18,12 +18,24 @@ struct Slot {
     var retiring = false
     /// The pending start timeout, respawn backoff or stop timeout.
     var timer: Scheduled<Void>?
+    /// A job participant whose worker died here: the slot's next worker takes it over.
+    var takeover: Takeover?
+    /// Why the daemon killed this slot's worker (it hung), reported as its exit.
+    var killReason: String?
+
+    struct Takeover {
+        let job: Int
+        let participant: Int
+        /// 1 for the first replacement.
+        let attempt: Int
+    }
 
     init(index: Int) {
         self.index = index
     }
 
     var info: WorkerInfo {
-        WorkerInfo(slot: index, pid: Int(process?.pid ?? 0), state: state, job: job, restarts: restarts, lastExit: lastExit)
+        WorkerInfo(slot: index, pid: Int(process?.pid ?? 0), state: state, job: job ?? takeover?.job, restarts: restarts,
+                   lastExit: lastExit)
     }
 }

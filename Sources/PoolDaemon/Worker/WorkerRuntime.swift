@@ -15,9 +15,11 @@ public struct WorkerRuntime {
     let slot: Int
     let names: IPCNames
     let daemonPID: pid_t
+    let faults: FaultInjection
     let logger: Logger
 
-    public init(slot: Int, names: IPCNames, daemonPID: pid_t, logger: Logger) {
+    public init(slot: Int, names: IPCNames, daemonPID: pid_t, faults: FaultInjection, logger: Logger) {
+        self.faults = faults
         self.slot = slot
         self.names = names
         self.daemonPID = daemonPID
@@ -119,8 +121,10 @@ public struct WorkerRuntime {
         var jobLogger = logger
         jobLogger[metadataKey: "job"] = "\(jobID)"
         jobLogger[metadataKey: "kind"] = "\(kind.name)"
-        let context = ParticipantContext(segment: segment, participant: participant, slot: slot, record: record,
-                                         logger: jobLogger)
+        let attempt = Int(command.attempt)
+        if attempt > 0 { logger.notice("taking over participant \(participant) of job \(jobID) from a worker that died (attempt \(attempt))") }
+        let context = ParticipantContext(segment: segment, participant: participant, attempt: attempt, slot: slot,
+                                         record: record, faults: attempt == 0 ? faults : FaultInjection(), logger: jobLogger)
         return (kind.work.run(context), 0)
     }
 }

@@ -1,0 +1,139 @@
+import Logging
+import NIOCore
+import PoolIPC
+import PoolProtocol
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What happens to a job when one of its workers dies or hangs, and when the job overruns its
+/// timeout. A kind that can resume (`JobPlan.resumesAfterWorkerDeath`) keeps running: the dead
+/// worker's slot is respawned as usual and its next worker takes the participant over, picking up
+/// from what the job's segment says was done. Otherwise the job fails with an account of what was
+/// done, and the other participants are stopped.
+extension PoolController {
+    /// A busy worker died (`replaceable` when the slot will be respawned).
+    func participantDied(slot index: Int, pid: Int32, jobID: Int, exit: String, replaceable: Bool) {
+        guard let job = jobs[jobID], let participant = job.slots.firstIndex(of: index) else { return }
+        let attempts = job.replacements[participant] ?? 0
+        let resumes = replaceable && job.plan.resumesAfterWorkerDeath && job.state == .running
+            && job.cancelReason == nil && job.failure == nil && attempts < configuration.failureLimit
+        job.deadWorkers.append(Job.DeadWorker(participant: participant, slot: index, pid: pid, exit: exit, replaced: resumes))
+        if resumes {
+            job.replacements[participant] = attempts + 1
+            slots[index]?.takeover = Slot.Takeover(job: jobID, participant: participant, attempt: attempts + 1)
+            logger.warning("a worker died during a job; its replacement will take over its part",
+                           metadata: ["job": "\(jobID)", "slot": "\(index)", "pid": "\(pid)", "participant": "\(participant)",
+                                      "exit": "\(exit)"])
+            job.notifyWatchers()
+            return
+        }
+        job.ended.insert(participant)
+        job.failure = job.failure ?? "worker in slot \(index) (pid \(pid)) \(exit)"
+        job.segment?.cancel()
+        if job.ended.count == job.slots.count { finish(job) }
+    }
+
+    /// The slot's new worker is ready: hand it the participant its predecessor left.
+    func takeOver(slot index: Int) {
+        guard var slot = slots[index], let takeover = slot.takeover else { return }
+        slot.takeover = nil
+        guard let job = jobs[takeover.job], job.state == .running, job.cancelReason == nil, job.failure == nil else {
+            slots[index] = slot
+            dispatch()
+            return
+        }
+        let command = WorkerCommand(kind: .runJob, jobID: job.id, participant: takeover.participant, attempt: takeover.attempt)
+        do {
+            guard let commands = slot.commands else { throw IPCError("no command queue", errno: EBADF) }
+            try commands.send(command)
+        } catch {
+            slots[index] = slot
+            endParticipant(takeover.participant, of: job, failure: "cannot hand participant \(takeover.participant) to the new worker in slot \(index): \(error)")
+            return
+        }
+        slot.state = .busy
+        slot.job = job.id
+        slots[index] = slot
+        logger.notice("a new worker took over a dead worker's part of a job",
+                      metadata: ["job": "\(job.id)", "slot": "\(index)", "participant": "\(takeover.participant)",
+                                 "attempt": "\(takeover.attempt)"])
+        job.notifyWatchers()
+        noteChange()
+    }
+
+    /// The slot will not produce a replacement worker (it failed, or is being stopped): the job
+    /// cannot complete, so it fails with what was done.
+    func abandonTakeover(slot index: Int, reason: String) {
+        guard let takeover = slots[index]?.takeover else { return }
+        slots[index]?.takeover = nil
+        guard let job = jobs[takeover.job], !job.state.isFinished else { return }
+        if let last = job.deadWorkers.lastIndex(where: { $0.participant == takeover.participant }) {
+            job.deadWorkers[last].replaced = false
+        }
+        endParticipant(takeover.participant, of: job,
+                       failure: "the worker for participant \(takeover.participant) in slot \(index) died and no replacement can start: \(reason)")
+    }
+
+    private func endParticipant(_ participant: Int, of job: Job, failure: String) {
+        job.ended.insert(participant)
+        job.failure = job.failure ?? failure
+        job.segment?.cancel()
+        if job.ended.count == job.slots.count { finish(job) }
+        noteChange()
+    }
+
+    /// The job ran longer than its `timeout`: it is stopped like a cancelled one, but fails.
+    func timedOut(_ job: Job, after timeout: Duration) {
+        guard job.state == .running, job.cancelReason == nil else { return }
+        job.failure = job.failure ?? "timed out: still running after its timeout of \(DurationText.format(nanoseconds(timeout)))"
+        logger.warning("job timed out", metadata: ["job": "\(job.id)", "timeout": "\(timeout)"])
+        cancel(job, reason: "timed out")
+    }
+
+    // MARK: Heartbeats
+
+    /// Starts the periodic look at every worker's heartbeat in the scoreboard.
+    func scheduleHeartbeatCheck() {
+        let timeout = nanoseconds(configuration.heartbeatTimeout)
+        let interval = max(min(timeout / 4, 1_000_000_000), 10_000_000)
+        eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(interval)) { [self] in
+            guard lifecycle != .stopped else { return }
+            killHungWorkers(timeout: timeout)
+            scheduleHeartbeatCheck()
+        }
+    }
+
+    /// A worker that is up and has not beaten for `timeout` is hung (a deadlock, a stop signal, an
+    /// endless loop): kill it; its exit is then handled like any death, job included.
+    private func killHungWorkers(timeout: Int64) {
+        let now = MonotonicClock.nanoseconds
+        for index in slots.keys.sorted() {
+            guard var slot = slots[index], slot.state == .ready || slot.state == .busy, slot.killReason == nil,
+                  let process = slot.process else { continue }
+            let beat = scoreboard.record(slot: index).heartbeat.load(ordering: .relaxed)
+            guard beat > 0, now - beat > timeout else { continue }
+            let silence = DurationText.format(now - beat)
+            slot.killReason = "hung (no heartbeat for \(silence)), killed"
+            slots[index] = slot
+            logger.error("worker hung: no heartbeat for \(silence); killing it",
+                         metadata: ["slot": "\(index)", "pid": "\(process.pid)", "job": "\(slot.job.map(String.init) ?? "-")",
+                                    MessageID.key: MessageID.workerHung])
+            process.signal(SIGKILL)
+        }
+    }
+}
+
+extension JSONValue {
+    /// The result with the job's worker deaths added (when there were any).
+    func adding(deadWorkers: [Job.DeadWorker]) -> JSONValue {
+        guard !deadWorkers.isEmpty, case .object(var fields) = self else { return self }
+        fields["deadWorkers"] = .array(deadWorkers.map { dead in
+            .object([
+                "participant": .number(Double(dead.participant)), "slot": .number(Double(dead.slot)),
+                "pid": .number(Double(dead.pid)), "exit": .string(dead.exit), "replaced": .bool(dead.replaced),
+            ])
+        })
+        return .object(fields)
+    }
+}

@@ -1,0 +1,62 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Testing only: deterministic deaths at the worst moments, so that the recovery paths are tested
+/// on purpose rather than by luck. Given to `poold serve --fault KIND=N` (hidden from help) and
+/// passed on to the workers; every fault fires in a job's first worker only (attempt 0), never in
+/// its replacement, so recovery can be watched to completion. Never set in production.
+public struct FaultInjection: Sendable, Equatable {
+    /// Workers in this slot kill themselves as they start: a crash loop.
+    public var crashAtStartSlot: Int?
+    /// Counter job, locked mode, participant 0: die holding the mutex after this many updates,
+    /// with the counter updated but the worker's count not (the case the intent record settles).
+    public var dieHoldingLockAfter: Int?
+    /// Prodcons, the first consumer: die after taking this many messages off the queue, the last
+    /// one received into the ledger but not committed (it must be redelivered).
+    public var dieConsumingAfter: Int?
+    /// Prodcons, the first producer: die after this many messages, the last one sent but not
+    /// recorded (its replacement cannot know whether it reached the queue).
+    public var dieProducingAfter: Int?
+
+    public init() {}
+
+    public static let kinds = ["crash-at-start", "die-holding-lock", "die-consuming", "die-producing"]
+
+    /// Parses `KIND=N` specifications; the error says what is accepted.
+    public init(specifications: [String]) throws(FaultSpecificationError) {
+        for specification in specifications {
+            let parts = specification.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, let value = Int(parts[1]), value >= 0 else { throw FaultSpecificationError(specification: specification) }
+            switch parts[0] {
+            case "crash-at-start": crashAtStartSlot = value
+            case "die-holding-lock": dieHoldingLockAfter = value
+            case "die-consuming": dieConsumingAfter = value
+            case "die-producing": dieProducingAfter = value
+            default: throw FaultSpecificationError(specification: specification)
+            }
+        }
+    }
+
+    /// The worker's command-line arguments that carry the job faults.
+    public var workerArguments: [String] {
+        var arguments: [String] = []
+        if let dieHoldingLockAfter { arguments += ["--fault", "die-holding-lock=\(dieHoldingLockAfter)"] }
+        if let dieConsumingAfter { arguments += ["--fault", "die-consuming=\(dieConsumingAfter)"] }
+        if let dieProducingAfter { arguments += ["--fault", "die-producing=\(dieProducingAfter)"] }
+        return arguments
+    }
+
+    /// Dies as SIGKILL would kill it: no cleanup, no report.
+    static func die() -> Never {
+        kill(getpid(), SIGKILL)
+        fatalError("still alive after SIGKILL")
+    }
+}
+
+public struct FaultSpecificationError: Error, CustomStringConvertible {
+    let specification: String
+    public var description: String {
+        "unknown fault '\(specification)'; testing only: \(FaultInjection.kinds.map { "\($0)=N" }.joined(separator: ", "))"
+    }
+}
