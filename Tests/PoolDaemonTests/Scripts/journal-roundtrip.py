@@ -43,7 +43,8 @@ journald = start_and_wait_ready(["/lib/systemd/systemd-journald"], "journald")
 try:
     sock = os.path.join(work, "poold.sock")
     daemon = start_and_wait_ready(
-        [os.path.join(bin_dir, "poold"), "--socket", sock, "--workers", "2", "--ipc-prefix", "/poold-journaltest-%d" % os.getpid()],
+        [os.path.join(bin_dir, "poold"), "--socket", sock, "--workers", "2", "--ipc-prefix", "/poold-journaltest-%d" % os.getpid(),
+         "--state-dir", os.path.join(work, "state")],
         "poold", stderr=subprocess.DEVNULL)
     poolctl = os.path.join(bin_dir, "poolctl")
     run = subprocess.run([poolctl, "--socket", sock, "--json", "run", "tasks", "--count", "3"], capture_output=True, text=True, check=True)
