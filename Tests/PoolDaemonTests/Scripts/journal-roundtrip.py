@@ -10,6 +10,7 @@ READY=1), never by sleeping.
 import json
 import os
 import socket
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -68,3 +69,4 @@ try:
 finally:
     journald.terminate()
     journald.wait(timeout=30)
+    shutil.rmtree(work, ignore_errors=True)
