@@ -13,6 +13,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
+        // SQLite for the job history; links Debian's libsqlite3 (libsqlite3-dev).
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
         // What Glibc does not expose: mq_*, pidfd, futex, posix_spawn close-from, robust mutexes.
@@ -29,12 +31,22 @@ let package = Package(
         ),
         // The varlink wire format, the io.poold.Pool interface and a blocking client.
         .target(name: "PoolProtocol"),
+        // The job history: an SQLite database in the state directory, written off the event loop.
+        .target(
+            name: "PoolHistory",
+            dependencies: [
+                "PoolProtocol",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // Supervisor, scheduler, control server, jobs and the worker side.
         .target(
             name: "PoolDaemon",
             dependencies: [
                 "PoolIPC",
                 "PoolProtocol",
+                "PoolHistory",
                 "CSystemd",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -69,8 +81,12 @@ let package = Package(
         .testTarget(name: "PoolIPCTests", dependencies: ["PoolIPC", "ipc-probe"]),
         .testTarget(name: "PoolProtocolTests", dependencies: ["PoolProtocol"]),
         .testTarget(
+            name: "PoolHistoryTests",
+            dependencies: ["PoolHistory", "PoolProtocol", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        .testTarget(
             name: "PoolDaemonTests",
-            dependencies: ["PoolProtocol", "PoolIPC", "poold", "poolctl"],
+            dependencies: ["PoolProtocol", "PoolIPC", "CPooldShim", "poold", "poolctl", .product(name: "GRDB", package: "GRDB.swift")],
             // Run by the tests from the source tree (inside a private mount namespace).
             exclude: ["Scripts"]
         ),

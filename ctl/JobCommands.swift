@@ -40,7 +40,7 @@ struct JobCommand: ParsableCommand {
     @Argument(help: "The job's id.")
     var id: Int
 
-    @Flag(help: "Wait until the job has finished; exit 1 if it failed or was cancelled.")
+    @Flag(help: "Wait until the job has finished; exit 1 if it failed, was cancelled or was interrupted.")
     var wait = false
 
     func run() throws {

@@ -18,7 +18,7 @@ struct JobPrinter {
         }
         Output.line(heading)
         if showLog { for line in job.log ?? [] { Output.line("  " + line) } }
-        if let error = job.error { Output.line("  \(job.state == .cancelled ? "why" : "error"): \(error)") }
+        if let error = job.error { Output.line("  \(job.state == .cancelled || job.state == .interrupted ? "why" : "error"): \(error)") }
         guard let result = job.result else { return }
         switch job.kind {
         case "counter":

@@ -6,7 +6,7 @@ struct Poolctl: ParsableCommand {
         commandName: "poolctl",
         abstract: "Control poold: run the notebook's jobs on its worker pool, watch them, manage the pool.",
         discussion: """
-            Exit status: 0 done, 1 the job failed or was cancelled, 2 usage error, 3 daemon unreachable,
+            Exit status: 0 done, 1 the job failed, was cancelled or interrupted, 2 usage error, 3 daemon unreachable,
             4 refused by the daemon.
             """,
         version: PooldVersionText.string,

@@ -7,7 +7,7 @@ dir=$(mktemp -d /tmp/poold-demo-XXXXXX)
 socket=$dir/poold.sock
 export POOLD_SOCKET=$socket
 
-"$bin/poold" --socket "$socket" --workers 2 2>"$dir/poold.log" &
+"$bin/poold" --socket "$socket" --workers 2 --state-dir "$dir/state" 2>"$dir/poold.log" &
 daemon=$!
 cleanup() {
     kill -TERM "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null || true

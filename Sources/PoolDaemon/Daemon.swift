@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
+import PoolHistory
 import PoolIPC
 import PoolProtocol
 #if canImport(Glibc)
@@ -38,6 +39,17 @@ public enum Daemon {
         }
         defer { claim?.release() }
 
+        // The job history is read before the loop serves, so that the first ListJobs already sees
+        // earlier jobs; it is closed, with its last writes, once the loop has stopped.
+        let history: (store: JobHistory, recovered: RecoveredHistory)?
+        do {
+            history = try openHistory(configuration: configuration, logger: logger)
+        } catch {
+            logger.critical("\(error)")
+            return 1
+        }
+        defer { history?.store.close() }
+
         let names = configuration.names
         let scoreboard: Scoreboard
         let events: MessageQueue
@@ -60,6 +72,7 @@ public enum Daemon {
         let setUp: EventLoopFuture<NIOLoopBound<PoolController>> = loop.submit {
             let controller = PoolController(configuration: configuration, eventLoop: loop, logger: logger,
                                             scoreboard: scoreboard, events: events, notifier: notifier)
+            if let history { controller.adoptHistory(history.store, recovered: history.recovered) }
             return NIOLoopBound(controller, eventLoop: loop)
         }
         let channel: any Channel

@@ -32,8 +32,10 @@ public struct DaemonConfiguration: Sendable {
     public var faults = FaultInjection()
     /// How long a cancelled job's workers may take to stop before they are killed.
     public var cancelGrace: Duration = .seconds(5)
-    /// Finished jobs kept for ListJobs and GetJob.
+    /// Finished jobs kept for ListJobs and GetJob, in memory and in the job history.
     public var historyLimit: Int = 1000
+    /// Where the job history (`history.sqlite`) lives; nil keeps none on disk.
+    public var stateDirectory: String?
     public var maxQueuedJobs: Int = 1000
     /// How often streamed Run replies report progress.
     public var progressInterval: Duration = .milliseconds(250)

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOCore
+import PoolHistory
 import PoolIPC
 import PoolProtocol
 
@@ -26,9 +27,12 @@ final class PoolController {
     // Scheduling.
     var jobs: [Int: Job] = [:]
     var queue: [Int] = []
-    var finishedOrder: [Int] = []
     var nextJobID = 1
     var jobsFinished = 0
+
+    // Job history: the store (nil: none kept on disk) and the jobs of earlier runs, by id.
+    var history: JobHistory?
+    var pastJobs: [Int: JobRecord] = [:]
 
     // Clients following the pool with `Status` + `more`.
     var statusFollowers: [Int: (StatusReply) -> Void] = [:]

@@ -39,7 +39,8 @@ public enum PoolInterface {
         type Job (
           id: int,
           kind: string,
-          # queued, running, succeeded, failed or cancelled.
+          # queued, running, succeeded, failed, cancelled or interrupted (was queued or running
+          # when the daemon died; seen in the job history after a restart).
           state: string,
           parameters: object,
           slots: []int,

@@ -33,8 +33,11 @@ public struct WorkerInfo: Codable, Sendable, Equatable {
 
 public enum JobState: String, Codable, Sendable, CaseIterable {
     case queued, running, succeeded, failed, cancelled
+    /// Was queued or running when the daemon died (crash, SIGKILL, power loss); found so in the job
+    /// history at the next start. Final, like the three before it.
+    case interrupted
 
-    public var isFinished: Bool { self == .succeeded || self == .failed || self == .cancelled }
+    public var isFinished: Bool { self == .succeeded || self == .failed || self == .cancelled || self == .interrupted }
 }
 
 public struct JobProgress: Codable, Sendable, Equatable {

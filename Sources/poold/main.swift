@@ -58,6 +58,12 @@ struct Serve: ParsableCommand {
     @Option(help: "How long a worker may go without a heartbeat before it is killed as hung (e.g. 10s, 500ms).")
     var heartbeatTimeout: String = "10s"
 
+    @Option(help: "Where the job history lives (default: $STATE_DIRECTORY, else /var/lib/poold for root, else $XDG_STATE_HOME/poold or ~/.local/state/poold).")
+    var stateDir: String?
+
+    @Option(help: "How many finished jobs the history keeps (the newest).")
+    var historyLimit: Int = 1000
+
     @Option(help: ArgumentHelp("Testing only: inject a fault (crash-at-start=SLOT, die-holding-lock=N, die-consuming=N, die-producing=N).",
                                visibility: .hidden))
     var fault: [String] = []
@@ -73,6 +79,8 @@ struct Serve: ParsableCommand {
         } catch {
             throw ValidationError("--fault: \(error)")
         }
+        guard historyLimit >= 1 else { throw ValidationError("--history-limit must be at least 1, not \(historyLimit)") }
+        if let stateDir, stateDir.isEmpty { throw ValidationError("--state-dir must not be empty") }
         guard let heartbeat = DurationText.nanoseconds(heartbeatTimeout), heartbeat >= 100_000_000 else {
             throw ValidationError("--heartbeat-timeout must be a duration of at least 100ms (e.g. 10s), not '\(heartbeatTimeout)'")
         }
@@ -103,6 +111,8 @@ struct Serve: ParsableCommand {
         configuration.configurationFile = config
         configuration.heartbeatTimeout = .nanoseconds(DurationText.nanoseconds(heartbeatTimeout)!)
         configuration.faults = try! FaultInjection(specifications: fault)
+        configuration.stateDirectory = stateDir ?? StateDirectory.path(environment: environment)
+        configuration.historyLimit = historyLimit
         guard signalDescriptor >= 0 else {
             logger.critical("cannot create a signalfd: \(String(cString: strerror(errno)))")
             throw ExitCode(1)

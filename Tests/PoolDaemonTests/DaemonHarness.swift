@@ -1,4 +1,6 @@
+import CPooldShim
 import Foundation
+import PoolIPC
 import PoolProtocol
 import Synchronization
 import Testing
@@ -138,6 +140,8 @@ final class DaemonHarness {
     let socketPath: String
     let prefix: String
     let logPath: String
+    /// Its `--state-dir` (the job history): the test's own when it passed one, else inside `directory`.
+    let stateDirectory: String
     private let process: Process
     private let notify: NotifyListener
     private var stopped = false
@@ -146,14 +150,17 @@ final class DaemonHarness {
 
     /// Starts a daemon and waits for its READY=1. With `followNotifications`, the notification
     /// socket stays open and `nextNotification` reads what else the daemon says (STATUS=,
-    /// WATCHDOG=1, STOPPING=1); otherwise it is closed, so that those fail fast.
+    /// WATCHDOG=1, STOPPING=1); otherwise it is closed, so that those fail fast. The job history
+    /// goes to `stateDirectory` (a test reuses one across daemons to see it survive), else to a
+    /// directory of this daemon's own: never to /var/lib/poold.
     static func start(workers: Int, arguments extra: [String] = [], environment: [String: String] = [:],
-                      followNotifications: Bool = false) throws -> DaemonHarness {
+                      followNotifications: Bool = false, stateDirectory: String? = nil) throws -> DaemonHarness {
         #expect(IPCObjects.mqueueMounted, "the mqueue filesystem must be mounted on /dev/mqueue to check for leaks (make test does it)")
         let directory = try TemporaryDirectory()
         let prefix = "/poold-t\(getpid())-\(counter.next())"
         return try DaemonHarness(directory: directory, prefix: prefix, workers: workers, extra: extra,
-                                 environment: environment, followNotifications: followNotifications)
+                                 environment: environment, followNotifications: followNotifications,
+                                 stateDirectory: stateDirectory ?? directory.path + "/state")
     }
 
     /// Notifications received before and with READY=1, in order.
@@ -165,16 +172,18 @@ final class DaemonHarness {
     }
 
     private init(directory: TemporaryDirectory, prefix: String, workers: Int, extra: [String],
-                 environment extraEnvironment: [String: String], followNotifications: Bool) throws {
+                 environment extraEnvironment: [String: String], followNotifications: Bool, stateDirectory: String) throws {
         self.directory = directory
         self.prefix = prefix
+        self.stateDirectory = stateDirectory
         socketPath = directory.path + "/poold.sock"
         logPath = directory.path + "/poold.log"
         notify = try NotifyListener(path: directory.path + "/notify.sock")
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         process = Process()
         process.executableURL = URL(fileURLWithPath: Binaries.poold)
-        process.arguments = ["--socket", socketPath, "--workers", "\(workers)", "--ipc-prefix", prefix, "--log-level", "debug", "--log-target", "stderr"] + extra
+        process.arguments = ["--socket", socketPath, "--workers", "\(workers)", "--ipc-prefix", prefix, "--log-level", "debug", "--log-target", "stderr",
+                             "--state-dir", stateDirectory] + extra
         var environment = ProcessInfo.processInfo.environment.merging(extraEnvironment) { $1 }
         environment["NOTIFY_SOCKET"] = notify.path
         process.environment = environment
@@ -249,6 +258,34 @@ final class DaemonHarness {
     /// Sends a signal to the daemon.
     func signal(_ number: Int32) {
         kill(process.processIdentifier, number)
+    }
+
+    /// Ends the daemon as a crash would (SIGKILL) and waits for it and for its workers, which die
+    /// by PDEATHSIG; then removes the IPC objects it could not (under systemd, RemoveIPC= does).
+    /// Returns the workers' pids.
+    @discardableResult
+    func kill9(sourceLocation: SourceLocation = #_sourceLocation) throws -> [Int32] {
+        guard !stopped else { return [] }
+        let workers = try status().workers.map(\.pid).filter { $0 > 0 }.map { Int32($0) }
+        // Opened while the workers still run, so that a recycled pid cannot be mistaken for one.
+        let pidfds = workers.map { pool_pidfd_open($0) }
+        stopped = true
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        #expect(process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGKILL, sourceLocation: sourceLocation)
+        for (worker, pidfd) in zip(workers, pidfds) where pidfd >= 0 {
+            var exited = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&exited, 1, 30_000)
+            close(pidfd)
+            guard ready == 1 else { throw HarnessError(description: "worker \(worker) outlived the SIGKILLed daemon by 30 s") }
+        }
+        for object in IPCObjects.named(withPrefix: prefix) {
+            let parts = object.split(separator: ":", maxSplits: 1).map(String.init)
+            if parts[0] == "shm" { _ = SharedSegment.unlink(name: "/" + parts[1]) } else { _ = MessageQueue.unlink(name: "/" + parts[1]) }
+        }
+        #expect(IPCObjects.named(withPrefix: prefix) == [], sourceLocation: sourceLocation)
+        directory.remove()
+        return workers
     }
 
     /// SIGTERM, then checks: exit status 0, socket removed, no IPC object and no worker left.

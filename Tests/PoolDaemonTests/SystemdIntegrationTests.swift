@@ -71,7 +71,7 @@ struct SystemdIntegrationTests {
         // Spawned with posix_spawn and watched through a pidfd, not with Foundation's Process: while
         // systemd-socket-activate runs, Foundation stops reaping the test's other children here.
         let command = ["/usr/bin/systemd-socket-activate", "-l", activated, Binaries.poold, "--workers", "1",
-                       "--socket", unused, "--ipc-prefix", prefix, "--log-target", "stderr"]
+                       "--socket", unused, "--ipc-prefix", prefix, "--log-target", "stderr", "--state-dir", directory.path + "/state"]
             .map { "'\($0)'" }.joined(separator: " ")
         let environment = ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" }
         let process = try SpawnedProcess.spawn(path: "/bin/sh", arguments: ["sh", "-c", "exec \(command) 2>'\(log)'"],

@@ -53,10 +53,11 @@ extension PoolController {
             let request = try parameters(ListJobsRequest.self)
             let limit = request.limit ?? 100
             guard limit >= 1 else { throw PoolError.invalidParameter("limit", "must be at least 1") }
-            let records = jobs.keys.sorted(by: >).prefix(limit).compactMap { jobs[$0]?.record }
-            responder.reply(ListJobsReply(jobs: Array(records)))
+            responder.reply(ListJobsReply(jobs: recentJobRecords(limit: limit)))
         case PoolInterface.Method.getJob.qualifiedName:
-            let job = try existingJob(parameters(JobIDRequest.self).id)
+            let id = try parameters(JobIDRequest.self).id
+            if let past = pastJobRecord(id) { return responder.reply(JobReply(job: past)) }
+            let job = try existingJob(id)
             responder.reply(JobReply(job: job.record), continues: !job.state.isFinished)
             guard responder.more, !responder.isDone else { return }
             // With `more`: follow the job to its end, like a Run that was detached.
@@ -64,7 +65,10 @@ extension PoolController {
             responder.onClose = { job.watchers[watcherID] = nil }
             scheduleProgress(for: job)
         case PoolInterface.Method.cancel.qualifiedName:
-            let job = try existingJob(parameters(JobIDRequest.self).id)
+            let id = try parameters(JobIDRequest.self).id
+            // A job from an earlier run has ended; like any ended job, it stays as it is.
+            if let past = pastJobRecord(id) { return responder.reply(JobReply(job: past)) }
+            let job = try existingJob(id)
             cancel(job, reason: "cancelled by a client")
             responder.reply(JobReply(job: job.record))
         case PoolInterface.Method.resize.qualifiedName:
@@ -108,7 +112,9 @@ extension PoolController {
         job.timeout = timeout
         if request.detach == true {
             enqueue(job)
-            responder.reply(JobReply(job: job.record))
+            // Once it is in the job history: an id a client was given is not handed out again
+            // after a crash.
+            whenHistoryWritten { responder.reply(JobReply(job: job.record)) }
             return
         }
         // Watch before submitting so that a job that starts (or fails) at once is seen.
@@ -126,7 +132,7 @@ extension PoolController {
 
     private func existingJob(_ id: Int) throws(PoolError) -> Job {
         guard let job = jobs[id] else {
-            let range = jobs.isEmpty ? "there are no jobs" : "known jobs are \(jobs.keys.min()!) to \(jobs.keys.max()!)"
+            let range = knownJobIDRange.map { "known jobs are \($0.lowerBound) to \($0.upperBound)" } ?? "there are no jobs"
             throw PoolError.notFound(id: id, "no job \(id); \(range)")
         }
         return job

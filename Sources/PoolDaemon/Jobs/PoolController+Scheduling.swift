@@ -15,6 +15,7 @@ extension PoolController {
         nextJobID += 1
         jobs[job.id] = job
         queue.append(job.id)
+        recordHistory(job)
         logger.info("job queued", metadata: ["job": "\(job.id)", "kind": "\(job.plan.kind.name)", "workers": "\(job.plan.workers)"])
         dispatch()
         noteChange()
@@ -63,6 +64,7 @@ extension PoolController {
         }
         logger.info("job started", metadata: ["job": "\(job.id)", "kind": "\(job.plan.kind.name)", "slots": "\(assigned)",
                                               MessageID.key: MessageID.jobStarted])
+        recordHistory(job)
         if let monitor = job.plan.makeMonitor(segment: segment) {
             job.monitor = monitor
             scheduleMonitor(for: job, monitor: monitor, after: monitor.initialDelay)
@@ -126,7 +128,7 @@ extension PoolController {
                 }
             }
             logger.info("cancelling job", metadata: ["job": "\(job.id)", "reason": "\(reason)"])
-        case .succeeded, .failed, .cancelled:
+        case .succeeded, .failed, .cancelled, .interrupted:
             return
         }
         noteChange()
@@ -155,10 +157,8 @@ extension PoolController {
         }
         job.finishedAt = Date()
         jobsFinished += 1
-        finishedOrder.append(job.id)
-        while finishedOrder.count > configuration.historyLimit {
-            jobs[finishedOrder.removeFirst()] = nil
-        }
+        recordHistory(job)
+        pruneHistory()
         let seconds = job.startedAt.map { String(format: "%.3f", job.finishedAt!.timeIntervalSince($0)) } ?? "0"
         var metadata: Logger.Metadata = ["job": "\(job.id)", "kind": "\(job.plan.kind.name)", "state": "\(job.state.rawValue)", "seconds": "\(seconds)"]
         if let failure = job.failure { metadata["error"] = "\(failure)" }

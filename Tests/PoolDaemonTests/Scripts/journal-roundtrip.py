@@ -10,6 +10,7 @@ READY=1), never by sleeping.
 import json
 import os
 import socket
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -43,7 +44,8 @@ journald = start_and_wait_ready(["/lib/systemd/systemd-journald"], "journald")
 try:
     sock = os.path.join(work, "poold.sock")
     daemon = start_and_wait_ready(
-        [os.path.join(bin_dir, "poold"), "--socket", sock, "--workers", "2", "--ipc-prefix", "/poold-journaltest-%d" % os.getpid()],
+        [os.path.join(bin_dir, "poold"), "--socket", sock, "--workers", "2", "--ipc-prefix", "/poold-journaltest-%d" % os.getpid(),
+         "--state-dir", os.path.join(work, "state")],
         "poold", stderr=subprocess.DEVNULL)
     poolctl = os.path.join(bin_dir, "poolctl")
     run = subprocess.run([poolctl, "--socket", sock, "--json", "run", "tasks", "--count", "3"], capture_output=True, text=True, check=True)
@@ -67,3 +69,4 @@ try:
 finally:
     journald.terminate()
     journald.wait(timeout=30)
+    shutil.rmtree(work, ignore_errors=True)

@@ -1,0 +1,29 @@
+import Logging
+import PoolHistory
+
+extension Daemon {
+    /// Opens the job history in the configured state directory and reads it, before the event loop
+    /// serves; nil when the configuration names no state directory. An unusable directory or file
+    /// stops the start: a daemon that silently kept no history would lose what the operator
+    /// expects to find after the next restart.
+    static func openHistory(configuration: DaemonConfiguration, logger: Logger) throws(HistoryError) -> (store: JobHistory, recovered: RecoveredHistory)? {
+        guard let directory = configuration.stateDirectory else { return nil }
+        let history = try JobHistory.open(directory: directory, limit: configuration.historyLimit, logger: logger)
+        let recovered: RecoveredHistory
+        do {
+            recovered = try history.recover()
+        } catch {
+            history.close()
+            throw error
+        }
+        logger.info("job history loaded", metadata: ["path": "\(history.path)", "jobs": "\(recovered.records.count)",
+                                                     "limit": "\(configuration.historyLimit)", "nextJob": "\(recovered.highestID + 1)"])
+        if !recovered.interrupted.isEmpty {
+            logger.warning("jobs the previous daemon left unfinished are marked interrupted", metadata: ["jobs": "\(recovered.interrupted)"])
+        }
+        for problem in recovered.unreadable {
+            logger.warning("job history: a row cannot be read and is not listed: \(problem)")
+        }
+        return (history, recovered)
+    }
+}

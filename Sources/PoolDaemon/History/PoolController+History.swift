@@ -1,0 +1,56 @@
+import NIOCore
+import PoolHistory
+import PoolProtocol
+
+/// The job history: every job is recorded as it is queued, starts and finishes; the jobs earlier
+/// runs of the daemon recorded are listed with this run's; both are bounded by `historyLimit`.
+extension PoolController {
+    /// Takes over what the history held at start-up. Runs on the loop, before it serves.
+    func adoptHistory(_ history: JobHistory, recovered: RecoveredHistory) {
+        self.history = history
+        for record in recovered.records { pastJobs[record.id] = record }
+        nextJobID = max(nextJobID, recovered.highestID + 1)
+    }
+
+    /// Saves the job's current record (written off the loop, coalesced with other changes).
+    func recordHistory(_ job: Job) {
+        history?.save(job.record)
+    }
+
+    /// Runs `body` on the loop once every record saved so far has been written; at once when there
+    /// is no history.
+    func whenHistoryWritten(_ body: @escaping () -> Void) {
+        guard let history else { return body() }
+        let onLoop = NIOLoopBound(body, eventLoop: eventLoop)
+        let loop = eventLoop
+        history.whenWritten { loop.execute { onLoop.value() } }
+    }
+
+    /// Forgets finished jobs, this run's and earlier runs', that are not among the newest
+    /// `historyLimit` by id; queued and running jobs always stay. The history file is pruned by the
+    /// same rule, so a restart lists what was listed before it.
+    func pruneHistory() {
+        let limit = configuration.historyLimit
+        guard jobs.count + pastJobs.count > limit else { return }
+        let newest = Set((Array(jobs.keys) + Array(pastJobs.keys)).sorted(by: >).prefix(limit))
+        for id in pastJobs.keys where !newest.contains(id) { pastJobs[id] = nil }
+        for (id, job) in jobs where job.state.isFinished && !newest.contains(id) { jobs[id] = nil }
+    }
+
+    /// This run's jobs and earlier runs', newest first.
+    func recentJobRecords(limit: Int) -> [JobRecord] {
+        Set(jobs.keys).union(pastJobs.keys).sorted(by: >).prefix(limit).compactMap { jobs[$0]?.record ?? pastJobs[$0] }
+    }
+
+    /// A job from an earlier run of the daemon (final: it cannot change any more).
+    func pastJobRecord(_ id: Int) -> JobRecord? {
+        jobs[id] == nil ? pastJobs[id] : nil
+    }
+
+    /// For "no job N" errors: the range of ids that can be asked for.
+    var knownJobIDRange: ClosedRange<Int>? {
+        let ids = Set(jobs.keys).union(pastJobs.keys)
+        guard let low = ids.min(), let high = ids.max() else { return nil }
+        return low...high
+    }
+}

@@ -1,0 +1,53 @@
+import GRDB
+
+/// The history's tables, as versioned migrations: a database written by an earlier poold is brought
+/// up to date when opened, and one written by a later poold is refused rather than misread.
+enum HistorySchema {
+    static let table = "job"
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: jobs") { db in
+            // One row per job. What the history is searched by is a plain indexed column; what is only
+            // shown (parameters, slots, result, log) is JSON text, checked to be JSON.
+            try db.execute(sql: """
+                CREATE TABLE job (
+                  id INTEGER PRIMARY KEY,
+                  kind TEXT NOT NULL,
+                  state TEXT NOT NULL,
+                  parameters TEXT NOT NULL CHECK (json_valid(parameters)),
+                  slots TEXT NOT NULL CHECK (json_valid(slots)),
+                  submittedAt TEXT NOT NULL,
+                  startedAt TEXT,
+                  finishedAt TEXT,
+                  result TEXT CHECK (result IS NULL OR json_valid(result)),
+                  error TEXT,
+                  log TEXT CHECK (log IS NULL OR json_valid(log))
+                );
+                CREATE INDEX job_kind ON job(kind);
+                CREATE INDEX job_state ON job(state);
+                CREATE INDEX job_submittedAt ON job(submittedAt);
+                CREATE INDEX job_finishedAt ON job(finishedAt);
+                """)
+        }
+        return migrator
+    }
+
+    /// Inserts a job or replaces every column of the row with its id.
+    static let upsert = """
+        INSERT INTO job (id, kind, state, parameters, slots, submittedAt, startedAt, finishedAt, result, error, log)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (id) DO UPDATE SET
+          kind = excluded.kind, state = excluded.state, parameters = excluded.parameters, slots = excluded.slots,
+          submittedAt = excluded.submittedAt, startedAt = excluded.startedAt, finishedAt = excluded.finishedAt,
+          result = excluded.result, error = excluded.error, log = excluded.log
+        """
+
+    /// Deletes finished jobs that are not among the newest `?` by id. Queued and running jobs stay:
+    /// they are still live (the daemon prunes its memory by the same rule).
+    static let prune = """
+        DELETE FROM job
+        WHERE state NOT IN ('queued', 'running')
+          AND id NOT IN (SELECT id FROM job ORDER BY id DESC LIMIT ?)
+        """
+}
