@@ -16,13 +16,7 @@ extension PoolController {
     private func dispatch(call header: VarlinkCallHeader, message: ByteBuffer, decoder: JSONDecoder,
                           responder: VarlinkResponder) throws(PoolError) {
         func parameters<P: Decodable>(_ type: P.Type) throws(PoolError) -> P {
-            do {
-                let envelope = try decoder.decode(VarlinkParametersEnvelope<P>.self, from: message)
-                if let parameters = envelope.parameters { return parameters }
-                return try decoder.decode(P.self, from: ByteBuffer(string: "{}"))
-            } catch {
-                throw Self.parameterError(error)
-            }
+            try VarlinkCallDecoding.parameters(type, from: message, decoder: decoder)
         }
 
         if header.upgrade == true {
