@@ -96,7 +96,7 @@ extension PoolController {
             timeout = .nanoseconds(nanos)
         }
         guard queue.count < configuration.maxQueuedJobs else {
-            throw PoolError.resourceLimit("\(queue.count) jobs are queued, the limit (maxQueuedJobs); try again when some have run")
+            throw PoolError.resourceLimit("\(queue.count) jobs are queued, the limit (--max-queued-jobs); try again when some have run")
         }
         let job = Job(id: nextJobID, plan: plan)
         job.timeout = timeout

@@ -28,7 +28,23 @@ public enum VarlinkCallDecoding {
             if let parameters = envelope.parameters { return parameters }
             return try decoder.decode(P.self, from: ByteBuffer(string: "{}"))
         } catch {
+            if case DecodingError.dataCorrupted(let context) = error, context.codingPath.isEmpty,
+               let field = firstNonIntegerNumber(in: message, decoder: decoder) {
+                // Foundation reports a number that no integer can hold (1e300, 1.5) as "not valid
+                // JSON", saying nowhere which field; every number a method takes is an integer.
+                throw PoolError.invalidParameter(field, "must be an integer (a whole number of at most 19 digits)")
+            }
             throw PoolController.parameterError(error)
+        }
+    }
+
+    /// The first parameter (in name order) whose value is a number but not an integer.
+    private static func firstNonIntegerNumber(in message: ByteBuffer, decoder: JSONDecoder) -> String? {
+        guard let envelope = try? decoder.decode(VarlinkParametersEnvelope<[String: JSONValue]>.self, from: message),
+              let fields = envelope.parameters else { return nil }
+        return fields.keys.sorted().first { key in
+            if case .number(let value) = fields[key]! { return Int(exactly: value) == nil }
+            return false
         }
     }
 
