@@ -13,6 +13,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
+        // Property-based tests (the fuzz tests of the control socket's input handling).
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
     ],
     targets: [
         // What Glibc does not expose: mq_*, pidfd, futex, posix_spawn close-from, robust mutexes.
@@ -70,9 +72,21 @@ let package = Package(
         .testTarget(name: "PoolProtocolTests", dependencies: ["PoolProtocol"]),
         .testTarget(
             name: "PoolDaemonTests",
-            dependencies: ["PoolProtocol", "PoolIPC", "poold", "poolctl"],
+            dependencies: ["PoolProtocol", "PoolIPC", "poold", "poolctl",
+                           .product(name: "PropertyBased", package: "swift-property-based")],
             // Run by the tests from the source tree (inside a private mount namespace).
             exclude: ["Scripts"]
+        ),
+        // Fuzzing, property-based, of what a client controls: varlink framing, call decoding and
+        // job parameter validation (POOLD_FUZZ_ITERATIONS sets how long; see the README).
+        .testTarget(
+            name: "PoolDaemonFuzzTests",
+            dependencies: [
+                "PoolDaemon",
+                "PoolProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]
