@@ -197,7 +197,7 @@ struct HostileClientTests {
         #expect(refusal.parameters?["limit"]?.intValue == 2)
         #expect(refusal.parameters?["reason"]?.stringValue?.contains("uid 0 has 2 connections open") == true, "\(refusal)")
         // Another user is counted on its own.
-        let other = try runProgram("/usr/sbin/runuser", ["-u", "nobody", "--", Binaries.poolctl, "--socket", daemon.socketPath, "status"])
+        let other = try poolctlAsNobody(daemon, "status")
         #expect(other.status == 0, "\(other.stderr)")
         withExtendedLifetime(held) {}
         try daemon.stop()
@@ -280,9 +280,16 @@ struct HostileClientTests {
     // MARK: Authorization
 
     /// poolctl as the user nobody (uid 65534, group nogroup), optionally with a supplementary group.
+    /// The build folder may be out of nobody's reach (a clone under /root): poolctl runs from a copy
+    /// in the daemon's test directory, which these tests open to others.
     private func poolctlAsNobody(_ daemon: DaemonHarness, group: String? = nil, _ arguments: String...) throws -> CommandResult {
+        let copy = daemon.directory.path + "/poolctl"
+        if !FileManager.default.fileExists(atPath: copy) {
+            try FileManager.default.copyItem(atPath: Binaries.poolctl, toPath: copy)
+            #expect(chmod(copy, 0o755) == 0)
+        }
         let supplementary = group.map { ["-G", $0] } ?? []
-        return try runProgram("/usr/sbin/runuser", ["-u", "nobody"] + supplementary + ["--", Binaries.poolctl, "--socket", daemon.socketPath] + arguments)
+        return try runProgram("/usr/sbin/runuser", ["-u", "nobody"] + supplementary + ["--", copy, "--socket", daemon.socketPath] + arguments)
     }
 
     /// A daemon whose socket anyone may connect to, so that the checks are the daemon's, not the file system's.
