@@ -15,6 +15,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
         // SQLite for the job history; links Debian's libsqlite3 (libsqlite3-dev).
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        // Property-based tests (the fuzz tests of the control socket's input handling).
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
     ],
     targets: [
         // What Glibc does not expose: mq_*, pidfd, futex, posix_spawn close-from, robust mutexes.
@@ -86,9 +88,22 @@ let package = Package(
         ),
         .testTarget(
             name: "PoolDaemonTests",
-            dependencies: ["PoolProtocol", "PoolIPC", "CPooldShim", "poold", "poolctl", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: ["PoolProtocol", "PoolIPC", "CPooldShim", "poold", "poolctl",
+                           .product(name: "GRDB", package: "GRDB.swift"),
+                           .product(name: "PropertyBased", package: "swift-property-based")],
             // Run by the tests from the source tree (inside a private mount namespace).
             exclude: ["Scripts"]
+        ),
+        // Fuzzing, property-based, of what a client controls: varlink framing, call decoding and
+        // job parameter validation (POOLD_FUZZ_ITERATIONS sets how long; see the README).
+        .testTarget(
+            name: "PoolDaemonFuzzTests",
+            dependencies: [
+                "PoolDaemon",
+                "PoolProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -39,6 +39,7 @@ struct GlobalOptions: ParsableArguments {
         case let refusal as PoolError:
             if json { Output.json(RefusalJSON(error: refusal.name, parameters: refusal.parameters)) }
             Output.error("refused: \(refusal)")
+            if let hint = Self.hint(for: refusal) { Output.info("  hint: " + hint) }
             return Outcome.refused.exitCode
         case let failure as VarlinkClientError:
             Output.error("\(failure) (socket \(socketPath))")
@@ -46,6 +47,21 @@ struct GlobalOptions: ParsableArguments {
         default:
             Output.error("unexpected reply from the daemon: \(error)")
             return Outcome.refused.exitCode
+        }
+    }
+}
+
+extension GlobalOptions {
+    /// What to do about a refusal that is about who is asking rather than what was asked.
+    static func hint(for refusal: PoolError) -> String? {
+        switch refusal.shortName {
+        case "PermissionDenied":
+            let group = refusal.parameters.group ?? "poold"
+            return "reading (status, jobs, job) is open to anyone; to change things run poolctl as root (sudo), or ask an administrator for membership of group '\(group)' (usermod -aG \(group) $USER) and log in again"
+        case "TooManyConnections":
+            return "too many clients are connected; end some (a `status --follow`, a waiting `run`) and try again"
+        default:
+            return nil
         }
     }
 }

@@ -5,11 +5,15 @@ import Glibc
 /// `/etc/poold.conf`: `key = value` lines, `#` comments. Read at start and on SIGHUP.
 ///
 ///     workers = 4
+///     control-group = poold
 public struct ConfigurationFile: Sendable, Equatable {
     public var workers: Int?
+    /// The group whose members may drive the pool (read at start; a reload does not change it).
+    public var controlGroup: String?
 
-    public init(workers: Int? = nil) {
+    public init(workers: Int? = nil, controlGroup: String? = nil) {
         self.workers = workers
+        self.controlGroup = controlGroup
     }
 
     public struct Problem: Error, CustomStringConvertible {
@@ -45,8 +49,10 @@ public struct ConfigurationFile: Sendable, Equatable {
                     throw Problem(description: "\(path):\(number + 1): workers must be a whole number of at least 1")
                 }
                 result.workers = workers
+            case "control-group":
+                result.controlGroup = parts[1]
             default:
-                throw Problem(description: "\(path):\(number + 1): unknown key `\(parts[0])` (known: workers)")
+                throw Problem(description: "\(path):\(number + 1): unknown key `\(parts[0])` (known: workers, control-group)")
             }
         }
         return result

@@ -12,9 +12,6 @@ import Glibc
 /// watcher, the workers and the control server on one event loop, and tears everything down in
 /// order when asked to stop.
 public enum Daemon {
-    /// Maximum size of one varlink message from a client.
-    static let maxMessageSize = 1 << 20
-
     /// Runs until shutdown; returns the process exit status. `signalDescriptor` is a signalfd for
     /// SIGTERM, SIGINT and SIGHUP, made in `main` before any thread existed.
     public static func run(configuration: DaemonConfiguration, signalDescriptor: Int32, environment: [String: String],
@@ -49,6 +46,12 @@ public enum Daemon {
             return 1
         }
         defer { history?.store.close() }
+
+        let descriptors = ControlServer.raiseDescriptorLimit()
+        logger.debug("control socket limits", metadata: [
+            "maxConnections": "\(configuration.control.maxConnections)",
+            "maxConnectionsPerUID": "\(configuration.control.maxConnectionsPerUID)",
+            "controlGroup": "\(configuration.control.controlGroup)", "openFileLimit": "\(descriptors)"])
 
         let names = configuration.names
         let scoreboard: Scoreboard
@@ -86,19 +89,23 @@ public enum Daemon {
                 bound.value.onStopped = { stopped.succeed() }
             }.wait()
             watcher.start()
+            let server = try loop.submit {
+                NIOLoopBound(ControlServer(controller: bound.value, settings: configuration.control, logger: logger), eventLoop: loop)
+            }.wait()
             let bootstrap = ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: 256)
+                .childChannelOption(.writeBufferWaterMark, value: .init(low: configuration.control.outputLowWaterMark,
+                                                                        high: configuration.control.outputHighWaterMark))
                 .childChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(
-                            ByteToMessageHandler(VarlinkFrameDecoder(maxMessageSize: maxMessageSize)))
-                        try channel.pipeline.syncOperations.addHandler(VarlinkConnectionHandler(controller: bound.value))
-                    }
+                    channel.eventLoop.makeCompletedFuture { try server.value.initialize(channel) }
                 }
             if let activated {
                 channel = try bootstrap.withBoundSocket(activated).wait()
             } else {
                 channel = try bootstrap.bind(unixDomainSocketPath: configuration.socketPath, cleanupExistingSocketFile: false).wait()
+                if let mode = configuration.control.socketMode, chmod(configuration.socketPath, mode) != 0 {
+                    throw SocketClaim.Refusal(description: "cannot set the socket's mode to \(String(mode, radix: 8)): \(String(cString: strerror(errno)))")
+                }
             }
             try loop.submit {
                 let controller = bound.value

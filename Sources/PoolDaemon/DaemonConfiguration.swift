@@ -39,6 +39,8 @@ public struct DaemonConfiguration: Sendable {
     public var maxQueuedJobs: Int = 1000
     /// How often streamed Run replies report progress.
     public var progressInterval: Duration = .milliseconds(250)
+    /// Who may use the control socket, how much, and for how long (limits, timeouts, access).
+    public var control = ControlSocketSettings()
 
     public init(socketPath: String, workers: Int, maxWorkers: Int, names: IPCNames, logLevel: Logger.Level,
                 logTarget: LogTarget, workerEnvironment: [String]) {

@@ -49,8 +49,9 @@ public enum JSONValue: Codable, Sendable, Equatable, CustomStringConvertible {
         return nil
     }
 
+    /// The number as an Int, when it is a whole number an Int can hold (`Int(1e300)` would trap).
     public var intValue: Int? {
-        if case .number(let value) = self, value.rounded() == value { return Int(value) }
+        if case .number(let value) = self { return Int(exactly: value) }
         return nil
     }
 

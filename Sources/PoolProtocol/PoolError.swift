@@ -13,9 +13,14 @@ public struct PoolError: Error, Codable, Sendable, Equatable, CustomStringConver
         public var method: String?
         public var interface: String?
         public var rule: String?
+        /// PermissionDenied: the control group whose members may call the method.
+        public var group: String?
+        /// TooManyConnections: the limit that was reached.
+        public var limit: Int?
 
         public init(reason: String? = nil, parameter: String? = nil, id: Int? = nil, requested: Int? = nil,
-                    poolSize: Int? = nil, method: String? = nil, interface: String? = nil, rule: String? = nil) {
+                    poolSize: Int? = nil, method: String? = nil, interface: String? = nil, rule: String? = nil,
+                    group: String? = nil, limit: Int? = nil) {
             self.reason = reason
             self.parameter = parameter
             self.id = id
@@ -24,6 +29,8 @@ public struct PoolError: Error, Codable, Sendable, Equatable, CustomStringConver
             self.method = method
             self.interface = interface
             self.rule = rule
+            self.group = group
+            self.limit = limit
         }
     }
 
@@ -68,6 +75,18 @@ public struct PoolError: Error, Codable, Sendable, Equatable, CustomStringConver
 
     public static func resourceLimit(_ reason: String) -> PoolError {
         PoolError(name: PoolInterface.name + ".ResourceLimit", parameters: .init(reason: reason))
+    }
+
+    /// A control method (Run, Cancel, Resize, Shutdown) called by someone who is neither root nor
+    /// in the control group.
+    public static func permissionDenied(method: String, rule: String, group: String, reason: String) -> PoolError {
+        PoolError(name: PoolInterface.name + ".PermissionDenied", parameters: .init(
+            reason: reason, method: method, rule: rule, group: group))
+    }
+
+    /// A connection above `--max-connections` or `--max-connections-per-uid`.
+    public static func tooManyConnections(limit: Int, _ reason: String) -> PoolError {
+        PoolError(name: PoolInterface.name + ".TooManyConnections", parameters: .init(reason: reason, limit: limit))
     }
 
     public static func methodNotFound(_ method: String) -> PoolError {

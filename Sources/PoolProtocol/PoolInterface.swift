@@ -91,6 +91,10 @@ public enum PoolInterface {
         error ShuttingDown (reason: string)
         error InvalidRequest (reason: string)
         error ResourceLimit (reason: string)
+        # Run, Cancel, Resize and Shutdown are for root and members of the daemon's control group.
+        error PermissionDenied (method: string, rule: string, group: string, reason: string)
+        # Above the daemon's limit on connections, in total or per user; the connection is closed.
+        error TooManyConnections (limit: int, reason: string)
         """
 
     /// The description of org.varlink.service, which every varlink service implements.

@@ -63,6 +63,26 @@ struct Serve: ParsableCommand {
 
     @Option(help: "How many finished jobs the history keeps (the newest).")
     var historyLimit: Int = 1000
+    @Option(help: "Besides root, members of this group (a name or a gid) may Run, Cancel, Resize and Shutdown (default: the configuration file's control-group, else poold).")
+    var controlGroup: String?
+
+    @Option(help: "How long a client may take to send a whole message, or to take its replies (e.g. 10s).")
+    var clientTimeout: String = "10s"
+
+    @Option(help: "How long a connection with no call in progress stays open (e.g. 10m).")
+    var idleTimeout: String = "10m"
+
+    @Option(help: "Control connections open at once; the first call of one above it gets TooManyConnections.")
+    var maxConnections: Int = 256
+
+    @Option(help: "Control connections one user (peer uid) may have open at once.")
+    var maxConnectionsPerUid: Int = 64
+
+    @Option(help: "Jobs that may wait in the queue; Run gets ResourceLimit above it.")
+    var maxQueuedJobs: Int = 1000
+
+    @Option(help: "The permission bits of the socket the daemon binds, in octal (e.g. 0666 to let anyone connect: reading is open to all, control is still checked).")
+    var socketMode: String?
 
     @Option(help: ArgumentHelp("Testing only: inject a fault (crash-at-start=SLOT, die-holding-lock=N, die-consuming=N, die-producing=N).",
                                visibility: .hidden))
@@ -81,6 +101,22 @@ struct Serve: ParsableCommand {
         }
         guard historyLimit >= 1 else { throw ValidationError("--history-limit must be at least 1, not \(historyLimit)") }
         if let stateDir, stateDir.isEmpty { throw ValidationError("--state-dir must not be empty") }
+        guard maxWorkers <= Serve.maxWorkersLimit else {
+            throw ValidationError("--max-workers may be at most \(Serve.maxWorkersLimit) (each worker is a process, a queue and a scoreboard slot)")
+        }
+        guard let client = DurationText.nanoseconds(clientTimeout), client >= 100_000_000 else {
+            throw ValidationError("--client-timeout must be a duration of at least 100ms (e.g. 10s), not '\(clientTimeout)'")
+        }
+        guard let idle = DurationText.nanoseconds(idleTimeout), idle >= client else {
+            throw ValidationError("--idle-timeout must be a duration no shorter than --client-timeout (e.g. 10m), not '\(idleTimeout)'")
+        }
+        guard maxConnections >= 1, maxConnectionsPerUid >= 1 else {
+            throw ValidationError("--max-connections and --max-connections-per-uid must be at least 1")
+        }
+        guard maxQueuedJobs >= 0 else { throw ValidationError("--max-queued-jobs must be 0 or more") }
+        if let socketMode, Serve.mode(socketMode) == nil {
+            throw ValidationError("--socket-mode must be octal permission bits such as 0660 or 0666, not '\(socketMode)'")
+        }
         guard let heartbeat = DurationText.nanoseconds(heartbeatTimeout), heartbeat >= 100_000_000 else {
             throw ValidationError("--heartbeat-timeout must be a duration of at least 100ms (e.g. 10s), not '\(heartbeatTimeout)'")
         }
@@ -113,6 +149,23 @@ struct Serve: ParsableCommand {
         configuration.faults = try! FaultInjection(specifications: fault)
         configuration.stateDirectory = stateDir ?? StateDirectory.path(environment: environment)
         configuration.historyLimit = historyLimit
+        configuration.maxQueuedJobs = maxQueuedJobs
+        do {
+            let group = controlGroup ?? file.controlGroup
+            configuration.control.controlGroup = try ControlGroup.resolve(group ?? ControlGroup.defaultName, required: group != nil)
+        } catch {
+            logger.critical("\(error)")
+            throw ExitCode(1)
+        }
+        if configuration.control.controlGroup.gid == nil {
+            logger.warning("the control group does not exist; only root may Run, Cancel, Resize and Shutdown",
+                           metadata: ["group": "\(configuration.control.controlGroup.name)"])
+        }
+        configuration.control.clientTimeout = .nanoseconds(DurationText.nanoseconds(clientTimeout)!)
+        configuration.control.idleTimeout = .nanoseconds(DurationText.nanoseconds(idleTimeout)!)
+        configuration.control.maxConnections = maxConnections
+        configuration.control.maxConnectionsPerUID = maxConnectionsPerUid
+        configuration.control.socketMode = socketMode.flatMap(Serve.mode)
         guard signalDescriptor >= 0 else {
             logger.critical("cannot create a signalfd: \(String(cString: strerror(errno)))")
             throw ExitCode(1)
@@ -120,6 +173,17 @@ struct Serve: ParsableCommand {
         let status = Daemon.run(configuration: configuration, signalDescriptor: signalDescriptor,
                                 environment: environment, logger: logger)
         throw ExitCode(status)
+    }
+}
+
+extension Serve {
+    /// The largest --max-workers: a bound on the processes, queues and scoreboard one daemon makes.
+    static let maxWorkersLimit = 4096
+
+    /// Permission bits written in octal (`0666`, `660`).
+    static func mode(_ text: String) -> mode_t? {
+        guard let bits = mode_t(text, radix: 8), bits <= 0o777 else { return nil }
+        return bits
     }
 }
 

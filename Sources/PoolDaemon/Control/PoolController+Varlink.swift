@@ -16,13 +16,7 @@ extension PoolController {
     private func dispatch(call header: VarlinkCallHeader, message: ByteBuffer, decoder: JSONDecoder,
                           responder: VarlinkResponder) throws(PoolError) {
         func parameters<P: Decodable>(_ type: P.Type) throws(PoolError) -> P {
-            do {
-                let envelope = try decoder.decode(VarlinkParametersEnvelope<P>.self, from: message)
-                if let parameters = envelope.parameters { return parameters }
-                return try decoder.decode(P.self, from: ByteBuffer(string: "{}"))
-            } catch {
-                throw Self.parameterError(error)
-            }
+            try VarlinkCallDecoding.parameters(type, from: message, decoder: decoder)
         }
 
         if header.upgrade == true {
@@ -106,7 +100,7 @@ extension PoolController {
             timeout = .nanoseconds(nanos)
         }
         guard queue.count < configuration.maxQueuedJobs else {
-            throw PoolError.resourceLimit("\(queue.count) jobs are queued, the limit (maxQueuedJobs); try again when some have run")
+            throw PoolError.resourceLimit("\(queue.count) jobs are queued, the limit (--max-queued-jobs); try again when some have run")
         }
         let job = Job(id: nextJobID, plan: plan)
         job.timeout = timeout

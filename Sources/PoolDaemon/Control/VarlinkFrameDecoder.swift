@@ -1,41 +1,37 @@
 import NIOCore
 
-/// Splits the byte stream into varlink messages at their NUL terminators. A message that grows past
-/// `maxMessageSize` without a terminator is refused before it is buffered whole: from then on the
-/// framing cannot be trusted, so the connection is closed after an error reply.
+/// The frame splitter in a channel pipeline. Besides the messages it passes on whether the bytes
+/// received so far end inside a message (`PartialMessage`), which the connection handler times: a
+/// client that trickles a message in (a byte a minute) must not hold a connection for ever.
+/// A message over the size limit is an error (`MessageTooLarge`): from then on the framing cannot
+/// be trusted, so the connection handler replies once and closes.
 struct VarlinkFrameDecoder: ByteToMessageDecoder {
     typealias InboundOut = ByteBuffer
 
-    struct MessageTooLarge: Error {
-        let limit: Int
+    /// Sent down the pipeline whenever the decoder has consumed what it can: `true` when bytes of
+    /// an unfinished message remain.
+    struct PartialMessage {
+        let pending: Bool
     }
 
-    let maxMessageSize: Int
-    /// Bytes already searched for a NUL, so that a message arriving in many reads is scanned once.
-    private var scanned = 0
+    private var splitter: VarlinkFrameSplitter
 
     init(maxMessageSize: Int) {
-        self.maxMessageSize = maxMessageSize
+        splitter = VarlinkFrameSplitter(maxMessageSize: maxMessageSize)
     }
 
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        let view = buffer.readableBytesView
-        guard let terminator = view.dropFirst(scanned).firstIndex(of: 0) else {
-            scanned = view.count
-            if view.count > maxMessageSize { throw MessageTooLarge(limit: maxMessageSize) }
-            return .needMoreData
+        if let message = try splitter.next(from: &buffer) {
+            context.fireChannelRead(Self.wrapInboundOut(message))
+            return .continue
         }
-        scanned = 0
-        let length = terminator - view.startIndex
-        guard length <= maxMessageSize else { throw MessageTooLarge(limit: maxMessageSize) }
-        let message = buffer.readSlice(length: length)!
-        buffer.moveReaderIndex(forwardBy: 1)
-        context.fireChannelRead(Self.wrapInboundOut(message))
-        return .continue
+        context.fireUserInboundEventTriggered(PartialMessage(pending: buffer.readableBytes > 0))
+        return .needMoreData
     }
 
     mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
-        // An unterminated tail at EOF is not a message; drop it.
+        // Whole messages were passed on as they arrived; an unterminated tail at EOF is not a
+        // message: dropped.
         buffer.moveReaderIndex(to: buffer.writerIndex)
         return .needMoreData
     }

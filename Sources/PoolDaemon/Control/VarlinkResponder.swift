@@ -25,14 +25,33 @@ final class VarlinkResponder {
         self.onDone = onDone
     }
 
+    /// A continuing reply held back while the client has not taken earlier ones (the channel is
+    /// unwritable): only the newest is kept, so a follower that reads slowly gets the current state
+    /// when it reads again, and the daemon never queues an unbounded backlog of states for it.
+    private var deferred: ByteBuffer?
+
     /// Sends a reply; the call is over unless `continues` (which needs `more`).
     func reply(_ parameters: some Encodable & Sendable, continues: Bool = false) {
         guard !isDone else { return }
         let continuing = continues && more
         if !oneway, !isClosed {
-            write(VarlinkReply(parameters: parameters, continues: continuing ? true : nil))
+            let reply = VarlinkReply(parameters: parameters, continues: continuing ? true : nil)
+            if continuing, !context.channel.isWritable {
+                deferred = encode(reply)
+            } else {
+                // Whatever was held back is superseded by this newer reply.
+                deferred = nil
+                write(reply)
+            }
         }
         if !continuing { done() }
+    }
+
+    /// The client has taken its replies: send the one held back, if any.
+    func flushDeferred() {
+        guard let buffer = deferred, !isClosed else { return }
+        deferred = nil
+        context.writeAndFlush(NIOAny(buffer), promise: nil)
     }
 
     func fail(_ error: PoolError) {
@@ -46,6 +65,7 @@ final class VarlinkResponder {
     /// The connection went away: watchers are dropped and the call ends without a reply.
     func connectionClosed() {
         isClosed = true
+        deferred = nil
         onClose?()
         onClose = nil
         isDone = true
@@ -59,12 +79,18 @@ final class VarlinkResponder {
     }
 
     private func write<P: Encodable & Sendable>(_ reply: VarlinkReply<P>) {
+        guard let buffer = encode(reply) else { return }
+        context.writeAndFlush(NIOAny(buffer), promise: nil)
+    }
+
+    private func encode<P: Encodable & Sendable>(_ reply: VarlinkReply<P>) -> ByteBuffer? {
         do {
             var buffer = try encoder.encodeAsByteBuffer(reply, allocator: context.channel.allocator)
             buffer.writeInteger(UInt8(0))
-            context.writeAndFlush(NIOAny(buffer), promise: nil)
+            return buffer
         } catch {
             context.close(promise: nil)
+            return nil
         }
     }
 }

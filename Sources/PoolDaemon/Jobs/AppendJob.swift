@@ -61,7 +61,7 @@ struct AppendJob: JobPlan {
             let interval: Int64?
             switch intervalValue {
             case .string(let text): interval = DurationText.nanoseconds(text)
-            case .number(let millis) where millis >= 0: interval = Int64(millis * 1e6)
+            case .number(let millis) where millis >= 0 && millis <= 60_000: interval = Int64(millis * 1e6)
             default: interval = nil
             }
             guard let interval, interval <= 60_000_000_000 else {

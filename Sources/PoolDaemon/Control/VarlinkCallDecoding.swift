@@ -1,0 +1,78 @@
+import Foundation
+import NIOCore
+import NIOFoundationCompat
+import PoolProtocol
+
+/// Turns one varlink message into a call: its header first (method, more, oneway), then, once the
+/// method is known, its parameters. Every way a message can be wrong ends in a varlink error with
+/// a `reason` (never a crash, never a silent default): `InvalidRequest` for the message,
+/// `InvalidParameter` naming the parameter for its parameters. Public for the fuzz tests.
+public enum VarlinkCallDecoding {
+    /// The call's header, or `InvalidRequest` saying what is wrong with the message.
+    public static func header(of message: ByteBuffer, decoder: JSONDecoder) throws(PoolError) -> VarlinkCallHeader {
+        if let offset = message.withUnsafeReadableBytes({ firstInvalidUTF8Offset(in: $0) }) {
+            throw PoolError.invalidRequest("the message is not valid UTF-8 (at byte \(offset)); varlink messages are JSON text")
+        }
+        do {
+            return try decoder.decode(VarlinkCallHeader.self, from: message)
+        } catch {
+            throw PoolError.invalidRequest("not a varlink call (a JSON object with a \"method\" string, terminated by NUL): \(explain(error))")
+        }
+    }
+
+    /// The call's `parameters` as `type` (an absent or null `parameters` is an empty object), or
+    /// `InvalidParameter` naming the parameter at fault.
+    public static func parameters<P: Decodable>(_ type: P.Type, from message: ByteBuffer, decoder: JSONDecoder) throws(PoolError) -> P {
+        do {
+            let envelope = try decoder.decode(VarlinkParametersEnvelope<P>.self, from: message)
+            if let parameters = envelope.parameters { return parameters }
+            return try decoder.decode(P.self, from: ByteBuffer(string: "{}"))
+        } catch {
+            if case DecodingError.dataCorrupted(let context) = error, context.codingPath.isEmpty,
+               let field = firstNonIntegerNumber(in: message, decoder: decoder) {
+                // Foundation reports a number that no integer can hold (1e300, 1.5) as "not valid
+                // JSON", saying nowhere which field; every number a method takes is an integer.
+                throw PoolError.invalidParameter(field, "must be an integer (a whole number of at most 19 digits)")
+            }
+            throw PoolController.parameterError(error)
+        }
+    }
+
+    /// The first parameter (in name order) whose value is a number but not an integer.
+    private static func firstNonIntegerNumber(in message: ByteBuffer, decoder: JSONDecoder) -> String? {
+        guard let envelope = try? decoder.decode(VarlinkParametersEnvelope<[String: JSONValue]>.self, from: message),
+              let fields = envelope.parameters else { return nil }
+        return fields.keys.sorted().first { key in
+            if case .number(let value) = fields[key]! { return Int(exactly: value) == nil }
+            return false
+        }
+    }
+
+    /// Where the first byte that is not part of valid UTF-8 is, or nil when all of it is valid.
+    public static func firstInvalidUTF8Offset(in bytes: UnsafeRawBufferPointer) -> Int? {
+        var iterator = bytes.makeIterator()
+        var parser = Unicode.UTF8.ForwardParser()
+        var offset = 0
+        while true {
+            switch parser.parseScalar(from: &iterator) {
+            case .valid(let scalar): offset += scalar.count
+            case .emptyInput: return nil
+            case .error: return offset
+            }
+        }
+    }
+
+    static func explain(_ error: Error) -> String {
+        switch error {
+        case DecodingError.dataCorrupted(let context):
+            return context.underlyingError.map { "\($0.localizedDescription)" } ?? context.debugDescription
+        case DecodingError.keyNotFound(let key, _):
+            return "missing \"\(key.stringValue)\""
+        case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context):
+            let path = context.codingPath.map(\.stringValue).joined(separator: ".")
+            return path.isEmpty ? context.debugDescription : "\(path): \(context.debugDescription)"
+        default:
+            return "\(error)"
+        }
+    }
+}
