@@ -1,15 +1,21 @@
+import PoolProtocol
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// `/etc/poold.conf`: `key = value` lines, `#` comments. Read at start and on SIGHUP.
+/// `/etc/poold.conf`: `key = value` lines, `#` comments. Read at start and on SIGHUP (which
+/// applies `workers`; `drain-timeout` takes effect at the next start).
 ///
 ///     workers = 4
+///     drain-timeout = 30s
 public struct ConfigurationFile: Sendable, Equatable {
     public var workers: Int?
+    /// How long running jobs may finish on SIGTERM (`--drain-timeout`).
+    public var drainTimeout: Duration?
 
-    public init(workers: Int? = nil) {
+    public init(workers: Int? = nil, drainTimeout: Duration? = nil) {
         self.workers = workers
+        self.drainTimeout = drainTimeout
     }
 
     public struct Problem: Error, CustomStringConvertible {
@@ -45,8 +51,13 @@ public struct ConfigurationFile: Sendable, Equatable {
                     throw Problem(description: "\(path):\(number + 1): workers must be a whole number of at least 1")
                 }
                 result.workers = workers
+            case "drain-timeout":
+                guard let nanos = DurationText.nanoseconds(parts[1]) else {
+                    throw Problem(description: "\(path):\(number + 1): drain-timeout must be a duration such as 30s, 500ms or 0")
+                }
+                result.drainTimeout = .nanoseconds(nanos)
             default:
-                throw Problem(description: "\(path):\(number + 1): unknown key `\(parts[0])` (known: workers)")
+                throw Problem(description: "\(path):\(number + 1): unknown key `\(parts[0])` (known: workers, drain-timeout)")
             }
         }
         return result

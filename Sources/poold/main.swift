@@ -40,7 +40,7 @@ struct Serve: ParsableCommand {
     @Option(help: "Worker processes in the pool (default: the configuration file's, else the number of CPUs).")
     var workers: Int?
 
-    @Option(help: "A configuration file (`workers = N`), re-read on SIGHUP.")
+    @Option(help: "A configuration file: `workers = N` (re-read on SIGHUP), `drain-timeout = 30s`.")
     var config: String?
 
     @Option(help: "The largest pool size a resize may ask for.")
@@ -58,6 +58,9 @@ struct Serve: ParsableCommand {
     @Option(help: "How long a worker may go without a heartbeat before it is killed as hung (e.g. 10s, 500ms).")
     var heartbeatTimeout: String = "10s"
 
+    @Option(help: "On SIGTERM or Shutdown, how long running jobs may finish before they are cancelled (e.g. 30s; 0: at once; default: the configuration file's, else 30s).")
+    var drainTimeout: String?
+
     @Option(help: ArgumentHelp("Testing only: inject a fault (crash-at-start=SLOT, die-holding-lock=N, die-consuming=N, die-producing=N).",
                                visibility: .hidden))
     var fault: [String] = []
@@ -72,6 +75,9 @@ struct Serve: ParsableCommand {
             _ = try FaultInjection(specifications: fault)
         } catch {
             throw ValidationError("--fault: \(error)")
+        }
+        if let drainTimeout, DurationText.nanoseconds(drainTimeout) == nil {
+            throw ValidationError("--drain-timeout must be a duration such as 30s, 500ms or 0, not '\(drainTimeout)'")
         }
         guard let heartbeat = DurationText.nanoseconds(heartbeatTimeout), heartbeat >= 100_000_000 else {
             throw ValidationError("--heartbeat-timeout must be a duration of at least 100ms (e.g. 10s), not '\(heartbeatTimeout)'")
@@ -102,6 +108,9 @@ struct Serve: ParsableCommand {
             workerEnvironment: inheritedEnvironment.forWorkers)
         configuration.configurationFile = config
         configuration.heartbeatTimeout = .nanoseconds(DurationText.nanoseconds(heartbeatTimeout)!)
+        if let drain = drainTimeout.flatMap(DurationText.nanoseconds).map(Duration.nanoseconds) ?? file.drainTimeout {
+            configuration.drainTimeout = drain
+        }
         configuration.faults = try! FaultInjection(specifications: fault)
         guard signalDescriptor >= 0 else {
             logger.critical("cannot create a signalfd: \(String(cString: strerror(errno)))")
