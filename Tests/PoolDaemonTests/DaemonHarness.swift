@@ -243,7 +243,9 @@ final class DaemonHarness {
     @discardableResult
     func waitForStatus(_ predicate: (StatusReply) -> Bool) throws -> StatusReply {
         var matched: StatusReply?
+        let deadline = Deadline()
         try client().stream(PoolInterface.Method.status.qualifiedName, NoParameters()) { reply in
+            try deadline.check("waiting for a status")
             let status = try VarlinkClient.decode(reply, as: StatusReply.self)
             if predicate(status) { matched = status }
             return matched == nil
@@ -255,7 +257,9 @@ final class DaemonHarness {
     /// Follows a job with GetJob + more until it has finished.
     func waitForJob(_ id: Int) throws -> JobRecord {
         var final: JobRecord?
+        let deadline = Deadline()
         try client().stream(PoolInterface.Method.getJob.qualifiedName, JobIDRequest(id: id)) { reply in
+            try deadline.check("waiting for job \(id) to finish")
             let job = try VarlinkClient.decode(reply, as: JobReply.self).job
             if job.state.isFinished { final = job }
             return final == nil
@@ -312,6 +316,17 @@ final class DaemonHarness {
             kill(process.processIdentifier, SIGTERM)
             process.waitUntilExit()
         }
+    }
+}
+
+/// A bound on how long a test follows a stream: the daemon pushes replies on every change, so a
+/// stream that keeps going past this means a hang, and the test fails instead of stalling CI
+/// (Swift Testing's time limits cannot interrupt a blocking read).
+struct Deadline {
+    let end = Date().addingTimeInterval(120)
+
+    func check(_ what: String) throws {
+        if Date() > end { throw HarnessError(description: "gave up after 120 s \(what)") }
     }
 }
 

@@ -21,7 +21,9 @@ struct WorkerFaultTests {
     /// Follows a job until its progress reaches `done` (pushed by the daemon while it runs).
     private func waitForProgress(_ daemon: DaemonHarness, job id: Int, atLeast done: Int) throws {
         var reached = false
+        let deadline = Deadline()
         try daemon.client().stream(PoolInterface.Method.getJob.qualifiedName, JobIDRequest(id: id)) { reply in
+            try deadline.check("waiting for job \(id) to progress")
             let job = try VarlinkClient.decode(reply, as: JobReply.self).job
             reached = (job.progress?.done ?? 0) >= done
             return !reached && !job.state.isFinished
@@ -105,6 +107,24 @@ struct WorkerFaultTests {
         let job = try daemon.waitForJob(id)
         expectExactProdCons(job, items: items)
         #expect(deadWorkers(job).count == 1)
+        try daemon.stop()
+    }
+
+    @Test func killingAProducerAndAConsumerOfAWiderJobStillConsumesEveryItemOnce() throws {
+        let daemon = try DaemonHarness.start(workers: 4)
+        defer { try? daemon.stop() }
+        let items = 1_000_000
+        let id = try submit(daemon, "prodcons", ["producers": .number(2), "consumers": .number(2), "items": .number(Double(items)),
+                                                 "batch": .number(3)])
+        try waitForProgress(daemon, job: id, atLeast: items / 3)
+        let slots = try daemon.jobRecord(id).slots
+        let workers = try daemon.status().workers
+        let victims = [slots[1], slots[2]].compactMap { slot in workers.first { $0.slot == slot }?.pid }
+        #expect(victims.count == 2)
+        for victim in victims { #expect(kill(Int32(victim), SIGKILL) == 0) }
+        let job = try daemon.waitForJob(id)
+        expectExactProdCons(job, items: items)
+        #expect(Set(deadWorkers(job).map { number($0["pid"]) }) == Set(victims))
         try daemon.stop()
     }
 

@@ -192,11 +192,14 @@ extension ProdConsJob: JobParticipantWork {
                 if context.segment.isCancelled { return .cancelled }
                 context.record.beat()
                 let committed = committedTotal()
+                // Every item committed: the message arrived (without it there would be fewer).
+                // The queue may still hold the consumers' end-of-stream sentinels, so this comes
+                // before any look at the queue.
+                if committed >= Int64(items) { return .completed }
                 if quiescent() {
                     // Seen twice, 20 ms apart: a consumer between the kernel's dequeue and its copy
                     // into the ledger would show as a changed total.
                     if let since = stableSince, MonotonicClock.nanoseconds - since >= 20_000_000, committed == committedTotal() {
-                        if committed == Int64(items) { return .completed }
                         guard committed == Int64(items - length) else {
                             context.logger.error("cannot settle the dead producer's last message: consumers committed \(committed) of \(items) items")
                             return .failed
