@@ -35,6 +35,11 @@ struct Status: ParsableCommand {
         let busy = status.workers.filter { $0.state == .busy }.count
         let ready = status.workers.filter { $0.state == .ready }.count
         Output.line("poold \(status.version), pid \(status.pid), up \(Output.duration(status.uptimeSeconds))")
+        if let drain = status.drain {
+            Output.line(drain.secondsLeft > 0
+                ? "shutting down (\(drain.reason)): running jobs may finish within \(Output.duration(drain.secondsLeft)), then are cancelled"
+                : "shutting down (\(drain.reason)): cancelling what runs, stopping the workers")
+        }
         Output.line("pool: \(status.poolSize) workers (\(ready) ready, \(busy) busy); jobs: \(status.jobsRunning) running, \(status.jobsQueued) queued, \(status.jobsFinished) finished")
         Output.table(["SLOT", "PID", "STATE", "JOB", "RESTARTS", "LAST EXIT"], status.workers.map { worker in
             [String(worker.slot), worker.pid == 0 ? "-" : String(worker.pid), worker.state.rawValue,

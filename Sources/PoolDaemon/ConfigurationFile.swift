@@ -1,19 +1,25 @@
+import PoolProtocol
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// `/etc/poold.conf`: `key = value` lines, `#` comments. Read at start and on SIGHUP.
+/// `/etc/poold.conf`: `key = value` lines, `#` comments. Read at start and on SIGHUP (which
+/// applies `workers`; `drain-timeout` takes effect at the next start).
 ///
 ///     workers = 4
 ///     control-group = poold
+///     drain-timeout = 30s
 public struct ConfigurationFile: Sendable, Equatable {
     public var workers: Int?
     /// The group whose members may drive the pool (read at start; a reload does not change it).
     public var controlGroup: String?
+    /// How long running jobs may finish on SIGTERM (`--drain-timeout`).
+    public var drainTimeout: Duration?
 
-    public init(workers: Int? = nil, controlGroup: String? = nil) {
+    public init(workers: Int? = nil, controlGroup: String? = nil, drainTimeout: Duration? = nil) {
         self.workers = workers
         self.controlGroup = controlGroup
+        self.drainTimeout = drainTimeout
     }
 
     public struct Problem: Error, CustomStringConvertible {
@@ -51,8 +57,13 @@ public struct ConfigurationFile: Sendable, Equatable {
                 result.workers = workers
             case "control-group":
                 result.controlGroup = parts[1]
+            case "drain-timeout":
+                guard let nanos = DurationText.nanoseconds(parts[1]) else {
+                    throw Problem(description: "\(path):\(number + 1): drain-timeout must be a duration such as 30s, 500ms or 0")
+                }
+                result.drainTimeout = .nanoseconds(nanos)
             default:
-                throw Problem(description: "\(path):\(number + 1): unknown key `\(parts[0])` (known: workers, control-group)")
+                throw Problem(description: "\(path):\(number + 1): unknown key `\(parts[0])` (known: workers, control-group, drain-timeout)")
             }
         }
         return result

@@ -54,10 +54,19 @@ public enum Daemon {
             "controlGroup": "\(configuration.control.controlGroup)", "openFileLimit": "\(descriptors)"])
 
         let names = configuration.names
+        // The scoreboard first: it claims the prefix (removing a dead instance that had it), and
+        // its lock tells other instances this one lives. Then the leftovers of dead instances.
+        // Both read /dev/shm synchronously, before the event loop exists.
         let scoreboard: Scoreboard
+        do {
+            scoreboard = try StaleInstanceCleaner.claim(names: names, capacity: configuration.maxWorkers, logger: logger)
+        } catch {
+            logger.critical("cannot claim the IPC prefix: \(error)")
+            return 1
+        }
+        StaleInstanceCleaner.removeDeadInstances(except: names.prefix, logger: logger)
         let events: MessageQueue
         do {
-            scoreboard = try Scoreboard.create(name: names.scoreboard, capacity: configuration.maxWorkers)
             // Deep enough for a burst from every worker at once, within msg_max.
             events = try MessageQueue.create(name: names.events, depth: SystemLimits.messageQueueMaxDepth,
                                              messageSize: MemoryLayout<WorkerEvent>.size, nonBlocking: true)

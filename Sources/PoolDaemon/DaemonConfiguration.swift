@@ -32,6 +32,9 @@ public struct DaemonConfiguration: Sendable {
     public var faults = FaultInjection()
     /// How long a cancelled job's workers may take to stop before they are killed.
     public var cancelGrace: Duration = .seconds(5)
+    /// On SIGTERM or Shutdown: how long running jobs may go on before they are cancelled (0: at
+    /// once). systemd/poold.service's TimeoutStopSec= counts on it.
+    public var drainTimeout: Duration = .seconds(30)
     /// Finished jobs kept for ListJobs and GetJob, in memory and in the job history.
     public var historyLimit: Int = 1000
     /// Where the job history (`history.sqlite`) lives; nil keeps none on disk.

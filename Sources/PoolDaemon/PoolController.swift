@@ -42,6 +42,7 @@ final class PoolController {
     // Lifecycle.
     enum Lifecycle { case starting, running, draining, stopped }
     var lifecycle = Lifecycle.starting
+    var drain = DrainState()
     /// Runs once when the initial workers have all left `starting`: the daemon is ready.
     var onReady: (() -> Void)?
     /// Runs once when every worker has exited and every IPC object is gone.
@@ -119,11 +120,12 @@ final class PoolController {
         return StatusReply(
             pid: Int(getpid()), version: PooldVersion.string, poolSize: targetSize, workers: workers,
             jobsQueued: queue.count, jobsRunning: running, jobsFinished: jobsFinished,
-            uptimeSeconds: Double(MonotonicClock.nanoseconds - startedAt) / 1e9)
+            uptimeSeconds: Double(MonotonicClock.nanoseconds - startedAt) / 1e9, drain: drainInfo())
     }
 
     /// The one-line summary for systemd's STATUS=.
     func statusLine(_ status: StatusReply) -> String {
+        if let line = drainStatusLine(status) { return line }
         let ready = status.workers.filter { $0.state == .ready || $0.state == .busy }.count
         let failed = status.workers.filter { $0.state == .failed }.count
         var line = "\(ready)/\(status.poolSize) workers up, \(status.jobsRunning) jobs running, \(status.jobsQueued) queued, \(status.jobsFinished) done"

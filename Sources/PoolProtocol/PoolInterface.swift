@@ -35,6 +35,16 @@ public enum PoolInterface {
 
         type Progress (done: int, total: int)
 
+        # A shutdown in progress: running jobs may finish until the deadline, then are cancelled.
+        type Drain (
+          # What asked for it: SIGTERM, SIGINT or Shutdown.
+          reason: string,
+          # The drain timeout (poold --drain-timeout).
+          timeoutSeconds: float,
+          # Until running jobs are cancelled; 0 once they are being cancelled.
+          secondsLeft: float
+        )
+
         # A job and, once finished, its result (its fields depend on the kind).
         type Job (
           id: int,
@@ -63,7 +73,9 @@ public enum PoolInterface {
           jobsQueued: int,
           jobsRunning: int,
           jobsFinished: int,
-          uptimeSeconds: float
+          uptimeSeconds: float,
+          # Only while the daemon shuts down.
+          drain: ?Drain
         )
 
         # Runs a job of `kind` (counter, prodcons, event, tasks or append) and replies when it has finished. With `more`, replies
@@ -82,7 +94,8 @@ public enum PoolInterface {
         # Grows or shrinks the pool; busy workers finish their job first.
         method Resize(workers: int) -> (poolSize: int, workers: []Worker)
 
-        # Cancels what runs, stops the workers and exits.
+        # Stops accepting jobs, cancels queued ones, lets running ones finish until the drain
+        # deadline (then cancels them), stops the workers, removes every IPC object and exits.
         method Shutdown() -> ()
 
         error InvalidParameter (parameter: string, reason: string)

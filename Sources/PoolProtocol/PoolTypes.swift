@@ -93,9 +93,11 @@ public struct StatusReply: Codable, Sendable, Equatable {
     public var jobsRunning: Int
     public var jobsFinished: Int
     public var uptimeSeconds: Double
+    /// Set while the daemon shuts down (SIGTERM, SIGINT, Shutdown).
+    public var drain: DrainInfo?
 
     public init(pid: Int, version: String, poolSize: Int, workers: [WorkerInfo], jobsQueued: Int, jobsRunning: Int,
-                jobsFinished: Int, uptimeSeconds: Double) {
+                jobsFinished: Int, uptimeSeconds: Double, drain: DrainInfo? = nil) {
         self.pid = pid
         self.version = version
         self.poolSize = poolSize
@@ -104,6 +106,7 @@ public struct StatusReply: Codable, Sendable, Equatable {
         self.jobsRunning = jobsRunning
         self.jobsFinished = jobsFinished
         self.uptimeSeconds = uptimeSeconds
+        self.drain = drain
     }
 }
 

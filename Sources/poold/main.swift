@@ -40,7 +40,7 @@ struct Serve: ParsableCommand {
     @Option(help: "Worker processes in the pool (default: the configuration file's, else the number of CPUs).")
     var workers: Int?
 
-    @Option(help: "A configuration file (`workers = N`), re-read on SIGHUP.")
+    @Option(help: "A configuration file: `workers = N` (re-read on SIGHUP), `drain-timeout = 30s`.")
     var config: String?
 
     @Option(help: "The largest pool size a resize may ask for.")
@@ -63,6 +63,7 @@ struct Serve: ParsableCommand {
 
     @Option(help: "How many finished jobs the history keeps (the newest).")
     var historyLimit: Int = 1000
+
     @Option(help: "Besides root, members of this group (a name or a gid) may Run, Cancel, Resize and Shutdown (default: the configuration file's control-group, else poold).")
     var controlGroup: String?
 
@@ -83,6 +84,9 @@ struct Serve: ParsableCommand {
 
     @Option(help: "The permission bits of the socket the daemon binds, in octal (e.g. 0666 to let anyone connect: reading is open to all, control is still checked).")
     var socketMode: String?
+
+    @Option(help: "On SIGTERM or Shutdown, how long running jobs may finish before they are cancelled (e.g. 30s; 0: at once; default: the configuration file's, else 30s).")
+    var drainTimeout: String?
 
     @Option(help: ArgumentHelp("Testing only: inject a fault (crash-at-start=SLOT, die-holding-lock=N, die-consuming=N, die-producing=N).",
                                visibility: .hidden))
@@ -117,6 +121,9 @@ struct Serve: ParsableCommand {
         if let socketMode, Serve.mode(socketMode) == nil {
             throw ValidationError("--socket-mode must be octal permission bits such as 0660 or 0666, not '\(socketMode)'")
         }
+        if let drainTimeout, DurationText.nanoseconds(drainTimeout) == nil {
+            throw ValidationError("--drain-timeout must be a duration such as 30s, 500ms or 0, not '\(drainTimeout)'")
+        }
         guard let heartbeat = DurationText.nanoseconds(heartbeatTimeout), heartbeat >= 100_000_000 else {
             throw ValidationError("--heartbeat-timeout must be a duration of at least 100ms (e.g. 10s), not '\(heartbeatTimeout)'")
         }
@@ -146,6 +153,9 @@ struct Serve: ParsableCommand {
             workerEnvironment: inheritedEnvironment.forWorkers)
         configuration.configurationFile = config
         configuration.heartbeatTimeout = .nanoseconds(DurationText.nanoseconds(heartbeatTimeout)!)
+        if let drain = drainTimeout.flatMap(DurationText.nanoseconds).map(Duration.nanoseconds) ?? file.drainTimeout {
+            configuration.drainTimeout = drain
+        }
         configuration.faults = try! FaultInjection(specifications: fault)
         configuration.stateDirectory = stateDir ?? StateDirectory.path(environment: environment)
         configuration.historyLimit = historyLimit

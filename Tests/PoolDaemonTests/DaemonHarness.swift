@@ -82,11 +82,20 @@ enum IPCObjects {
         return mounts.split(separator: "\n").contains { $0.split(separator: " ").dropFirst().prefix(2) == ["/dev/mqueue", "mqueue"] }
     }
 
-    static func named(withPrefix prefix: String) -> [String] {
+    /// `namespace`: look inside a private IPC namespace rather than at this machine's.
+    static func named(withPrefix prefix: String, in namespace: IPCNamespace? = nil) -> [String] {
         let bare = prefix.hasPrefix("/") ? String(prefix.dropFirst()) : prefix
-        let shm = ((try? FileManager.default.contentsOfDirectory(atPath: "/dev/shm")) ?? []).map { "shm:" + $0 }
-        let queues = ((try? FileManager.default.contentsOfDirectory(atPath: "/dev/mqueue")) ?? []).map { "mqueue:" + $0 }
-        return (shm + queues).filter { $0.split(separator: ":", maxSplits: 1).last!.hasPrefix(bare) }
+        let shmDirectory = namespace?.sharedMemoryDirectory ?? "/dev/shm"
+        let mqueueDirectory = namespace?.mqueueDirectory ?? "/dev/mqueue"
+        let shm = ((try? FileManager.default.contentsOfDirectory(atPath: shmDirectory)) ?? []).map { "shm:" + $0 }
+        let queues = ((try? FileManager.default.contentsOfDirectory(atPath: mqueueDirectory)) ?? []).map { "mqueue:" + $0 }
+        return (shm + queues).filter { $0.split(separator: ":", maxSplits: 1).last!.hasPrefix(bare) }.sorted()
+    }
+
+    /// The objects of the instance with `prefix`: named `<prefix>.` and anything (so that the
+    /// instance `/poold-t1-1` is not charged with `/poold-t1-10`'s objects).
+    static func of(instance prefix: String, in namespace: IPCNamespace? = nil) -> [String] {
+        named(withPrefix: prefix + ".", in: namespace)
     }
 }
 
@@ -142,6 +151,8 @@ final class DaemonHarness {
     let logPath: String
     /// Its `--state-dir` (the job history): the test's own when it passed one, else inside `directory`.
     let stateDirectory: String
+    /// The private IPC namespace the daemon runs in, if any.
+    let namespace: IPCNamespace?
     private let process: Process
     private let notify: NotifyListener
     private var stopped = false
@@ -152,15 +163,17 @@ final class DaemonHarness {
     /// socket stays open and `nextNotification` reads what else the daemon says (STATUS=,
     /// WATCHDOG=1, STOPPING=1); otherwise it is closed, so that those fail fast. The job history
     /// goes to `stateDirectory` (a test reuses one across daemons to see it survive), else to a
-    /// directory of this daemon's own: never to /var/lib/poold.
+    /// directory of this daemon's own: never to /var/lib/poold. `prefix` replaces the unique one;
+    /// with `namespace` the daemon runs in that private IPC namespace (and the checks look there).
     static func start(workers: Int, arguments extra: [String] = [], environment: [String: String] = [:],
-                      followNotifications: Bool = false, stateDirectory: String? = nil) throws -> DaemonHarness {
+                      followNotifications: Bool = false, stateDirectory: String? = nil, prefix: String? = nil,
+                      namespace: IPCNamespace? = nil) throws -> DaemonHarness {
         #expect(IPCObjects.mqueueMounted, "the mqueue filesystem must be mounted on /dev/mqueue to check for leaks (make test does it)")
         let directory = try TemporaryDirectory()
-        let prefix = "/poold-t\(getpid())-\(counter.next())"
+        let prefix = prefix ?? "/poold-t\(getpid())-\(counter.next())"
         return try DaemonHarness(directory: directory, prefix: prefix, workers: workers, extra: extra,
                                  environment: environment, followNotifications: followNotifications,
-                                 stateDirectory: stateDirectory ?? directory.path + "/state")
+                                 stateDirectory: stateDirectory ?? directory.path + "/state", namespace: namespace)
     }
 
     /// Notifications received before and with READY=1, in order.
@@ -172,18 +185,27 @@ final class DaemonHarness {
     }
 
     private init(directory: TemporaryDirectory, prefix: String, workers: Int, extra: [String],
-                 environment extraEnvironment: [String: String], followNotifications: Bool, stateDirectory: String) throws {
+                 environment extraEnvironment: [String: String], followNotifications: Bool, stateDirectory: String,
+                 namespace: IPCNamespace?) throws {
         self.directory = directory
         self.prefix = prefix
         self.stateDirectory = stateDirectory
+        self.namespace = namespace
         socketPath = directory.path + "/poold.sock"
         logPath = directory.path + "/poold.log"
         notify = try NotifyListener(path: directory.path + "/notify.sock")
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         process = Process()
-        process.executableURL = URL(fileURLWithPath: Binaries.poold)
-        process.arguments = ["--socket", socketPath, "--workers", "\(workers)", "--ipc-prefix", prefix, "--log-level", "debug", "--log-target", "stderr",
-                             "--state-dir", stateDirectory] + extra
+        let arguments = ["--socket", socketPath, "--workers", "\(workers)", "--ipc-prefix", prefix, "--log-level", "debug", "--log-target", "stderr",
+                         "--state-dir", stateDirectory] + extra
+        if let namespace {
+            // nsenter execs poold in the namespace: the process is poold itself.
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/nsenter")
+            process.arguments = namespace.enterArguments + [Binaries.poold] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: Binaries.poold)
+            process.arguments = arguments
+        }
         var environment = ProcessInfo.processInfo.environment.merging(extraEnvironment) { $1 }
         environment["NOTIFY_SOCKET"] = notify.path
         process.environment = environment
@@ -260,18 +282,16 @@ final class DaemonHarness {
         kill(process.processIdentifier, number)
     }
 
-    /// Ends the daemon as a crash would (SIGKILL) and waits for it and for its workers, which die
-    /// by PDEATHSIG; then removes the IPC objects it could not (under systemd, RemoveIPC= does).
-    /// Returns the workers' pids.
+    /// Ends the daemon as a crash would (SIGKILL) and waits for it and for its workers, which exit
+    /// by themselves; then removes the IPC objects it could not (as the next start with the same
+    /// prefix, or systemd's RemoveIPC=, would). Returns the workers' pids.
     @discardableResult
-    func kill9(sourceLocation: SourceLocation = #_sourceLocation) throws -> [Int32] {
+    func killAndCleanUp(sourceLocation: SourceLocation = #_sourceLocation) throws -> [Int32] {
         guard !stopped else { return [] }
         let workers = try status().workers.map(\.pid).filter { $0 > 0 }.map { Int32($0) }
         // Opened while the workers still run, so that a recycled pid cannot be mistaken for one.
         let pidfds = workers.map { pool_pidfd_open($0) }
-        stopped = true
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        killAbruptly()
         #expect(process.terminationReason == .uncaughtSignal && process.terminationStatus == SIGKILL, sourceLocation: sourceLocation)
         for (worker, pidfd) in zip(workers, pidfds) where pidfd >= 0 {
             var exited = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
@@ -284,24 +304,44 @@ final class DaemonHarness {
             if parts[0] == "shm" { _ = SharedSegment.unlink(name: "/" + parts[1]) } else { _ = MessageQueue.unlink(name: "/" + parts[1]) }
         }
         #expect(IPCObjects.named(withPrefix: prefix) == [], sourceLocation: sourceLocation)
-        directory.remove()
         return workers
     }
 
     /// SIGTERM, then checks: exit status 0, socket removed, no IPC object and no worker left.
     func stop(sourceLocation: SourceLocation = #_sourceLocation) throws {
         guard !stopped else { return }
-        stopped = true
         let workers = (try? status().workers.map(\.pid).filter { $0 > 0 }) ?? []
         kill(process.processIdentifier, SIGTERM)
+        expectCleanExit(workers: workers, sourceLocation: sourceLocation)
+    }
+
+    /// Waits for the daemon to exit (a test stopped it), then checks as `stop` does; `workers` are
+    /// the pids that must be gone.
+    func expectCleanExit(workers: [Int], sourceLocation: SourceLocation = #_sourceLocation) {
+        guard !stopped else { return }
+        stopped = true
         process.waitUntilExit()
         #expect(process.terminationStatus == 0, "poold exited with \(process.terminationStatus); log:\n\(log)", sourceLocation: sourceLocation)
         #expect(!FileManager.default.fileExists(atPath: socketPath), "the socket was not removed", sourceLocation: sourceLocation)
-        #expect(IPCObjects.named(withPrefix: prefix) == [], "IPC objects left behind", sourceLocation: sourceLocation)
+        #expect(ipcObjects == [], "IPC objects left behind", sourceLocation: sourceLocation)
         for worker in workers {
             #expect(kill(Int32(worker), 0) == -1 && errno == ESRCH, "worker \(worker) still runs", sourceLocation: sourceLocation)
         }
         directory.remove()
+    }
+
+    /// SIGKILL: the daemon dies at once, leaving its IPC objects (and its socket) behind.
+    func killAbruptly() {
+        guard !stopped else { return }
+        stopped = true
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        directory.remove()
+    }
+
+    /// This instance's IPC objects (`shm:NAME`, `mqueue:NAME`), where it runs.
+    var ipcObjects: [String] {
+        IPCObjects.of(instance: prefix, in: namespace)
     }
 
     deinit {

@@ -86,7 +86,7 @@ struct JobHistoryTests {
         #expect(long.status == 0, "\(long.stderr)")
         let running = try long.json(JobRecord.self)
         #expect(running.state == .running)
-        try first.kill9()
+        try first.killAndCleanUp()
 
         // What the crash left: intact, the job still recorded as running.
         #expect(try integrityCheck(state) == ["ok"])

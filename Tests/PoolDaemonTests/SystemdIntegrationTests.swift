@@ -149,9 +149,10 @@ struct SystemdIntegrationTests {
         try FileManager.default.copyItem(atPath: source, toPath: catalogs + "/poold.catalog")
         #expect(try runProgram("/usr/bin/journalctl", ["--root=" + root.path, "--update-catalog"]).status == 0)
         let listed = try runProgram("/usr/bin/journalctl", ["--root=" + root.path, "--list-catalog"])
-        // Job started, finished, failed; worker died, respawned; slot failed.
+        // Job started, finished, failed; worker died, respawned; slot failed; a dead instance's IPC objects removed.
         for id in ["3d5a17d5df6c48818c5df9e26bb90bc8", "4e2736b9db6e49708a7adf1dac1f286b", "12658f1223894221b1f97a89c8bb8a69",
-                   "4c1a8be154c14a6aaeea7baed46ed181", "eb4947718afe4edb9e449453eecb619d", "771a84f070034c61aab1b0ce01b53142"] {
+                   "4c1a8be154c14a6aaeea7baed46ed181", "eb4947718afe4edb9e449453eecb619d", "771a84f070034c61aab1b0ce01b53142",
+                   "9737477a8198492d947cf7f093ed2bf1"] {
             #expect(listed.stdout.contains(id + " poold: "), "no catalog entry for \(id)")
         }
     }

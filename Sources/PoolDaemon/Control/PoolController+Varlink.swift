@@ -76,7 +76,7 @@ extension PoolController {
         case PoolInterface.Method.shutdown.qualifiedName:
             _ = try parameters(NoParameters.self)
             responder.reply(NoParameters())
-            beginShutdown(reason: "Shutdown called")
+            beginShutdown(reason: "Shutdown")
         default:
             if header.method.hasPrefix(PoolInterface.name + ".") || header.method.hasPrefix("org.varlink.service.") {
                 throw PoolError.methodNotFound(header.method)
@@ -88,7 +88,7 @@ extension PoolController {
 
     private func run(_ request: RunRequest, responder: VarlinkResponder) throws(PoolError) {
         guard lifecycle == .running || lifecycle == .starting else {
-            throw PoolError.shuttingDown("the daemon is shutting down and accepts no new jobs")
+            throw PoolError.shuttingDown(shutdownRefusal)
         }
         let limits = JobLimits(poolSize: targetSize)
         let plan = try JobCatalog.plan(kind: request.kind, parameters: request.parameters, limits: limits)

@@ -13,4 +13,5 @@ public enum MessageID {
     public static let workerRespawned: Logger.MetadataValue = "eb4947718afe4edb9e449453eecb619d"
     public static let slotFailed: Logger.MetadataValue = "771a84f070034c61aab1b0ce01b53142"
     public static let workerHung: Logger.MetadataValue = "2ca134619ed6473d86310d37ace50c78"
+    public static let staleIPCRemoved: Logger.MetadataValue = "9737477a8198492d947cf7f093ed2bf1"
 }

@@ -6,19 +6,35 @@ import PoolProtocol
 import Glibc
 #endif
 
-/// An orderly stop: no new jobs, running ones cancelled, workers asked to exit (then killed),
-/// every IPC object unlinked, and only then `onStopped`.
+/// An orderly stop (SIGTERM, SIGINT, the Shutdown call), in two phases.
+///
+/// Draining: `Run` is refused with ShuttingDown, queued jobs are cancelled at once, idle workers are
+/// asked to exit, and running jobs may go on until the drain deadline (`--drain-timeout`). Then
+/// they are cancelled the usual way (the cancel flag, `cancelGrace` to notice it, then SIGKILL) and
+/// end `cancelled`, their result the exact account of what they did. A busy worker exits as soon
+/// as its part of a job has ended. A second SIGTERM or SIGINT (Ctrl-C twice) or Shutdown cuts the
+/// drain short.
+///
+/// Stopping: once no worker process is left, every IPC object is unlinked and `onStopped` runs.
 extension PoolController {
     func beginShutdown(reason: String) {
+        if lifecycle == .draining {
+            guard !drain.deadlinePassed else { return }
+            logger.notice("asked again to stop (\(reason)); cancelling the running jobs now")
+            cancelRunningJobs(because: "the daemon is shutting down (\(drain.reason ?? reason)) and was asked again to stop")
+            return
+        }
         guard lifecycle == .running || lifecycle == .starting else { return }
         lifecycle = .draining
         notifier.notify("STOPPING=1")
-        logger.info("shutting down", metadata: ["reason": "\(reason)"])
+        let timeout = configuration.drainTimeout
+        drain.reason = reason
+        drain.deadline = MonotonicClock.nanoseconds + nanoseconds(timeout)
+        let running = jobs.values.filter { $0.state == .running }.count
+        logger.info("shutting down", metadata: ["reason": "\(reason)", "runningJobs": "\(running)", "queuedJobs": "\(queue.count)",
+                                                "drainTimeout": "\(DurationText.format(nanoseconds(timeout)))"])
         for id in queue {
-            if let job = jobs[id] { cancel(job, reason: "the daemon is shutting down (\(reason))") }
-        }
-        for job in jobs.values where job.state == .running {
-            cancel(job, reason: "the daemon is shutting down (\(reason))")
+            if let job = jobs[id] { cancel(job, reason: "the daemon is shutting down (\(reason)); the job had not started") }
         }
         for index in slots.keys.sorted() {
             guard let slot = slots[index] else { continue }
@@ -28,13 +44,50 @@ extension PoolController {
             default: stopWorker(slot: index)
             }
         }
+        if running == 0 {
+            drain.deadlinePassed = true  // nothing to drain
+        } else if timeout == .zero {
+            cancelRunningJobs(because: "the daemon is shutting down (\(reason)) with no drain time (--drain-timeout 0)")
+        } else {
+            drain.deadlineTimer = eventLoop.assumeIsolated().scheduleTask(in: timeAmount(timeout)) { [self] in
+                drain.deadlineTimer = nil
+                cancelRunningJobs(because: "the daemon is shutting down (\(reason)) and the job was still running at the drain deadline (\(DurationText.format(nanoseconds(timeout))))")
+            }
+            scheduleDrainStatus()
+        }
+        noteChange()
         finishShutdownIfIdle()
+    }
+
+    /// The drain is over: every running job is cancelled (and its workers then stop).
+    private func cancelRunningJobs(because reason: String) {
+        drain.deadlinePassed = true
+        drain.deadlineTimer?.cancel()
+        drain.deadlineTimer = nil
+        let running = jobs.values.filter { $0.state == .running }.sorted { $0.id < $1.id }
+        if !running.isEmpty {
+            logger.notice("cancelling the jobs still running", metadata: ["jobs": "\(running.map(\.id))"])
+        }
+        for job in running { cancel(job, reason: reason) }
+        noteChange()
+    }
+
+    /// Keeps STATUS= counting down while jobs drain.
+    private func scheduleDrainStatus() {
+        drain.statusTimer = eventLoop.assumeIsolated().scheduleTask(in: .seconds(1)) { [self] in
+            drain.statusTimer = nil
+            guard lifecycle == .draining, !drain.deadlinePassed else { return }
+            noteChange()
+            scheduleDrainStatus()
+        }
     }
 
     /// Completes the shutdown once no worker process is left.
     func finishShutdownIfIdle() {
         guard lifecycle == .draining, !slots.values.contains(where: { $0.process != nil }) else { return }
         lifecycle = .stopped
+        drain.deadlineTimer?.cancel()
+        drain.statusTimer?.cancel()
         removeIPCObjects()
         watcher?.stop()
         logger.info("all workers stopped; IPC objects removed")
@@ -43,7 +96,8 @@ extension PoolController {
     }
 
     /// Unlinks everything this instance created. Jobs' segments are unlinked as they finish; this
-    /// sweeps up whatever a failed start left.
+    /// sweeps up whatever a failed start left. The scoreboard goes last: until then, its lock
+    /// (held until the process exits) tells other instances that these objects are not stale.
     func removeIPCObjects() {
         let names = configuration.names
         for index in 0..<configuration.maxWorkers { MessageQueue.unlink(name: names.commands(slot: index)) }
@@ -51,5 +105,46 @@ extension PoolController {
         events.close()
         MessageQueue.unlink(name: names.events)
         SharedSegment.unlink(name: names.scoreboard)
+    }
+
+    // MARK: What clients and systemd see
+
+    /// The drain, for `Status`; nil while the daemon is not shutting down.
+    func drainInfo() -> DrainInfo? {
+        guard let reason = drain.reason, lifecycle == .draining || lifecycle == .stopped else { return nil }
+        return DrainInfo(reason: reason, timeoutSeconds: Double(nanoseconds(configuration.drainTimeout)) / 1e9,
+                         secondsLeft: drain.deadlinePassed ? 0 : drainSecondsLeft)
+    }
+
+    /// Seconds until running jobs are cancelled (0 once the deadline has come).
+    private var drainSecondsLeft: Double {
+        max(0, Double(drain.deadline - MonotonicClock.nanoseconds) / 1e9)
+    }
+
+    /// STATUS= while shutting down: `stopping (SIGTERM): draining 2 jobs, deadline in 28s`.
+    func drainStatusLine(_ status: StatusReply) -> String? {
+        guard let reason = drain.reason, lifecycle == .draining || lifecycle == .stopped else { return nil }
+        let running = status.jobsRunning
+        let jobs = running == 1 ? "1 job" : "\(running) jobs"
+        if running > 0, !drain.deadlinePassed {
+            return "stopping (\(reason)): draining \(jobs), deadline in \(Int(drainSecondsLeft.rounded(.up)))s"
+        }
+        if running > 0 {
+            return "stopping (\(reason)): cancelling \(jobs)"
+        }
+        let left = status.workers.filter { $0.pid != 0 }.count
+        return "stopping (\(reason)): waiting for \(left == 1 ? "1 worker" : "\(left) workers") to exit"
+    }
+
+    /// Why `Run` is refused during a shutdown.
+    var shutdownRefusal: String {
+        let running = jobs.values.filter { $0.state == .running }.count
+        var reason = "the daemon is shutting down (\(drain.reason ?? "stopping")) and accepts no new jobs"
+        if running > 0 {
+            reason += drain.deadlinePassed
+                ? "; its \(running) running job(s) are being cancelled"
+                : "; its \(running) running job(s) may finish within \(Int(drainSecondsLeft.rounded(.up)))s"
+        }
+        return reason
     }
 }
