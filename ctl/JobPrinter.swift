@@ -47,8 +47,7 @@ struct JobPrinter {
     }
 
     private func printProdCons(_ result: JSONValue) {
-        let ok = result["checksumOK"] == .bool(true)
-        Output.line("  produced \(Int(number(result["produced"]))) items (sum \(Int(number(result["producedSum"])))), consumed \(Int(number(result["consumed"]))) (sum \(Int(number(result["consumedSum"])))): checksum \(ok ? "OK" : "MISMATCH")")
+        Output.line("  produced \(Int(number(result["produced"]))) items (sum \(Int(number(result["producedSum"])))), consumed \(Int(number(result["consumed"]))) (sum \(Int(number(result["consumedSum"])))): \(Self.checksumVerdict(result))")
         Output.line("  \(Output.duration(number(result["durationSeconds"]))), \(Output.rate(number(result["itemsPerSecond"]))) items/s; queue found full \(Int(number(result["queueFull"]))) times, empty \(Int(number(result["queueEmpty"]))) times")
         let redelivered = Int(number(result["redelivered"])), resent = Int(number(result["resent"]))
         if redelivered + resent > 0 {
@@ -122,6 +121,22 @@ struct JobPrinter {
         }
     }
 
+    /// What the sums say. A job stopped early (cancelled, timed out, failed) has items that never
+    /// got through; that is an incomplete run, not a checksum mismatch, unless the items that did
+    /// get through disagree.
+    static func checksumVerdict(_ result: JSONValue) -> String {
+        if result["checksumOK"] == .bool(true) { return "checksum OK" }
+        let items = result["items"]?.intValue ?? 0
+        let produced = result["produced"]?.intValue ?? 0, consumed = result["consumed"]?.intValue ?? 0
+        let sumsAgree = result["producedSum"] == result["consumedSum"]
+        if consumed < items && consumed <= produced {
+            let pending = produced - consumed
+            let agreement = pending == 0 ? (sumsAgree ? ", checksum OK for those" : ", checksum MISMATCH for those") : ""
+            return "incomplete: \(consumed) of \(items) consumed, \(pending) produced but not consumed\(agreement)"
+        }
+        return "checksum MISMATCH"
+    }
+
     /// One line for `poolctl jobs`.
     static func summary(_ job: JobRecord) -> String {
         if let error = job.error { return error }
@@ -129,7 +144,7 @@ struct JobPrinter {
             return "\(result.mode.rawValue): counter = \(result.actual), expected \(result.expected), lost \(result.lost)"
         }
         if job.kind == "prodcons", let result = job.result {
-            return "checksum \(result["checksumOK"] == .bool(true) ? "OK" : "MISMATCH"), \(result["consumed"]?.intValue ?? 0) items"
+            return "\(checksumVerdict(result)), \(result["consumed"]?.intValue ?? 0) items"
         }
         if job.kind == "tasks", let result = job.result {
             return "\(result["ran"]?.intValue ?? 0) of \(result["count"]?.intValue ?? 0) tasks ran"

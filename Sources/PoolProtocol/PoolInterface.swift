@@ -60,7 +60,8 @@ public enum PoolInterface {
           progress: ?Progress,
           result: ?object,
           error: ?string,
-          # The job's own log lines, such as a prodcons trace.
+          # The job's own log lines, such as a prodcons trace. A finished job's record keeps the
+          # first and last 500 (the journal has them all); ListJobs leaves them out.
           log: ?[]string
         )
 

@@ -263,6 +263,24 @@ final class DaemonHarness {
         return matched
     }
 
+    /// The job's record now (GetJob without `more`).
+    func jobRecord(_ id: Int) throws -> JobRecord {
+        try client().call(PoolInterface.Method.getJob.qualifiedName, JobIDRequest(id: id), returning: JobReply.self).job
+    }
+
+    /// Follows a job until its progress reaches `done` (pushed by the daemon while it runs).
+    func waitForProgress(job id: Int, atLeast done: Int) throws {
+        var reached = false
+        let deadline = Deadline()
+        try client().stream(PoolInterface.Method.getJob.qualifiedName, JobIDRequest(id: id)) { reply in
+            try deadline.check("waiting for job \(id) to make progress")
+            let job = try VarlinkClient.decode(reply, as: JobReply.self).job
+            reached = (job.progress?.done ?? 0) >= done
+            return !reached && !job.state.isFinished
+        }
+        guard reached else { throw HarnessError(description: "job \(id) ended before it had done \(done)") }
+    }
+
     /// Follows a job with GetJob + more until it has finished.
     func waitForJob(_ id: Int) throws -> JobRecord {
         var final: JobRecord?

@@ -125,7 +125,7 @@ struct DaemonLifecycleTests {
         let long = try PendingRun(daemon, kind: "counter", parameters: [
             "mode": .string("locked"), "workers": .number(2), "iterations": .number(10_000_000_000), "split": .bool(true)])
         let id = long.job.id
-        try waitForProgress(daemon, job: id, atLeast: 1)
+        try daemon.waitForProgress(job: id, atLeast: 1)
         let queued = try daemon.client().call(PoolInterface.Method.run.qualifiedName,
                                               RunRequest(kind: "tasks", parameters: .object(["count": .number(2)]), detach: true),
                                               returning: JobReply.self).job
@@ -182,7 +182,7 @@ struct DaemonLifecycleTests {
         let short = try PendingRun(daemon, kind: "append", parameters: [
             "chars": .string("oO"), "counts": .array([.number(10), .number(10)]), "intervals": .array([.string("100ms")])])
         let id = short.job.id
-        try waitForProgress(daemon, job: id, atLeast: 1)
+        try daemon.waitForProgress(job: id, atLeast: 1)
         let workers = try daemon.status().workers.map(\.pid)
         let sigterm = ContinuousClock.now
         daemon.signal(SIGTERM)
@@ -200,7 +200,7 @@ struct DaemonLifecycleTests {
         let long = try PendingRun(daemon, kind: "counter", parameters: [
             "mode": .string("atomic"), "workers": .number(1), "iterations": .number(10_000_000_000), "split": .bool(false)])
         let id = long.job.id
-        try waitForProgress(daemon, job: id, atLeast: 1)
+        try daemon.waitForProgress(job: id, atLeast: 1)
         let workers = try daemon.status().workers.map(\.pid)
         daemon.signal(SIGTERM)
         while let message = daemon.nextNotification(timeoutSeconds: 10), !message.split(separator: "\n").contains("STOPPING=1") {}
@@ -220,7 +220,7 @@ struct DaemonLifecycleTests {
         let long = try PendingRun(daemon, kind: "counter", parameters: [
             "mode": .string("atomic"), "workers": .number(1), "iterations": .number(10_000_000_000), "split": .bool(false)])
         let id = long.job.id
-        try waitForProgress(daemon, job: id, atLeast: 1)
+        try daemon.waitForProgress(job: id, atLeast: 1)
         let workers = try daemon.status().workers.map(\.pid)
         daemon.signal(SIGTERM)
         let job = try long.finalRecord()
@@ -239,19 +239,8 @@ struct DaemonLifecycleTests {
         let job = try daemon.client().call(PoolInterface.Method.run.qualifiedName,
                                            RunRequest(kind: "prodcons", parameters: .object(["items": .number(1_000_000_000)]), detach: true),
                                            returning: JobReply.self).job
-        try waitForProgress(daemon, job: job.id, atLeast: 1)
+        try daemon.waitForProgress(job: job.id, atLeast: 1)
         return job.id
-    }
-
-    /// Follows a job until its progress reaches `done` (pushed by the daemon while it runs).
-    private func waitForProgress(_ daemon: DaemonHarness, job id: Int, atLeast done: Int) throws {
-        var reached = false
-        try daemon.client().stream(PoolInterface.Method.getJob.qualifiedName, JobIDRequest(id: id)) { reply in
-            let job = try VarlinkClient.decode(reply, as: JobReply.self).job
-            reached = (job.progress?.done ?? 0) >= done
-            return !reached && !job.state.isFinished
-        }
-        try #require(reached, "job \(id) ended before it had done \(done)")
     }
 }
 

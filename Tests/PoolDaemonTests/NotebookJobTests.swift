@@ -57,6 +57,26 @@ struct NotebookJobTests {
         try daemon.stop()
     }
 
+    @Test func aLongTraceReachesItsFollowerWholeAndIsKeptInPart() throws {
+        let daemon = try DaemonHarness.start(workers: 2)
+        defer { try? daemon.stop() }
+        let (job, _) = try run(daemon, "prodcons", "--items", "1000", "--produce-delay", "0", "--consume-delay", "0", "--trace")
+        #expect(job.log?.count == 2000, "the Run call's last reply has every line")
+
+        let kept = try #require(try daemon.jobRecord(job.id).log)
+        #expect(kept.count == 1001)
+        #expect(Array(kept.prefix(500)) == Array(job.log!.prefix(500)) && Array(kept.suffix(500)) == Array(job.log!.suffix(500)))
+        #expect(kept[500].contains("1000 lines not kept") && kept[500].contains("poolctl logs \(job.id)"), "\(kept[500])")
+        let listed = try daemon.client().call(PoolInterface.Method.listJobs.qualifiedName, ListJobsRequest(limit: 10),
+                                              returning: ListJobsReply.self)
+        #expect(listed.jobs.map(\.id) == [job.id] && listed.jobs[0].log == nil, "a listing leaves logs out")
+
+        let human = try daemon.poolctl("run", "prodcons", "--items", "1000", "--produce-delay", "0", "--consume-delay", "0", "--trace")
+        #expect(human.status == 0)
+        #expect(human.stdout.components(separatedBy: "Consumed ").count - 1 == 1000, "poolctl prints each line once")
+        try daemon.stop()
+    }
+
     @Test func prodconsWithoutTraceLogsNothingPerItem() throws {
         let daemon = try DaemonHarness.start(workers: 2)
         defer { try? daemon.stop() }

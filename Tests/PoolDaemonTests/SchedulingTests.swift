@@ -81,6 +81,28 @@ struct SchedulingTests {
         try daemon.stop()
     }
 
+    @Test func aCancelledProdConsAccountsForItsItemsWithoutCallingItAMismatch() throws {
+        let daemon = try DaemonHarness.start(workers: 2)
+        defer { try? daemon.stop() }
+        let started = try daemon.poolctl("--json", "run", "prodcons", "--detach", "--items", "1000000000")
+        #expect(started.status == 0, "\(started.stderr)")
+        let job = try started.json(JobRecord.self)
+        try daemon.waitForProgress(job: job.id, atLeast: 1)
+        #expect(try daemon.poolctl("cancel", "\(job.id)").status == 0)
+
+        let final = try daemon.waitForJob(job.id)
+        #expect(final.state == .cancelled)
+        let result = try #require(final.result)
+        let produced = try #require(result["produced"]?.intValue), consumed = try #require(result["consumed"]?.intValue)
+        #expect(consumed > 0 && consumed <= produced && produced < 1_000_000_000, "\(result)")
+        #expect(result["checksumOK"] == .bool(false), "an incomplete run is not a verified one")
+        let shown = try daemon.poolctl("job", "\(job.id)")
+        #expect(shown.stdout.contains("incomplete: \(consumed) of 1000000000 consumed, \(produced - consumed) produced but not consumed"),
+                "\(shown.stdout)")
+        #expect(!shown.stdout.contains("MISMATCH"), "\(shown.stdout)")
+        try daemon.stop()
+    }
+
     @Test func aJobLargerThanThePoolIsRefused() throws {
         let daemon = try DaemonHarness.start(workers: 2)
         defer { try? daemon.stop() }

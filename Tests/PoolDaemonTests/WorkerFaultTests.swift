@@ -18,19 +18,6 @@ struct WorkerFaultTests {
         return reply.job.id
     }
 
-    /// Follows a job until its progress reaches `done` (pushed by the daemon while it runs).
-    private func waitForProgress(_ daemon: DaemonHarness, job id: Int, atLeast done: Int) throws {
-        var reached = false
-        let deadline = Deadline()
-        try daemon.client().stream(PoolInterface.Method.getJob.qualifiedName, JobIDRequest(id: id)) { reply in
-            try deadline.check("waiting for job \(id) to progress")
-            let job = try VarlinkClient.decode(reply, as: JobReply.self).job
-            reached = (job.progress?.done ?? 0) >= done
-            return !reached && !job.state.isFinished
-        }
-        #expect(reached, "job \(id) ended before it had done \(done)")
-    }
-
     private func number(_ value: JSONValue?) -> Int { value?.intValue ?? -1 }
 
     private func deadWorkers(_ job: JobRecord) -> [JSONValue] {
@@ -70,7 +57,7 @@ struct WorkerFaultTests {
         defer { try? daemon.stop() }
         let items = 1_000_000
         let id = try submit(daemon, "prodcons", ["producers": .number(1), "consumers": .number(2), "items": .number(Double(items))])
-        try waitForProgress(daemon, job: id, atLeast: items / 4)
+        try daemon.waitForProgress(job: id, atLeast: items / 4)
         let status = try daemon.status()
         let consumerSlot = try #require(try daemon.jobRecord(id).slots.last)
         let victim = try #require(status.workers.first { $0.slot == consumerSlot })
@@ -100,7 +87,7 @@ struct WorkerFaultTests {
         defer { try? daemon.stop() }
         let items = 1_000_000
         let id = try submit(daemon, "prodcons", ["producers": .number(1), "consumers": .number(1), "items": .number(Double(items))])
-        try waitForProgress(daemon, job: id, atLeast: items / 4)
+        try daemon.waitForProgress(job: id, atLeast: items / 4)
         let producerSlot = try #require(try daemon.jobRecord(id).slots.first)
         let victim = try #require(try daemon.status().workers.first { $0.slot == producerSlot })
         #expect(kill(Int32(victim.pid), SIGKILL) == 0)
@@ -116,7 +103,7 @@ struct WorkerFaultTests {
         let items = 1_000_000
         let id = try submit(daemon, "prodcons", ["producers": .number(2), "consumers": .number(2), "items": .number(Double(items)),
                                                  "batch": .number(3)])
-        try waitForProgress(daemon, job: id, atLeast: items / 3)
+        try daemon.waitForProgress(job: id, atLeast: items / 3)
         let slots = try daemon.jobRecord(id).slots
         let workers = try daemon.status().workers
         let victims = [slots[1], slots[2]].compactMap { slot in workers.first { $0.slot == slot }?.pid }
@@ -180,7 +167,7 @@ struct WorkerFaultTests {
         defer { try? daemon.stop() }
         let items = 1_000_000
         let id = try submit(daemon, "prodcons", ["producers": .number(1), "consumers": .number(2), "items": .number(Double(items))])
-        try waitForProgress(daemon, job: id, atLeast: items / 4)
+        try daemon.waitForProgress(job: id, atLeast: items / 4)
         let consumerSlot = try #require(try daemon.jobRecord(id).slots.last)
         let victim = try #require(try daemon.status().workers.first { $0.slot == consumerSlot })
         #expect(kill(Int32(victim.pid), SIGSTOP) == 0)
@@ -233,12 +220,5 @@ struct WorkerFaultTests {
         #expect(job.error?.contains("pid \(victim.pid)") == true, "\(job.error ?? "")")
         #expect(deadWorkers(job).first?["replaced"] == .bool(false))
         try daemon.stop()
-    }
-}
-
-extension DaemonHarness {
-    /// The job's record now (GetJob without `more`).
-    func jobRecord(_ id: Int) throws -> JobRecord {
-        try client().call(PoolInterface.Method.getJob.qualifiedName, JobIDRequest(id: id), returning: JobReply.self).job
     }
 }

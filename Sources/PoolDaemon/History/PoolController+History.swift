@@ -37,9 +37,13 @@ extension PoolController {
         for (id, job) in jobs where job.state.isFinished && !newest.contains(id) { jobs[id] = nil }
     }
 
-    /// This run's jobs and earlier runs', newest first.
+    /// This run's jobs and earlier runs', newest first, without their logs (a listing is a
+    /// summary; GetJob has the log).
     func recentJobRecords(limit: Int) -> [JobRecord] {
-        Set(jobs.keys).union(pastJobs.keys).sorted(by: >).prefix(limit).compactMap { jobs[$0]?.record ?? pastJobs[$0] }
+        Set(jobs.keys).union(pastJobs.keys).sorted(by: >).prefix(limit).compactMap { id in
+            guard let job = jobs[id] else { return pastJobs[id].map { var record = $0; record.log = nil; return record } }
+            return job.record(includingLog: false)
+        }
     }
 
     /// A job from an earlier run of the daemon (final: it cannot change any more).

@@ -27,7 +27,7 @@ final class Job {
     var cancelTimer: Scheduled<Void>?
     var monitor: (any JobMonitor)?
     var monitorTimer: Scheduled<Void>?
-    /// Log lines kept once the segment is gone.
+    /// Log lines kept once the segment is gone (bounded: KeptJobLog).
     var finalLog: [String]?
     var progressTimer: Scheduled<Void>?
     /// The longest the job may run (`Run`'s `timeout`), and the timer that enforces it.
@@ -60,11 +60,14 @@ final class Job {
         return JobProgress(done: done, total: plan.totalWork)
     }
 
-    var record: JobRecord {
+    var record: JobRecord { record(includingLog: true) }
+
+    /// Without the log, reading a running job's log (a trace) from shared memory is skipped.
+    func record(includingLog: Bool) -> JobRecord {
         JobRecord(id: id, kind: plan.kind.name, state: state, parameters: plan.parameters, slots: slots,
                   submittedAt: Self.timestamp(submittedAt), startedAt: startedAt.map(Self.timestamp),
                   finishedAt: finishedAt.map(Self.timestamp), progress: state == .running ? progress : nil,
-                  result: result, error: failure ?? (state == .cancelled ? cancelReason : nil), log: log)
+                  result: result, error: failure ?? (state == .cancelled ? cancelReason : nil), log: includingLog ? log : nil)
     }
 
     var log: [String]? {
@@ -84,8 +87,11 @@ final class Job {
         return id
     }
 
-    func notifyWatchers() {
-        let current = record
+    /// `fullLog`: the whole log of a job that has just finished, which its record keeps only in
+    /// part (KeptJobLog); the clients following it get every line once.
+    func notifyWatchers(fullLog: [String]? = nil) {
+        var current = record
+        if let fullLog, !fullLog.isEmpty { current.log = fullLog }
         for watcher in watchers.values { watcher(current) }
         if state.isFinished { watchers.removeAll() }
     }

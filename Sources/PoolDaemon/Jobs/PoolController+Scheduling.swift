@@ -141,9 +141,11 @@ extension PoolController {
         job.timeoutTimer?.cancel()
         job.progressTimer?.cancel()
         job.monitorTimer?.cancel()
+        var fullLog: [String] = []
         if let segment = job.segment {
             job.result = job.plan.result(from: segment, monitor: job.monitor).adding(deadWorkers: job.deadWorkers)
-            job.finalLog = job.plan.logLines(segment: segment)
+            fullLog = job.plan.logLines(segment: segment)
+            job.finalLog = KeptJobLog.bounded(fullLog, jobID: job.id)
             job.plan.removeResources(segmentName: segment.segment.name)
             SharedSegment.unlink(name: segment.segment.name)
             job.segment = nil
@@ -169,7 +171,7 @@ extension PoolController {
             metadata[MessageID.key] = MessageID.jobFinished
             logger.info("job \(job.state.rawValue)", metadata: metadata)
         }
-        job.notifyWatchers()
+        job.notifyWatchers(fullLog: fullLog)
         noteChange()
     }
 
