@@ -194,6 +194,29 @@ struct DaemonLifecycleTests {
         #expect(ContinuousClock.now - sigterm < .seconds(30), "the daemon exited once the job was done, not at the deadline")
     }
 
+    @Test func aWorkerThatDiesDuringTheDrainIsReplacedAndItsJobStillCompletesExactly() throws {
+        let daemon = try DaemonHarness.start(workers: 3, arguments: ["--drain-timeout", "60s"])
+        defer { try? daemon.stop() }
+        let items = 1_000_000
+        let run = try PendingRun(daemon, kind: "prodcons", parameters: [
+            "producers": .number(1), "consumers": .number(2), "items": .number(Double(items))])
+        try daemon.waitForProgress(job: run.job.id, atLeast: items / 4)
+        let consumerSlot = try #require(try daemon.jobRecord(run.job.id).slots.last)
+        let workers = try daemon.status().workers.map(\.pid)
+        let victim = try #require(try daemon.status().workers.first { $0.slot == consumerSlot })
+        daemon.signal(SIGTERM)
+        _ = try daemon.waitForStatus { $0.drain != nil }
+        #expect(kill(Int32(victim.pid), SIGKILL) == 0)
+
+        let job = try run.finalRecord()
+        #expect(job.state == .succeeded, "\(job.error ?? "")")
+        let result = try #require(job.result)
+        #expect(result["checksumOK"] == .bool(true) && result["consumed"]?.intValue == items, "\(result)")
+        guard case .array(let dead)? = result["deadWorkers"] else { Issue.record("no deadWorkers in \(result)"); return }
+        #expect(dead.count == 1 && dead.first?["pid"]?.intValue == victim.pid && dead.first?["replaced"] == .bool(true), "\(dead)")
+        daemon.expectCleanExit(workers: workers)
+    }
+
     @Test func aSecondSigtermCancelsTheRunningJobsAtOnce() throws {
         let daemon = try DaemonHarness.start(workers: 1, arguments: ["--drain-timeout", "120s"], followNotifications: true)
         defer { try? daemon.stop() }

@@ -40,7 +40,7 @@ extension PoolController {
         slot.takeover = nil
         guard let job = jobs[takeover.job], job.state == .running, job.cancelReason == nil, job.failure == nil else {
             slots[index] = slot
-            dispatch()
+            if lifecycle == .draining { stopWorker(slot: index) } else { dispatch() }
             return
         }
         let command = WorkerCommand(kind: .runJob, jobID: job.id, participant: takeover.participant, attempt: takeover.attempt)

@@ -116,6 +116,7 @@ extension PoolController {
                 let participant = slots[index]!.takeover!.participant
                 slots[index]?.takeover = nil
                 job.ended.insert(participant)
+                if lifecycle == .draining { stopBackedOffSlot(index) }
             }
             if job.ended.count == job.slots.count {
                 finish(job)

@@ -84,7 +84,8 @@ extension PoolController {
 
     /// Completes the shutdown once no worker process is left.
     func finishShutdownIfIdle() {
-        guard lifecycle == .draining, !slots.values.contains(where: { $0.process != nil }) else { return }
+        // A slot backing off before it respawns for a takeover still has work to do.
+        guard lifecycle == .draining, !slots.values.contains(where: { $0.process != nil || $0.state == .backoff }) else { return }
         lifecycle = .stopped
         drain.deadlineTimer?.cancel()
         drain.statusTimer?.cancel()

@@ -53,10 +53,10 @@ extension PoolController {
         slot.state = .ready
         slots[index] = slot
         logger.info("worker ready", metadata: ["slot": "\(index)", "pid": "\(pid)"])
-        if slot.retiring || lifecycle == .draining {
-            stopWorker(slot: index)
-        } else if slot.takeover != nil {
+        if slot.takeover != nil, !slot.retiring {
             takeOver(slot: index)
+        } else if slot.retiring || lifecycle == .draining {
+            stopWorker(slot: index)
         } else {
             dispatch()
         }
@@ -122,7 +122,7 @@ extension PoolController {
         slots[index] = slot
 
         if let job {
-            let replaceable = !wasStopping && exit != .exited(WorkerRuntime.exitDoNotRespawn) && lifecycle == .running && !slot.retiring
+            let replaceable = !wasStopping && exit != .exited(WorkerRuntime.exitDoNotRespawn) && acceptsReplacements && !slot.retiring
             participantDied(slot: index, pid: process.pid, jobID: job, exit: exitDescription, replaceable: replaceable)
         }
         if wasStopping {
@@ -140,6 +140,8 @@ extension PoolController {
                                                   MessageID.key: MessageID.workerDied])
             crashed(slot: index)
         }
+        // A slot that failed while the daemon drains may have been the last one with a process.
+        finishShutdownIfIdle()
         checkReady()
         noteChange()
         dispatch()
@@ -149,7 +151,8 @@ extension PoolController {
     /// slot up when it crashed too often within the window.
     func crashed(slot index: Int) {
         guard var slot = slots[index] else { return }
-        if slot.retiring || lifecycle == .draining {
+        // While draining, a slot is respawned only to finish a dead worker's part of a job.
+        if slot.retiring || (lifecycle == .draining && slot.takeover == nil) {
             abandonTakeover(slot: index, reason: "the slot is being stopped")
             slot = slots[index]!
             slot.state = .stopping
@@ -177,6 +180,7 @@ extension PoolController {
         slot.state = .backoff
         slot.timer = eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(delay)) { [self] in
             guard var current = slots[index], current.state == .backoff else { return }
+            guard lifecycle != .draining || current.takeover != nil else { return stopBackedOffSlot(index) }
             current.restarts += 1
             slots[index] = current
             logger.info("respawning worker", metadata: ["slot": "\(index)", "restarts": "\(current.restarts)",
@@ -185,6 +189,23 @@ extension PoolController {
         }
         slots[index] = slot
         logger.info("backing off before respawning", metadata: ["slot": "\(index)", "delayMillis": "\(delay / 1_000_000)"])
+    }
+
+    /// Whether a worker that dies in a job is replaced to finish its part: while the pool runs, and
+    /// while it drains (until the deadline), since the drain exists to let running jobs complete.
+    var acceptsReplacements: Bool {
+        lifecycle == .running || (lifecycle == .draining && !drain.deadlinePassed)
+    }
+
+    /// A slot waiting to respawn during the drain whose takeover went away (its job ended): it
+    /// stays down.
+    func stopBackedOffSlot(_ index: Int) {
+        guard var slot = slots[index], slot.state == .backoff else { return }
+        slot.timer?.cancel()
+        slot.timer = nil
+        slot.state = .stopping
+        slots[index] = slot
+        processGone(slot: index)
     }
 
     /// A stopping slot has no process any more: remove it if the pool shrank, respawn it if it was
