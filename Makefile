@@ -3,7 +3,7 @@ SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := libsystemd-dev libsqlite3-dev pkg-config python3-pip systemd
 
-.PHONY: all deps mqueue build release demo test clean
+.PHONY: all deps mqueue build release demo test test-reliability clean
 
 all: build
 
@@ -35,6 +35,12 @@ demo: release
 test: deps mqueue
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+
+# The reliability suite alone (also part of `test`): faults, shutdown and restarts, history, hostile clients.
+RELIABILITY = WorkerFaultTests|DaemonLifecycleTests|JobHistoryTests|JobHistoryStoreTests|HostileClientTests|FuzzTests
+test-reliability: deps mqueue
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build --filter '$(RELIABILITY)'
 
 clean:
 	$(SWIFT) package clean
