@@ -100,9 +100,9 @@ struct AppendCommand: ParsableCommand {
     @OptionGroup var global: GlobalOptions
     @OptionGroup var options: RunOptions
     @Option(help: "Workers (default 2).") var workers: Int?
-    @Option(help: "One character per worker (default oO).") var chars: String?
-    @Option(help: "Appends per worker, comma-separated (default 10,20).") var counts: String?
-    @Option(help: "Pause between appends per worker (default 1s,600ms).") var intervals: String?
+    @Option(help: "One character per worker, or one for all (default oO, repeated for more workers).") var chars: String?
+    @Option(help: "Appends per worker, comma-separated, or one for all (default 10,20, repeated).") var counts: String?
+    @Option(help: "Pause between appends per worker, or one for all (default 1s,600ms, repeated).") var intervals: String?
     @Option(help: "shared (one string, under a lock) or private (a copy each) (default shared).") var memory: String?
 
     func run() throws {

@@ -149,6 +149,15 @@ struct NotebookJobTests {
         try daemon.stop()
     }
 
+    @Test func appendDefaultsRepeatTheNotebooksPairForMoreWorkers() throws {
+        let daemon = try DaemonHarness.start(workers: 3)
+        defer { try? daemon.stop() }
+        let (_, result) = try run(daemon, "append", "--workers", "3", "--intervals", "1ms")
+        let text = try #require(result["text"]?.stringValue)
+        #expect(text.filter { $0 == "o" }.count == 20 && text.filter { $0 == "O" }.count == 20, "o: 10 + 10, O: 20: \(text)")
+        try daemon.stop()
+    }
+
     @Test func appendToPrivateMemoryLeavesTheDaemonsCopyEmpty() throws {
         let daemon = try DaemonHarness.start(workers: 2)
         defer { try? daemon.stop() }

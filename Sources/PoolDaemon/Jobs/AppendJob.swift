@@ -37,9 +37,12 @@ struct AppendJob: JobPlan {
     static func plan(_ parameters: JSONValue?, limits: JobLimits) throws(PoolError) -> AppendJob {
         var reader = try ParameterReader(parameters)
         let workers = try reader.int("workers", default: 2, in: 1...4096)
-        let characters = Array(try reader.string("chars", default: "oO").utf8)
-        let counts = try reader.list("counts") ?? [.number(10), .number(20)]
-        let intervals = try reader.list("intervals") ?? [.string("1s"), .string("600ms")]
+        // The notebook's two writers ('o' 10 times every 1s, 'O' 20 times every 600ms), repeated
+        // for as many workers as asked for when the lists are not given.
+        func notebook<T>(_ pair: [T]) -> [T] { (0..<workers).map { pair[$0 % 2] } }
+        let characters = Array(try reader.string("chars", default: String(decoding: notebook(Array("oO".utf8)), as: UTF8.self)).utf8)
+        let counts = try reader.list("counts") ?? notebook([.number(10), .number(20)])
+        let intervals = try reader.list("intervals") ?? notebook([.string("1s"), .string("600ms")])
         let memory = try reader.choice("memory", default: Memory.shared)
         try reader.finish(kind: "append")
         if workers > limits.poolSize { throw PoolError.poolTooSmall(requested: workers, poolSize: limits.poolSize) }
