@@ -168,8 +168,10 @@ struct Serve: ParsableCommand {
             throw ExitCode(1)
         }
         if configuration.control.controlGroup.gid == nil {
-            logger.warning("the control group does not exist; only root may Run, Cancel, Resize and Shutdown",
-                           metadata: ["group": "\(configuration.control.controlGroup.name)"])
+            // Only the default group can be missing (one asked for by name must exist): normal for
+            // someone running their own poold outside the packaged service.
+            let owner = getuid() == 0 ? "root" : "root and uid \(getuid()) (this daemon's)"
+            logger.notice("no group '\(configuration.control.controlGroup.name)' exists: only \(owner) may Run, Cancel, Resize and Shutdown")
         }
         configuration.control.clientTimeout = .nanoseconds(DurationText.nanoseconds(clientTimeout)!)
         configuration.control.idleTimeout = .nanoseconds(DurationText.nanoseconds(idleTimeout)!)

@@ -164,16 +164,18 @@ final class DaemonHarness {
     /// WATCHDOG=1, STOPPING=1); otherwise it is closed, so that those fail fast. The job history
     /// goes to `stateDirectory` (a test reuses one across daemons to see it survive), else to a
     /// directory of this daemon's own: never to /var/lib/poold. `prefix` replaces the unique one;
-    /// with `namespace` the daemon runs in that private IPC namespace (and the checks look there).
+    /// with `namespace` the daemon runs in that private IPC namespace (and the checks look there);
+    /// `asNobody` runs it as the user nobody instead of root.
     static func start(workers: Int, arguments extra: [String] = [], environment: [String: String] = [:],
                       followNotifications: Bool = false, stateDirectory: String? = nil, prefix: String? = nil,
-                      namespace: IPCNamespace? = nil) throws -> DaemonHarness {
+                      namespace: IPCNamespace? = nil, asNobody: Bool = false) throws -> DaemonHarness {
         #expect(IPCObjects.mqueueMounted, "the mqueue filesystem must be mounted on /dev/mqueue to check for leaks (make test does it)")
         let directory = try TemporaryDirectory()
         let prefix = prefix ?? "/poold-t\(getpid())-\(counter.next())"
         return try DaemonHarness(directory: directory, prefix: prefix, workers: workers, extra: extra,
                                  environment: environment, followNotifications: followNotifications,
-                                 stateDirectory: stateDirectory ?? directory.path + "/state", namespace: namespace)
+                                 stateDirectory: stateDirectory ?? directory.path + "/state", namespace: namespace,
+                                 asNobody: asNobody)
     }
 
     /// Notifications received before and with READY=1, in order.
@@ -186,7 +188,7 @@ final class DaemonHarness {
 
     private init(directory: TemporaryDirectory, prefix: String, workers: Int, extra: [String],
                  environment extraEnvironment: [String: String], followNotifications: Bool, stateDirectory: String,
-                 namespace: IPCNamespace?) throws {
+                 namespace: IPCNamespace?, asNobody: Bool) throws {
         self.directory = directory
         self.prefix = prefix
         self.stateDirectory = stateDirectory
@@ -202,6 +204,17 @@ final class DaemonHarness {
             // nsenter execs poold in the namespace: the process is poold itself.
             process.executableURL = URL(fileURLWithPath: "/usr/bin/nsenter")
             process.arguments = namespace.enterArguments + [Binaries.poold] + arguments
+        } else if asNobody {
+            // setpriv execs poold as nobody (the process is poold itself), from a copy nobody can
+            // reach (the build folder may be under /root), in a directory open to it for the socket
+            // and the state; nobody may send to the notification socket.
+            let copy = directory.path + "/poold"
+            try FileManager.default.copyItem(atPath: Binaries.poold, toPath: copy)
+            guard chmod(copy, 0o755) == 0, chmod(directory.path, 0o777) == 0, chmod(notify.path, 0o666) == 0 else {
+                throw HarnessError(description: "cannot open \(directory.path) to nobody: \(String(cString: strerror(errno)))")
+            }
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+            process.arguments = ["--reuid", "nobody", "--regid", "nogroup", "--clear-groups", "--", copy] + arguments
         } else {
             process.executableURL = URL(fileURLWithPath: Binaries.poold)
             process.arguments = arguments

@@ -335,6 +335,18 @@ struct HostileClientTests {
         try daemon.stop()
     }
 
+    @Test func theUserTheDaemonRunsAsMayDriveItWithoutTheGroup() throws {
+        let daemon = try DaemonHarness.start(workers: 2, arguments: ["--control-group", "daemon"], asNobody: true)
+        defer { try? daemon.stop() }
+        let run = try poolctlAsNobody(daemon, "--json", "run", "counter", "--iterations", "1000")
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(try run.json(JobRecord.self).state == .succeeded)
+        #expect(try poolctlAsNobody(daemon, "pool", "resize", "1").status == 0)
+        #expect(try daemon.poolctl("pool", "resize", "2").status == 0, "root may drive anyone's daemon")
+        #expect(try daemon.status().workers.map(\.slot) == [0, 1])
+        try daemon.stop()
+    }
+
     @Test func theControlGroupMayBeThePeersPrimaryGroup() throws {
         let daemon = try openDaemon(["--control-group", "nogroup"])
         defer { try? daemon.stop() }

@@ -1,21 +1,38 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import PoolProtocol
 
 /// Who may call what. Reading (Status, ListJobs, GetJob, the service interface) is open to anyone
-/// who can connect to the socket; the methods that change things are for root and members of the
-/// control group. Checked before a call's parameters are even decoded.
+/// who can connect to the socket; the methods that change things are for root, the user the daemon
+/// runs as (someone running their own poold drives it without a group) and members of the control
+/// group. Checked before a call's parameters are even decoded.
 struct AccessPolicy: Sendable {
     let controlGroup: ControlGroup
+    /// The daemon's own uid: under systemd the `poold` system user, which no one logs in as.
+    let ownerUID: uid_t
+
+    init(controlGroup: ControlGroup, ownerUID: uid_t = getuid()) {
+        self.controlGroup = controlGroup
+        self.ownerUID = ownerUID
+    }
 
     static let controlMethods: Set<String> = Set(
         [PoolInterface.Method.run, .cancel, .resize, .shutdown].map(\.qualifiedName))
 
+    /// Who may drive the pool, in words (for refusals and the log).
+    var allowed: String {
+        let users = ownerUID == 0 ? "uid 0" : "uid 0 or \(ownerUID) (the daemon's own)"
+        return "\(users) or membership of \(controlGroup)"
+    }
+
     /// The refusal for `method` from `peer`, or nil when the call may go ahead.
     func refusal(method: String, peer: PeerCredentials) -> PoolError? {
-        guard Self.controlMethods.contains(method), !peer.isRoot else { return nil }
+        guard Self.controlMethods.contains(method), !peer.isRoot, peer.uid != ownerUID else { return nil }
         if let gid = controlGroup.gid, peer.isMember(of: gid) { return nil }
         let shortName = String(method.split(separator: ".").last ?? Substring(method))
-        let rule = "\(PoolInterface.name).{Run,Cancel,Resize,Shutdown} need uid 0 or membership of \(controlGroup)"
-        let reason = "\(shortName) needs uid 0 or membership of \(controlGroup); you are \(peer)"
+        let rule = "\(PoolInterface.name).{Run,Cancel,Resize,Shutdown} need \(allowed)"
+        let reason = "\(shortName) needs \(allowed); you are \(peer)"
         return PoolError.permissionDenied(method: method, rule: rule, group: controlGroup.name, reason: reason)
     }
 }

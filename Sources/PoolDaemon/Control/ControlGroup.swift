@@ -9,7 +9,8 @@ public struct ControlGroup: Sendable, Equatable, CustomStringConvertible {
     public static let defaultName = "poold"
 
     public let name: String
-    /// Nil when no such group exists on this system: then only root may drive the pool.
+    /// Nil when no such group exists on this system: then only root and the daemon's own user may
+    /// drive the pool.
     public let gid: gid_t?
 
     public init(name: String, gid: gid_t?) {
