@@ -1,25 +1,39 @@
-import PoolProtocol
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// `/etc/poold.conf`: `key = value` lines, `#` comments. Read at start and on SIGHUP (which
-/// applies `workers`; `drain-timeout` takes effect at the next start).
+/// `/etc/poold.conf`: `key = value` lines, `#` comments. A key is one of poold's options without
+/// its dashes, and the command line wins over the file. Read at start; SIGHUP re-reads it and
+/// applies `workers` (the pool is resized), the other keys take effect at the next start.
 ///
 ///     workers = 4
 ///     control-group = poold
 ///     drain-timeout = 30s
+///     history-limit = 5000
 public struct ConfigurationFile: Sendable, Equatable {
-    public var workers: Int?
-    /// The group whose members may drive the pool (read at start; a reload does not change it).
-    public var controlGroup: String?
-    /// How long running jobs may finish on SIGTERM (`--drain-timeout`).
-    public var drainTimeout: Duration?
+    /// Every option of `poold serve` but `--config` itself (and the hidden testing switches).
+    public static let keys = [
+        "socket", "workers", "max-workers", "ipc-prefix", "log-level", "log-target", "heartbeat-timeout",
+        "drain-timeout", "state-dir", "history-limit", "control-group", "client-timeout", "idle-timeout",
+        "max-connections", "max-connections-per-uid", "max-queued-jobs", "socket-mode",
+    ]
 
-    public init(workers: Int? = nil, controlGroup: String? = nil, drainTimeout: Duration? = nil) {
-        self.workers = workers
-        self.controlGroup = controlGroup
-        self.drainTimeout = drainTimeout
+    public struct Entry: Sendable, Equatable {
+        public let key: String
+        public let value: String
+        public let line: Int
+    }
+
+    /// In file order; a key given twice counts once, with its last value.
+    public private(set) var entries: [Entry] = []
+
+    public init() {}
+
+    /// The pool size: the one key a reload applies, so checked here.
+    public var workers: Int? { value("workers").flatMap { Int($0) } }
+
+    public func value(_ key: String) -> String? {
+        entries.last { $0.key == key }?.value
     }
 
     public struct Problem: Error, CustomStringConvertible {
@@ -46,25 +60,16 @@ public struct ConfigurationFile: Sendable, Equatable {
             let trimmed = line.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
             guard !trimmed.isEmpty else { continue }
             let parts = trimmed.split(separator: "=", maxSplits: 1).map { $0.split(separator: " ").joined(separator: " ") }
-            guard parts.count == 2 else {
+            guard parts.count == 2, !parts[1].isEmpty else {
                 throw Problem(description: "\(path):\(number + 1): expected `key = value`, found `\(trimmed)`")
             }
-            switch parts[0] {
-            case "workers":
-                guard let workers = Int(parts[1]), workers >= 1 else {
-                    throw Problem(description: "\(path):\(number + 1): workers must be a whole number of at least 1")
-                }
-                result.workers = workers
-            case "control-group":
-                result.controlGroup = parts[1]
-            case "drain-timeout":
-                guard let nanos = DurationText.nanoseconds(parts[1]) else {
-                    throw Problem(description: "\(path):\(number + 1): drain-timeout must be a duration such as 30s, 500ms or 0")
-                }
-                result.drainTimeout = .nanoseconds(nanos)
-            default:
-                throw Problem(description: "\(path):\(number + 1): unknown key `\(parts[0])` (known: workers, control-group, drain-timeout)")
+            guard keys.contains(parts[0]) else {
+                throw Problem(description: "\(path):\(number + 1): unknown key `\(parts[0])` (known: \(keys.joined(separator: ", ")))")
             }
+            if parts[0] == "workers", (Int(parts[1]) ?? 0) < 1 {
+                throw Problem(description: "\(path):\(number + 1): workers must be a whole number of at least 1")
+            }
+            result.entries.append(Entry(key: parts[0], value: parts[1], line: number + 1))
         }
         return result
     }

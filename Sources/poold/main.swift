@@ -40,7 +40,7 @@ struct Serve: ParsableCommand {
     @Option(help: "Worker processes in the pool (default: the configuration file's, else the number of CPUs).")
     var workers: Int?
 
-    @Option(help: "A configuration file: `workers = N` (re-read on SIGHUP), `drain-timeout = 30s`.")
+    @Option(help: "A configuration file of `option = value` lines (any option below, without its dashes; the command line wins). SIGHUP re-reads it and applies `workers`.")
     var config: String?
 
     @Option(help: "The largest pool size a resize may ask for.")
@@ -134,18 +134,9 @@ struct Serve: ParsableCommand {
         let environment = inheritedEnvironment.daemon
         let target = logTarget.resolved(environment: environment)
         let logger = target.logger(label: "poold", level: level)
-        var file = ConfigurationFile()
-        if let config {
-            do {
-                file = try ConfigurationFile.read(path: config)
-            } catch {
-                logger.critical("\(error)")
-                throw ExitCode(1)
-            }
-        }
         var configuration = DaemonConfiguration(
             socketPath: socket ?? DefaultSocket.path(environment: environment),
-            workers: min(workers ?? file.workers ?? ProcessEnvironment.cpuCount, maxWorkers),
+            workers: min(workers ?? ProcessEnvironment.cpuCount, maxWorkers),
             maxWorkers: maxWorkers,
             names: ipcPrefix.map(IPCNames.init(prefix:)) ?? IPCNames.forProcess(getpid()),
             logLevel: level,
@@ -153,16 +144,15 @@ struct Serve: ParsableCommand {
             workerEnvironment: inheritedEnvironment.forWorkers)
         configuration.configurationFile = config
         configuration.heartbeatTimeout = .nanoseconds(DurationText.nanoseconds(heartbeatTimeout)!)
-        if let drain = drainTimeout.flatMap(DurationText.nanoseconds).map(Duration.nanoseconds) ?? file.drainTimeout {
-            configuration.drainTimeout = drain
+        if let drain = drainTimeout.flatMap(DurationText.nanoseconds) {
+            configuration.drainTimeout = .nanoseconds(drain)
         }
         configuration.faults = try! FaultInjection(specifications: fault)
         configuration.stateDirectory = stateDir ?? StateDirectory.path(environment: environment)
         configuration.historyLimit = historyLimit
         configuration.maxQueuedJobs = maxQueuedJobs
         do {
-            let group = controlGroup ?? file.controlGroup
-            configuration.control.controlGroup = try ControlGroup.resolve(group ?? ControlGroup.defaultName, required: group != nil)
+            configuration.control.controlGroup = try ControlGroup.resolve(controlGroup ?? ControlGroup.defaultName, required: controlGroup != nil)
         } catch {
             logger.critical("\(error)")
             throw ExitCode(1)
@@ -221,13 +211,21 @@ struct Worker: ParsableCommand {
     }
 }
 
+let commandLine: ConfigurationArguments
 do {
-    var command = try Poold.parseAsRoot()
+    commandLine = try ConfigurationArguments.merge(Array(CommandLine.arguments.dropFirst()))
+} catch {
+    FileHandleOutput.standardError("poold: \(error)")
+    exit(1)
+}
+do {
+    var command = try Poold.parseAsRoot(commandLine.arguments)
     try command.run()
 } catch {
     let code = Poold.exitCode(for: error)
     if code == .validationFailure {
         FileHandleOutput.standardError(Poold.fullMessage(for: error))
+        if let provenance = commandLine.provenance { FileHandleOutput.standardError("note: \(provenance)") }
         exit(2)
     }
     Poold.exit(withError: error)
