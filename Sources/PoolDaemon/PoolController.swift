@@ -27,12 +27,17 @@ final class PoolController {
     // Scheduling.
     var jobs: [Int: Job] = [:]
     var queue: [Int] = []
+    /// Kept as jobs start and finish: counting them in `jobs`, which holds the finished ones of the
+    /// history too, would cost a pass over up to `historyLimit` jobs per change.
+    var runningJobIDs: Set<Int> = []
     var nextJobID = 1
     var jobsFinished = 0
 
     // Job history: the store (nil: none kept on disk) and the jobs of earlier runs, by id.
     var history: JobHistory?
     var pastJobs: [Int: JobRecord] = [:]
+    /// The ids of `jobs` and `pastJobs` together, oldest first (ids only grow), for pruning.
+    var historyOrder = CircularBuffer<Int>()
 
     // Clients following the pool with `Status` + `more`.
     var statusFollowers: [Int: (StatusReply) -> Void] = [:]
@@ -116,10 +121,9 @@ final class PoolController {
 
     func statusReply() -> StatusReply {
         let workers = slots.keys.sorted().map { slots[$0]!.info }
-        let running = jobs.values.filter { $0.state == .running }.count
         return StatusReply(
             pid: Int(getpid()), version: PooldVersion.string, poolSize: targetSize, workers: workers,
-            jobsQueued: queue.count, jobsRunning: running, jobsFinished: jobsFinished,
+            jobsQueued: queue.count, jobsRunning: runningJobIDs.count, jobsFinished: jobsFinished,
             uptimeSeconds: Double(MonotonicClock.nanoseconds - startedAt) / 1e9, drain: drainInfo())
     }
 

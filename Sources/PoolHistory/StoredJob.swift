@@ -5,12 +5,12 @@ import PoolProtocol
 /// A job's row: `JobRecord` to statement arguments and back. Progress is not stored: it only means
 /// something while the job runs, and a job that was running when the daemon died is `interrupted`.
 enum StoredJob {
-    static func arguments(_ record: JobRecord, encoder: JSONEncoder) throws -> StatementArguments {
-        func json(_ value: some Encodable) throws -> String { String(decoding: try encoder.encode(value), as: UTF8.self) }
-        return [
-            record.id, record.kind, record.state.rawValue, try json(record.parameters), try json(record.slots),
-            record.submittedAt, record.startedAt, record.finishedAt, try record.result.map(json), record.error,
-            try record.log.map(json),
+    static func arguments(_ record: JobRecord) -> StatementArguments {
+        [
+            record.id, record.kind, record.state.rawValue, record.parameters.jsonText,
+            JSONValue.array(record.slots.map { .number(Double($0)) }).jsonText,
+            record.submittedAt, record.startedAt, record.finishedAt, record.result?.jsonText, record.error,
+            record.log.map { JSONValue.array($0.map(JSONValue.string)).jsonText },
         ]
     }
 

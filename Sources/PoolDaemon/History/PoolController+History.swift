@@ -8,7 +8,10 @@ extension PoolController {
     /// Takes over what the history held at start-up. Runs on the loop, before it serves.
     func adoptHistory(_ history: JobHistory, recovered: RecoveredHistory) {
         self.history = history
-        for record in recovered.records { pastJobs[record.id] = record }
+        for record in recovered.records.sorted(by: { $0.id < $1.id }) {
+            pastJobs[record.id] = record
+            historyOrder.append(record.id)
+        }
         nextJobID = max(nextJobID, recovered.highestID + 1)
     }
 
@@ -29,18 +32,28 @@ extension PoolController {
     /// Forgets finished jobs, this run's and earlier runs', that are not among the newest
     /// `historyLimit` by id; queued and running jobs always stay. The history file is pruned by the
     /// same rule, so a restart lists what was listed before it.
+    /// Runs as every job finishes: it looks only at the ids beyond the limit, oldest first (live
+    /// ones among them are put back, in order).
     func pruneHistory() {
-        let limit = configuration.historyLimit
-        guard jobs.count + pastJobs.count > limit else { return }
-        let newest = Set((Array(jobs.keys) + Array(pastJobs.keys)).sorted(by: >).prefix(limit))
-        for id in pastJobs.keys where !newest.contains(id) { pastJobs[id] = nil }
-        for (id, job) in jobs where job.state.isFinished && !newest.contains(id) { jobs[id] = nil }
+        let surplus = historyOrder.count - configuration.historyLimit
+        guard surplus > 0 else { return }
+        var live: [Int] = []
+        for _ in 0..<surplus {
+            let id = historyOrder.removeFirst()
+            if let job = jobs[id], !job.state.isFinished {
+                live.append(id)
+            } else {
+                jobs[id] = nil
+                pastJobs[id] = nil
+            }
+        }
+        for id in live.reversed() { historyOrder.prepend(id) }
     }
 
     /// This run's jobs and earlier runs', newest first, without their logs (a listing is a
     /// summary; GetJob has the log).
     func recentJobRecords(limit: Int) -> [JobRecord] {
-        Set(jobs.keys).union(pastJobs.keys).sorted(by: >).prefix(limit).compactMap { id in
+        historyOrder.reversed().prefix(limit).compactMap { id in
             guard let job = jobs[id] else { return pastJobs[id].map { var record = $0; record.log = nil; return record } }
             return job.record(includingLog: false)
         }
@@ -53,8 +66,7 @@ extension PoolController {
 
     /// For "no job N" errors: the range of ids that can be asked for.
     var knownJobIDRange: ClosedRange<Int>? {
-        let ids = Set(jobs.keys).union(pastJobs.keys)
-        guard let low = ids.min(), let high = ids.max() else { return nil }
+        guard let low = historyOrder.first, let high = historyOrder.last else { return nil }
         return low...high
     }
 }

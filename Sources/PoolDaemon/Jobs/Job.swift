@@ -18,8 +18,13 @@ final class Job {
     /// Why the job is being cancelled.
     var cancelReason: String?
     let submittedAt = Date()
-    var startedAt: Date?
-    var finishedAt: Date?
+    var startedAt: Date? { didSet { startedText = startedAt.map(Self.timestamp) } }
+    var finishedAt: Date? { didSet { finishedText = finishedAt.map(Self.timestamp) } }
+    /// The times as records show them, formatted once: a record is made for every change a
+    /// client or the history is told of, and ISO 8601 formatting is not cheap.
+    private lazy var submittedText = Self.timestamp(submittedAt)
+    private var startedText: String?
+    private var finishedText: String?
     var result: JSONValue?
     /// Clients waiting for the job: called on every change, last with a finished record.
     var watchers: [Int: (JobRecord) -> Void] = [:]
@@ -65,8 +70,8 @@ final class Job {
     /// Without the log, reading a running job's log (a trace) from shared memory is skipped.
     func record(includingLog: Bool) -> JobRecord {
         JobRecord(id: id, kind: plan.kind.name, state: state, parameters: plan.parameters, slots: slots,
-                  submittedAt: Self.timestamp(submittedAt), startedAt: startedAt.map(Self.timestamp),
-                  finishedAt: finishedAt.map(Self.timestamp), progress: state == .running ? progress : nil,
+                  submittedAt: submittedText, startedAt: startedText, finishedAt: finishedText,
+                  progress: state == .running ? progress : nil,
                   result: result, error: failure ?? (state == .cancelled ? cancelReason : nil), log: includingLog ? log : nil)
     }
 

@@ -14,6 +14,7 @@ extension PoolController {
         precondition(job.id == nextJobID, "jobs are enqueued in id order")
         nextJobID += 1
         jobs[job.id] = job
+        historyOrder.append(job.id)
         queue.append(job.id)
         recordHistory(job)
         logger.info("job queued", metadata: ["job": "\(job.id)", "kind": "\(job.plan.kind.name)", "workers": "\(job.plan.workers)"])
@@ -45,6 +46,7 @@ extension PoolController {
         job.segment = segment
         job.slots = assigned
         job.state = .running
+        runningJobIDs.insert(job.id)
         job.startedAt = Date()
         for (participant, index) in assigned.enumerated() {
             slots[index]?.state = .busy
@@ -159,6 +161,7 @@ extension PoolController {
             job.state = .succeeded
         }
         job.finishedAt = Date()
+        runningJobIDs.remove(job.id)
         jobsFinished += 1
         recordHistory(job)
         pruneHistory()

@@ -30,7 +30,7 @@ extension PoolController {
         let timeout = configuration.drainTimeout
         drain.reason = reason
         drain.deadline = MonotonicClock.nanoseconds + nanoseconds(timeout)
-        let running = jobs.values.filter { $0.state == .running }.count
+        let running = runningJobIDs.count
         logger.info("shutting down", metadata: ["reason": "\(reason)", "runningJobs": "\(running)", "queuedJobs": "\(queue.count)",
                                                 "drainTimeout": "\(DurationText.format(nanoseconds(timeout)))"])
         for id in queue {
@@ -64,7 +64,7 @@ extension PoolController {
         drain.deadlinePassed = true
         drain.deadlineTimer?.cancel()
         drain.deadlineTimer = nil
-        let running = jobs.values.filter { $0.state == .running }.sorted { $0.id < $1.id }
+        let running = runningJobIDs.sorted().compactMap { jobs[$0] }
         if !running.isEmpty {
             logger.notice("cancelling the jobs still running", metadata: ["jobs": "\(running.map(\.id))"])
         }
@@ -139,7 +139,7 @@ extension PoolController {
 
     /// Why `Run` is refused during a shutdown.
     var shutdownRefusal: String {
-        let running = jobs.values.filter { $0.state == .running }.count
+        let running = runningJobIDs.count
         var reason = "the daemon is shutting down (\(drain.reason ?? "stopping")) and accepts no new jobs"
         if running > 0 {
             reason += drain.deadlinePassed
