@@ -91,10 +91,15 @@ struct JobRunner {
                 Output.info("job \(job.id) \(job.state.rawValue)\(slots)")
             }
             lastState = job.state
-            // The job's log (a trace) as it grows; the final record repeats it whole.
-            let lines = job.log ?? []
-            for line in lines.dropFirst(linesShown) { Output.line(line) }
-            linesShown = max(linesShown, lines.count)
+            // The job's log (a trace) as it grows: a running job's record has its latest lines,
+            // the first of them `logOffset` lines in; the final record has it whole.
+            let lines = job.log ?? [], offset = job.logOffset ?? 0
+            if offset > linesShown {
+                Output.line("... \(offset - linesShown) lines went by faster than they were shown (poolctl logs \(job.id) has them)")
+                linesShown = offset
+            }
+            for line in lines.dropFirst(linesShown - offset) { Output.line(line) }
+            linesShown = max(linesShown, offset + lines.count)
         }
     }
 }

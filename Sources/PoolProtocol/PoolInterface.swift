@@ -62,7 +62,10 @@ public enum PoolInterface {
           error: ?string,
           # The job's own log lines, such as a prodcons trace. A finished job's record keeps the
           # first and last 500 (the journal has them all); ListJobs leaves them out.
-          log: ?[]string
+          log: ?[]string,
+          # While the job runs, `log` holds its latest 1000 lines at most: the number of lines
+          # before them.
+          logOffset: ?int
         )
 
         # The pool and its jobs. With `more`, a reply follows every change.

@@ -65,10 +65,13 @@ public struct JobRecord: Codable, Sendable, Equatable {
     public var error: String?
     /// The job's own log lines (such as a prodcons trace), in order.
     public var log: [String]?
+    /// While the job runs, its record carries only the latest lines: this is the number of lines
+    /// before the first of `log` (nil: `log` starts at the first line).
+    public var logOffset: Int?
 
     public init(id: Int, kind: String, state: JobState, parameters: JSONValue, slots: [Int], submittedAt: String,
                 startedAt: String? = nil, finishedAt: String? = nil, progress: JobProgress? = nil,
-                result: JSONValue? = nil, error: String? = nil, log: [String]? = nil) {
+                result: JSONValue? = nil, error: String? = nil, log: [String]? = nil, logOffset: Int? = nil) {
         self.id = id
         self.kind = kind
         self.state = state
@@ -81,6 +84,7 @@ public struct JobRecord: Codable, Sendable, Equatable {
         self.result = result
         self.error = error
         self.log = log
+        self.logOffset = logOffset
     }
 }
 

@@ -77,6 +77,39 @@ struct NotebookJobTests {
         try daemon.stop()
     }
 
+    @Test func aRunningTracesRecordCarriesItsLatestLinesOnly() throws {
+        let daemon = try DaemonHarness.start(workers: 2)
+        defer { try? daemon.stop() }
+        let started = try daemon.poolctl("--json", "run", "prodcons", "--detach", "--items", "4000", "--produce-delay", "0..1ms",
+                                         "--consume-delay", "0", "--trace")
+        let id = try started.json(JobRecord.self).id
+        var running: [JobRecord] = [], final: JobRecord?
+        let deadline = Deadline()
+        try daemon.client().stream(PoolInterface.Method.getJob.qualifiedName, JobIDRequest(id: id)) { reply in
+            try deadline.check("following a traced job")
+            let job = try VarlinkClient.decode(reply, as: JobReply.self).job
+            if job.state.isFinished { final = job } else { running.append(job) }
+            return final == nil
+        }
+        let windows = running.map { (offset: $0.logOffset ?? 0, count: $0.log?.count ?? 0) }
+        #expect(windows.allSatisfy { $0.count <= 1000 }, "\(windows)")
+        #expect(windows.contains { $0.offset > 0 }, "a window moved on while the job ran: \(windows)")
+        #expect(zip(windows, windows.dropFirst()).allSatisfy { $0.offset + $0.count <= $1.offset + $1.count }, "\(windows)")
+        #expect(final?.log?.count == 8000 && final?.logOffset == nil)
+
+        // poolctl shows every line, or says how many went by between two replies.
+        let shown = try daemon.poolctl("run", "prodcons", "--items", "4000", "--produce-delay", "0..1ms", "--consume-delay", "0", "--trace")
+        #expect(shown.status == 0, "\(shown.stderr)")
+        let lines = shown.stdout.split(separator: "\n")
+        let traced = lines.filter { $0.hasPrefix("Produced ") || $0.hasPrefix("Consumed ") }.count
+        let skipped = lines.compactMap { line -> Int? in
+            guard line.hasPrefix("... "), line.contains("lines went by") else { return nil }
+            return Int(line.dropFirst(4).prefix { $0.isNumber })
+        }.reduce(0, +)
+        #expect(traced + skipped == 8000, "\(traced) shown, \(skipped) skipped")
+        try daemon.stop()
+    }
+
     @Test func prodconsWithoutTraceLogsNothingPerItem() throws {
         let daemon = try DaemonHarness.start(workers: 2)
         defer { try? daemon.stop() }

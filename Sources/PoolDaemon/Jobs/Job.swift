@@ -69,15 +69,25 @@ final class Job {
 
     /// Without the log, reading a running job's log (a trace) from shared memory is skipped.
     func record(includingLog: Bool) -> JobRecord {
-        JobRecord(id: id, kind: plan.kind.name, state: state, parameters: plan.parameters, slots: slots,
-                  submittedAt: submittedText, startedAt: startedText, finishedAt: finishedText,
-                  progress: state == .running ? progress : nil,
-                  result: result, error: failure ?? (state == .cancelled ? cancelReason : nil), log: includingLog ? log : nil)
+        var record = JobRecord(id: id, kind: plan.kind.name, state: state, parameters: plan.parameters, slots: slots,
+                               submittedAt: submittedText, startedAt: startedText, finishedAt: finishedText,
+                               progress: state == .running ? progress : nil,
+                               result: result, error: failure ?? (state == .cancelled ? cancelReason : nil))
+        if includingLog { (record.log, record.logOffset) = log }
+        return record
     }
 
-    var log: [String]? {
-        let lines = finalLog ?? segment.map { plan.logLines(segment: $0) } ?? []
-        return lines.isEmpty ? nil : lines
+    /// A running job's latest lines: every progress reply repeating the whole log so far would send
+    /// a trace's lines over and over (hundreds of megabytes for a long one).
+    static let runningLogWindow = 1000
+
+    /// The log as a record shows it, and the number of lines left out before it.
+    var log: (lines: [String]?, offset: Int?) {
+        if let finalLog { return (finalLog.isEmpty ? nil : finalLog, nil) }
+        guard let segment else { return (nil, nil) }
+        let start = max(0, plan.logLineCount(segment: segment) - Self.runningLogWindow)
+        let lines = plan.logLines(segment: segment, from: start)
+        return (lines.isEmpty ? nil : lines, start > 0 ? start : nil)
     }
 
     static func timestamp(_ date: Date) -> String {
@@ -96,7 +106,7 @@ final class Job {
     /// part (KeptJobLog); the clients following it get every line once.
     func notifyWatchers(fullLog: [String]? = nil) {
         var current = record
-        if let fullLog, !fullLog.isEmpty { current.log = fullLog }
+        if let fullLog, !fullLog.isEmpty { (current.log, current.logOffset) = (fullLog, nil) }
         for watcher in watchers.values { watcher(current) }
         if state.isFinished { watchers.removeAll() }
     }

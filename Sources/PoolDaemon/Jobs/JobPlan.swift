@@ -23,8 +23,12 @@ protocol JobPlan: Sendable {
     /// What the daemon itself does while the job runs (set an event, sample a queue), if anything.
     func makeMonitor(segment: JobSegment) -> (any JobMonitor)?
 
-    /// The job's log lines so far (a trace), read from the segment.
-    func logLines(segment: JobSegment) -> [String]
+    /// The job's log lines so far (a trace), read from the segment: from line `start` on (the
+    /// lines there are, when fewer).
+    func logLines(segment: JobSegment, from start: Int) -> [String]
+
+    /// How many log lines the job has written so far.
+    func logLineCount(segment: JobSegment) -> Int
 
     /// The result, read from the segment after the participants have ended (also when the job
     /// failed or was cancelled: what was done until then).
@@ -39,7 +43,8 @@ protocol JobPlan: Sendable {
 extension JobPlan {
     func removeResources(segmentName: String) {}
     func makeMonitor(segment: JobSegment) -> (any JobMonitor)? { nil }
-    func logLines(segment: JobSegment) -> [String] { [] }
+    func logLines(segment: JobSegment, from start: Int) -> [String] { [] }
+    func logLineCount(segment: JobSegment) -> Int { 0 }
     var resumesAfterWorkerDeath: Bool { false }
 }
 

@@ -147,7 +147,7 @@ extension PoolController {
         var fullLog: [String] = []
         if let segment = job.segment {
             job.result = job.plan.result(from: segment, monitor: job.monitor).adding(deadWorkers: job.deadWorkers)
-            fullLog = job.plan.logLines(segment: segment)
+            fullLog = job.plan.logLines(segment: segment, from: 0)
             job.finalLog = KeptJobLog.bounded(fullLog, jobID: job.id)
             job.plan.removeResources(segmentName: segment.segment.name)
             SharedSegment.unlink(name: segment.segment.name)

@@ -202,14 +202,18 @@ struct ProdConsJob: JobPlan {
         }
     }
 
-    func logLines(segment: JobSegment) -> [String] {
-        guard trace else { return [] }
-        let area = segment.kindArea
-        let base = area + Area.traceEntries(workers, consumers: consumers, messageSize: messageSize)
-        let written = min(Int(Self.atomic(area + Area.traceNext).load(ordering: .acquiring)), 2 * items)
+    func logLineCount(segment: JobSegment) -> Int {
+        guard trace else { return 0 }
+        return min(Int(Self.atomic(segment.kindArea + Area.traceNext).load(ordering: .acquiring)), 2 * items)
+    }
+
+    func logLines(segment: JobSegment, from start: Int) -> [String] {
+        let written = logLineCount(segment: segment)
+        guard start < written else { return [] }
+        let base = segment.kindArea + Area.traceEntries(workers, consumers: consumers, messageSize: messageSize)
         var lines: [String] = []
-        lines.reserveCapacity(written)
-        for index in 0..<written {
+        lines.reserveCapacity(written - start)
+        for index in start..<written {
             let entry = base + index * Area.traceEntrySize
             guard entry.load(fromByteOffset: 24, as: Int64.self) != 0 else { break }  // not yet complete
             let verb = entry.load(fromByteOffset: 0, as: UInt32.self) == 1 ? "Produced" : "Consumed"
