@@ -237,10 +237,13 @@ struct HostileClientTests {
 
         #expect(replies == clients * callsPerClient)
         #expect(!latencies.isEmpty, "the probe got no answer during the flood")
-        let worst = latencies.max() ?? .infinity
-        #expect(worst < 2.0, "a Status call took \(worst) s during the flood")
+        // Typical answers stay quick; the worst is bounded loosely, since on two loaded cores (the
+        // other suites run meanwhile) a single answer was seen to wait 1.2 s for the CPU.
+        let worst = latencies.max() ?? .infinity, median = latencies.isEmpty ? .infinity : latencies.sorted()[latencies.count / 2]
+        #expect(median < 0.25, "the median Status call took \(median) s during the flood")
+        #expect(worst < 3.0, "a Status call took \(worst) s during the flood")
         #expect(after < 2 * before + 20 << 20, "RSS grew from \(before >> 10) KiB to \(after >> 10) KiB")
-        print("flood: \(replies) Status replies to \(clients) clients in \(String(format: "%.2f", floodSeconds)) s; probe: \(latencies.count) calls, worst \(String(format: "%.1f", worst * 1000)) ms; RSS \(before >> 10) KiB -> \(after >> 10) KiB")
+        print("flood: \(replies) Status replies to \(clients) clients in \(String(format: "%.2f", floodSeconds)) s; probe: \(latencies.count) calls, median \(String(format: "%.1f", median * 1000)) ms, worst \(String(format: "%.1f", worst * 1000)) ms; RSS \(before >> 10) KiB -> \(after >> 10) KiB")
         try daemon.stop()
     }
 
