@@ -217,6 +217,27 @@ struct DaemonLifecycleTests {
         daemon.expectCleanExit(workers: workers)
     }
 
+    @Test func aSigtermWhileADeadWorkersSlotBacksOffStillLetsTheReplacementFinish() throws {
+        let daemon = try DaemonHarness.start(workers: 3, arguments: ["--drain-timeout", "60s"])
+        defer { try? daemon.stop() }
+        let items = 1_000_000
+        let run = try PendingRun(daemon, kind: "prodcons", parameters: [
+            "producers": .number(1), "consumers": .number(2), "items": .number(Double(items))])
+        try daemon.waitForProgress(job: run.job.id, atLeast: items / 4)
+        let consumerSlot = try #require(try daemon.jobRecord(run.job.id).slots.last)
+        let workers = try daemon.status().workers.map(\.pid)
+        let victim = try #require(try daemon.status().workers.first { $0.slot == consumerSlot })
+        #expect(kill(Int32(victim.pid), SIGKILL) == 0)
+        // The slot waits out its backoff (at least 50 ms) before the replacement starts: SIGTERM then.
+        _ = try daemon.waitForStatus { $0.workers.first { $0.slot == consumerSlot }?.state == .backoff }
+        daemon.signal(SIGTERM)
+
+        let job = try run.finalRecord()
+        #expect(job.state == .succeeded, "\(job.error ?? "")")
+        #expect(job.result?["checksumOK"] == .bool(true) && job.result?["consumed"]?.intValue == items, "\(String(describing: job.result))")
+        daemon.expectCleanExit(workers: workers)
+    }
+
     @Test func aSecondSigtermCancelsTheRunningJobsAtOnce() throws {
         let daemon = try DaemonHarness.start(workers: 1, arguments: ["--drain-timeout", "120s"], followNotifications: true)
         defer { try? daemon.stop() }

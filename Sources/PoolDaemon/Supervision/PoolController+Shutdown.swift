@@ -40,6 +40,7 @@ extension PoolController {
             guard let slot = slots[index] else { continue }
             switch slot.state {
             case .busy: break  // stops when its part of the job has ended
+            case _ where slot.takeover != nil: break  // respawning to finish a dead worker's part
             case .stopping where slot.process != nil: break
             default: stopWorker(slot: index)
             }
