@@ -195,47 +195,25 @@ struct DaemonLifecycleTests {
     }
 
     @Test func aWorkerThatDiesDuringTheDrainIsReplacedAndItsJobStillCompletesExactly() throws {
-        let daemon = try DaemonHarness.start(workers: 3, arguments: ["--drain-timeout", "60s"])
-        defer { try? daemon.stop() }
-        let items = 1_000_000
-        let run = try PendingRun(daemon, kind: "prodcons", parameters: [
-            "producers": .number(1), "consumers": .number(2), "items": .number(Double(items))])
-        try daemon.waitForProgress(job: run.job.id, atLeast: items / 4)
-        let consumerSlot = try #require(try daemon.jobRecord(run.job.id).slots.last)
-        let workers = try daemon.status().workers.map(\.pid)
-        let victim = try #require(try daemon.status().workers.first { $0.slot == consumerSlot })
-        daemon.signal(SIGTERM)
-        _ = try daemon.waitForStatus { $0.drain != nil }
-        #expect(kill(Int32(victim.pid), SIGKILL) == 0)
+        let drain = try ProdConsDuringDrain()
+        defer { try? drain.daemon.stop() }
+        drain.daemon.signal(SIGTERM)
+        _ = try drain.daemon.waitForStatus { $0.drain != nil }
+        #expect(kill(Int32(drain.consumer.pid), SIGKILL) == 0)
 
-        let job = try run.finalRecord()
-        #expect(job.state == .succeeded, "\(job.error ?? "")")
-        let result = try #require(job.result)
-        #expect(result["checksumOK"] == .bool(true) && result["consumed"]?.intValue == items, "\(result)")
-        guard case .array(let dead)? = result["deadWorkers"] else { Issue.record("no deadWorkers in \(result)"); return }
-        #expect(dead.count == 1 && dead.first?["pid"]?.intValue == victim.pid && dead.first?["replaced"] == .bool(true), "\(dead)")
-        daemon.expectCleanExit(workers: workers)
+        let result = try drain.expectExactFinish()
+        guard case .array(let dead)? = result?["deadWorkers"] else { Issue.record("no deadWorkers in \(String(describing: result))"); return }
+        #expect(dead.count == 1 && dead.first?["pid"]?.intValue == drain.consumer.pid && dead.first?["replaced"] == .bool(true), "\(dead)")
     }
 
     @Test func aSigtermWhileADeadWorkersSlotBacksOffStillLetsTheReplacementFinish() throws {
-        let daemon = try DaemonHarness.start(workers: 3, arguments: ["--drain-timeout", "60s"])
-        defer { try? daemon.stop() }
-        let items = 1_000_000
-        let run = try PendingRun(daemon, kind: "prodcons", parameters: [
-            "producers": .number(1), "consumers": .number(2), "items": .number(Double(items))])
-        try daemon.waitForProgress(job: run.job.id, atLeast: items / 4)
-        let consumerSlot = try #require(try daemon.jobRecord(run.job.id).slots.last)
-        let workers = try daemon.status().workers.map(\.pid)
-        let victim = try #require(try daemon.status().workers.first { $0.slot == consumerSlot })
-        #expect(kill(Int32(victim.pid), SIGKILL) == 0)
+        let drain = try ProdConsDuringDrain()
+        defer { try? drain.daemon.stop() }
+        #expect(kill(Int32(drain.consumer.pid), SIGKILL) == 0)
         // The slot waits out its backoff (at least 50 ms) before the replacement starts: SIGTERM then.
-        _ = try daemon.waitForStatus { $0.workers.first { $0.slot == consumerSlot }?.state == .backoff }
-        daemon.signal(SIGTERM)
-
-        let job = try run.finalRecord()
-        #expect(job.state == .succeeded, "\(job.error ?? "")")
-        #expect(job.result?["checksumOK"] == .bool(true) && job.result?["consumed"]?.intValue == items, "\(String(describing: job.result))")
-        daemon.expectCleanExit(workers: workers)
+        _ = try drain.daemon.waitForStatus { $0.workers.first { $0.slot == drain.consumer.slot }?.state == .backoff }
+        drain.daemon.signal(SIGTERM)
+        _ = try drain.expectExactFinish()
     }
 
     @Test func aSecondSigtermCancelsTheRunningJobsAtOnce() throws {
@@ -285,6 +263,37 @@ struct DaemonLifecycleTests {
                                            returning: JobReply.self).job
         try daemon.waitForProgress(job: job.id, atLeast: 1)
         return job.id
+    }
+}
+
+/// A 1 x 2 prodcons job of a million items, a quarter done, on a daemon that drains for up to 60 s,
+/// with a consumer to kill.
+private struct ProdConsDuringDrain {
+    static let items = 1_000_000
+    let daemon: DaemonHarness
+    let run: PendingRun
+    let workers: [Int]
+    let consumer: WorkerInfo
+
+    init() throws {
+        daemon = try DaemonHarness.start(workers: 3, arguments: ["--drain-timeout", "60s"])
+        run = try PendingRun(daemon, kind: "prodcons", parameters: [
+            "producers": .number(1), "consumers": .number(2), "items": .number(Double(Self.items))])
+        try daemon.waitForProgress(job: run.job.id, atLeast: Self.items / 4)
+        let consumerSlot = try #require(try daemon.jobRecord(run.job.id).slots.last)
+        let status = try daemon.status()
+        workers = status.workers.map(\.pid)
+        consumer = try #require(status.workers.first { $0.slot == consumerSlot })
+    }
+
+    /// The job succeeded with every item consumed once, and the daemon exited cleanly; its result.
+    func expectExactFinish(sourceLocation: SourceLocation = #_sourceLocation) throws -> JSONValue? {
+        let job = try run.finalRecord()
+        #expect(job.state == .succeeded, "\(job.error ?? "")", sourceLocation: sourceLocation)
+        #expect(job.result?["checksumOK"] == .bool(true) && job.result?["consumed"]?.intValue == Self.items,
+                "\(String(describing: job.result))", sourceLocation: sourceLocation)
+        daemon.expectCleanExit(workers: workers, sourceLocation: sourceLocation)
+        return job.result
     }
 }
 
