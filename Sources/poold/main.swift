@@ -64,7 +64,7 @@ struct Serve: ParsableCommand {
     @Option(help: "How many finished jobs the history keeps (the newest).")
     var historyLimit: Int = 1000
 
-    @Option(help: "Besides root, members of this group (a name or a gid) may Run, Cancel, Resize and Shutdown (default: the configuration file's control-group, else poold).")
+    @Option(help: "Besides root and the daemon's own user, members of this group (a name or a gid) may Run, Cancel, Resize and Shutdown (default: poold).")
     var controlGroup: String?
 
     @Option(help: "How long a client may take to send a whole message, or to take its replies (e.g. 10s).")

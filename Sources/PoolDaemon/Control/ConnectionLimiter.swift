@@ -27,8 +27,6 @@ final class ConnectionLimiter {
         self.maxPerUID = maxPerUID
     }
 
-    var openConnections: Int { total }
-
     func admit(uid: UInt32) -> Admission {
         let mine = perUID[uid, default: 0]
         let refusal: PoolError

@@ -242,13 +242,13 @@ final class VarlinkConnectionHandler: ChannelDuplexHandler {
         let timeout = settings.clientTimeout
         var reason: String?
         if let unwritableSince, now - unwritableSince >= timeAmount(timeout) {
-            reason = "its replies were not taken within \(Self.text(timeout)) (a client that sends calls but does not read)"
+            reason = "its replies were not taken within \(DurationText.format(nanoseconds(timeout))) (a client that sends calls but does not read)"
         } else if let partialSince, !readHeld, now - partialSince >= timeAmount(timeout) {
-            reason = "a message was not completed within \(Self.text(timeout)) of its first byte (--client-timeout)"
+            reason = "a message was not completed within \(DurationText.format(nanoseconds(timeout))) of its first byte (--client-timeout)"
         } else if isIdle {
             let limit = isRefused ? timeout : settings.idleTimeout
             if now - lastActivity >= timeAmount(limit) {
-                reason = isRefused ? "over the connection limit and no call within \(Self.text(limit))" : "idle for \(Self.text(limit)) (--idle-timeout)"
+                reason = isRefused ? "over the connection limit and no call within \(DurationText.format(nanoseconds(limit)))" : "idle for \(DurationText.format(nanoseconds(limit))) (--idle-timeout)"
             }
         }
         guard let reason else {
@@ -257,10 +257,6 @@ final class VarlinkConnectionHandler: ChannelDuplexHandler {
         }
         server.logger.info("control connection closed: \(reason)", metadata: ["peer": "\(peer.map { "\($0)" } ?? "?")"])
         close(context: context)
-    }
-
-    private static func text(_ duration: Duration) -> String {
-        DurationText.format(duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
     }
 
     private func close(context: ChannelHandlerContext) {
