@@ -103,6 +103,8 @@ public enum Daemon {
             }.wait()
             let bootstrap = ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: 256)
+                // A client that shuts down its writing side still gets its replies.
+                .childChannelOption(.allowRemoteHalfClosure, value: true)
                 .childChannelOption(.writeBufferWaterMark, value: .init(low: configuration.control.outputLowWaterMark,
                                                                         high: configuration.control.outputHighWaterMark))
                 .childChannelInitializer { channel in

@@ -104,6 +104,10 @@ extension PoolController {
         }
         let job = Job(id: nextJobID, plan: plan)
         job.timeout = timeout
+        if responder.oneway {
+            // No reply is wanted: nothing waits for the job or holds on to the connection.
+            return enqueue(job)
+        }
         if request.detach == true {
             enqueue(job)
             // Once it is in the job history: an id a client was given is not handed out again
