@@ -124,7 +124,8 @@ final class PoolController {
         return StatusReply(
             pid: Int(getpid()), version: PooldVersion.string, poolSize: targetSize, workers: workers,
             jobsQueued: queue.count, jobsRunning: runningJobIDs.count, jobsFinished: jobsFinished,
-            uptimeSeconds: Double(MonotonicClock.nanoseconds - startedAt) / 1e9, drain: drainInfo())
+            uptimeSeconds: Double(MonotonicClock.nanoseconds - startedAt) / 1e9, drain: drainInfo(),
+            history: history?.status)
     }
 
     /// The one-line summary for systemd's STATUS=.
@@ -134,6 +135,11 @@ final class PoolController {
         let failed = status.workers.filter { $0.state == .failed }.count
         var line = "\(ready)/\(status.poolSize) workers up, \(status.jobsRunning) jobs running, \(status.jobsQueued) queued, \(status.jobsFinished) done"
         if failed > 0 { line += ", \(failed) slots failed" }
+        if let problem = status.history?.problem {
+            line += "; job history failing: " + problem
+        } else if let incident = status.history?.lastIncident {
+            line += "; job history: " + incident
+        }
         return line
     }
 }

@@ -11,6 +11,8 @@ public struct RecoveredHistory: Sendable {
     public var interrupted: [Int]
     /// Rows that could not be read (left in the file, not listed), with the reason.
     public var unreadable: [String]
+    /// Ids of rows moved to the table `job_set_aside`: ids no poold hands out.
+    public var setAside: [Int] = []
 
     public init(records: [JobRecord] = [], highestID: Int = 0, interrupted: [Int] = [], unreadable: [String] = []) {
         self.records = records

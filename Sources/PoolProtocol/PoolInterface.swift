@@ -68,6 +68,21 @@ public enum PoolInterface {
           logOffset: ?int
         )
 
+        # The job history on disk (poold --state-dir).
+        type History (
+          # The database file.
+          path: string,
+          # While the history cannot be written (a full disk, the state directory removed):
+          # why, and what is done about it. Absent when every record is written.
+          problem: ?string,
+          # The last problem the history had (a damaged file found at start, the state
+          # directory removed and rebuilt, writes that failed for a while), when, and how it
+          # was resolved.
+          lastIncident: ?string,
+          # Job records held in memory, not written yet.
+          unwrittenJobs: int
+        )
+
         # The pool and its jobs. With `more`, a reply follows every change.
         method Status() -> (
           pid: int,
@@ -79,11 +94,14 @@ public enum PoolInterface {
           jobsFinished: int,
           uptimeSeconds: float,
           # Only while the daemon shuts down.
-          drain: ?Drain
+          drain: ?Drain,
+          # Absent when the daemon keeps no job history.
+          history: ?History
         )
 
         # Runs a job of `kind` (counter, prodcons, event, tasks or append) and replies when it has finished. With `more`, replies
-        # follow as it is queued, starts and progresses. With `detach`, replies once it is queued.
+        # follow as it is queued, starts and progresses. With `detach`, replies once it is queued
+        # and recorded in the job history (ResourceLimit, naming the disk, when it cannot be).
         method Run(kind: string, parameters: ?object, detach: ?bool, timeout: ?string) -> (job: Job)
 
         # The most recent jobs first.

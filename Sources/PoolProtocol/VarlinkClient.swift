@@ -92,10 +92,21 @@ public final class VarlinkClient {
     /// Turns a reply into `Reply`, or throws its error.
     public static func decode<Reply: Decodable>(_ reply: VarlinkReply<JSONValue>, as type: Reply.Type) throws -> Reply {
         if let error = reply.error {
-            let parameters = (try? reply.parameters?.decode(PoolError.Parameters.self)) ?? PoolError.Parameters()
-            throw PoolError(name: error, parameters: parameters)
+            throw PoolError(name: error, parameters: errorParameters(reply.parameters))
         }
         return try (reply.parameters ?? .object([:])).decode(Reply.self)
+    }
+
+    /// An error's parameters; field by field when they do not decode whole (an `id` no Int holds, as
+    /// in a NotFound for the id a user typed), so that the reason is never lost.
+    static func errorParameters(_ value: JSONValue?) -> PoolError.Parameters {
+        guard let value else { return PoolError.Parameters() }
+        if let whole = try? value.decode(PoolError.Parameters.self) { return whole }
+        return PoolError.Parameters(
+            reason: value["reason"]?.stringValue, parameter: value["parameter"]?.stringValue, id: value["id"]?.intValue,
+            requested: value["requested"]?.intValue, poolSize: value["poolSize"]?.intValue, method: value["method"]?.stringValue,
+            interface: value["interface"]?.stringValue, rule: value["rule"]?.stringValue, group: value["group"]?.stringValue,
+            limit: value["limit"]?.intValue)
     }
 
     /// Writes raw bytes: for tests that speak broken varlink on purpose.

@@ -101,8 +101,8 @@ import Glibc
         for id in 2...6 { history.save(record(id, .succeeded)) }
         let written = Mutex(false)
         let done = DispatchSemaphore(value: 0)
-        history.whenWritten {
-            written.withLock { $0 = true }
+        history.whenWritten { failure in
+            written.withLock { $0 = failure == nil }
             done.signal()
         }
         done.wait()

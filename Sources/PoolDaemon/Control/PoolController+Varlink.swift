@@ -102,17 +102,30 @@ extension PoolController {
         guard queue.count < configuration.maxQueuedJobs else {
             throw PoolError.resourceLimit("\(queue.count) jobs are queued, the limit (--max-queued-jobs); try again when some have run")
         }
-        let job = Job(id: nextJobID, plan: plan)
+        let detached = request.detach == true && !responder.oneway
+        if detached, let problem = history?.problem {
+            throw PoolError.resourceLimit("a detached job is acknowledged once it is in the job history, and the history cannot be written: \(problem)")
+        }
+        let job = Job(id: try takeJobID(), plan: plan)
         job.timeout = timeout
         if responder.oneway {
             // No reply is wanted: nothing waits for the job or holds on to the connection.
             return enqueue(job)
         }
-        if request.detach == true {
+        if detached {
+            // Started once it is in the job history, and acknowledged once the record the client
+            // gets is written too; refused (cancelled before it ran) when it cannot be recorded.
+            job.awaitingRecord = true
             enqueue(job)
-            // Once it is in the job history: an id a client was given is not handed out again
-            // after a crash.
-            whenHistoryWritten { responder.reply(JobReply(job: job.record)) }
+            whenHistoryWritten { [self] failure in
+                job.awaitingRecord = false
+                if let failure {
+                    cancel(job, reason: "it could not be recorded in the job history, and a detached job runs only once recorded")
+                    return responder.fail(.resourceLimit("job \(job.id) could not be recorded in the job history, so it was not started: \(failure)"))
+                }
+                dispatch()
+                whenHistoryWritten { _ in responder.reply(JobReply(job: job.record)) }
+            }
             return
         }
         // Watch before submitting so that a job that starts (or fails) at once is seen.
@@ -129,10 +142,7 @@ extension PoolController {
     }
 
     private func existingJob(_ id: Int) throws(PoolError) -> Job {
-        guard let job = jobs[id] else {
-            let range = knownJobIDRange.map { "known jobs are \($0.lowerBound) to \($0.upperBound)" } ?? "there are no jobs"
-            throw PoolError.notFound(id: id, "no job \(id); \(range)")
-        }
+        guard let job = jobs[id] else { throw PoolError.notFound(id: id, noJobReason(id)) }
         return job
     }
 

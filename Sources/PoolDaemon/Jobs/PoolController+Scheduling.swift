@@ -26,7 +26,7 @@ extension PoolController {
     /// rather than being overtaken: FIFO keeps a large job from starving behind small ones.
     func dispatch() {
         guard lifecycle == .running else { return }
-        while let head = queue.first, let job = jobs[head] {
+        while let head = queue.first, let job = jobs[head], !job.awaitingRecord {
             let idle = slots.values.filter { $0.state == .ready && !$0.retiring }.map(\.index).sorted()
             guard idle.count >= job.plan.workers else { return }
             queue.removeFirst()
