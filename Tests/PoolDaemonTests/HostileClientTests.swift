@@ -280,6 +280,17 @@ struct HostileClientTests {
         try daemon.stop()
     }
 
+    @Test func aReversedRangeIsNamedWithTheRightForm() throws {
+        let daemon = try DaemonHarness.start(workers: 2)
+        defer { try? daemon.stop() }
+        let reversed = try daemon.poolctl("run", "prodcons", "--items", "10", "--produce-delay", "5..3s")
+        #expect(reversed.status == 4, "\(reversed.stderr)")
+        #expect(reversed.stderr.contains("[produceDelay]: '5..3s' is reversed: it goes from 5s down to 3s; write the lower bound first: 3s..5s"),
+                "\(reversed.stderr)")
+        #expect(try daemon.status().jobsFinished == 0)
+        try daemon.stop()
+    }
+
     // MARK: Protocol corners
 
     @Test func aClientThatHalfClosesAfterItsCallsGetsEveryReply() throws {
