@@ -41,9 +41,11 @@ struct JobPrinter {
         }
     }
 
+    /// A result's number, within what `Int(_:)` converts without trapping: a record comes from the
+    /// daemon's history file, which may hold anything.
     private func number(_ value: JSONValue?) -> Double {
-        if case .number(let number)? = value { return number }
-        return 0
+        guard case .number(let number)? = value, number.isFinite else { return 0 }
+        return min(max(number, -9.0e18), 9.0e18)
     }
 
     private func printProdCons(_ result: JSONValue) {
@@ -74,7 +76,8 @@ struct JobPrinter {
         let blocks = Array("▁▂▃▄▅▆▇█")
         let step = max(1, values.count / 60)
         return String(stride(from: 0, to: values.count, by: step).map { index in
-            blocks[min(blocks.count - 1, max(0, Int(values[index] * Double(blocks.count - 1) + 0.5)))]
+            let level = values[index] * Double(blocks.count - 1) + 0.5
+            return blocks[level.isFinite ? Int(min(max(level, 0), Double(blocks.count - 1))) : 0]
         })
     }
 

@@ -285,6 +285,9 @@ struct JobHistoryTests {
         // Rows as a damaged or hand-edited file could hold: ids at the very top of Int64.
         let database = try DatabaseQueue(path: state.path + "/history.sqlite")
         try database.write { db in
+            // And numbers no integer holds where poolctl prints integers.
+            try db.execute(sql: #"UPDATE job SET result = json_set(result, '$.deadWorkers', json('[{"pid":1e300,"slot":-1e300,"exit":"?"}]')) WHERE id = ?"#,
+                           arguments: [ids[0]])
             for id in [Int64.max, Int64.max - 1] {
                 try db.execute(sql: "INSERT INTO job SELECT ?, kind, state, parameters, slots, submittedAt, startedAt, finishedAt, result, error, log FROM job WHERE id = 1",
                                arguments: [id])
@@ -297,6 +300,9 @@ struct JobHistoryTests {
         #expect(second.log.contains("job_set_aside") && second.log.contains("\(Int64.max)"), "\(second.log)")
         #expect(try jobs(second).map(\.id) == ids.reversed())
         #expect(try runCounter(second).id == ids[1] + 1)
+        let shown = try second.poolctl("job", "\(ids[0])")
+        #expect(shown.status == 0 && shown.stdout.contains("worker pid 9000000000000000000 in slot -9000000000000000000 died"),
+                "\(shown.status): \(shown.stdout)\(shown.stderr)")
         // An id no job has, however large: a reason, not a bare error name.
         let cancel = try second.poolctl("cancel", "\(Int64.max)")
         #expect(cancel.status == 4 && cancel.stderr.contains("no job \(Int64.max); the history holds jobs \(ids[0])-\(ids[1] + 1) (`poolctl jobs`"),
