@@ -61,6 +61,8 @@ public final class JobHistory: Sendable {
         var lock: StateDirectoryLock?
         /// The last job id handed out, recorded in the lock file.
         var lastID: Int
+        /// Closed for good: nothing is rebuilt any more.
+        var closed = false
     }
 
     private struct Pending {
@@ -314,7 +316,7 @@ public final class JobHistory: Sendable {
                 logger.error("job history: \(unwritten.count) job records could not be written to \(path) and are lost", metadata: ["jobs": "\(unwritten)"])
             }
             let (database, lock) = files.withLock { files in
-                defer { files.database = nil; files.lock = nil }
+                defer { files.database = nil; files.lock = nil; files.closed = true }
                 return (files.database, files.lock)
             }
             do {
@@ -420,7 +422,8 @@ public final class JobHistory: Sendable {
     /// Why the files the history was opened with are no longer those in the state directory; nil
     /// while they are (or the history is waiting to be rebuilt: then "not open").
     private func lossReason() -> String? {
-        let (lock, identity, open) = files.withLock { ($0.lock, $0.databaseIdentity, $0.database != nil) }
+        let (lock, identity, open, closed) = files.withLock { ($0.lock, $0.databaseIdentity, $0.database != nil, $0.closed) }
+        guard !closed else { return nil }
         guard open, let lock else { return "the job history is not open" }
         if let reason = lock.lossReason() { return reason }
         switch FileIdentity(path: path) {
@@ -444,13 +447,19 @@ public final class JobHistory: Sendable {
         }
         try? oldDatabase?.close()
         do {
-            let lock = try StateDirectoryLock.acquire(directory: directory, lastID: lastID)
-            try files.withLock { (files: inout Files) throws(HistoryError) in
-                files.lock?.release()
-                files.lock = lock
-                // An id handed out while the lock was being taken.
-                try lock.record(lastID: files.lastID)
+            // A lock file still in place is still held (taking it again would conflict with this
+            // daemon's own flock); a removed one is taken anew, in a directory made again.
+            if files.withLock({ $0.lock?.lossReason() != nil || $0.lock == nil }) {
+                let lock = try StateDirectoryLock.acquire(directory: directory, lastID: lastID)
+                try files.withLock { (files: inout Files) throws(HistoryError) in
+                    files.lock?.release()
+                    files.lock = lock
+                    // An id handed out while the lock was being taken.
+                    try lock.record(lastID: files.lastID)
+                }
             }
+            // The removed database's journal must not be replayed into the new one.
+            if FileIdentity(path: path) == nil { for suffix in ["-wal", "-shm"] { unlink(path + suffix) } }
             let (database, identity) = try Self.openDatabase(path: path)
             try HistorySchema.migrator.migrate(database)
             files.withLock {

@@ -217,6 +217,11 @@ struct JobHistoryTests {
                                                        "--log-target", "stderr", "--state-dir", state])
         #expect(intruder.status == 1 && intruder.stderr.contains("another poold (pid \(daemon.pid))"), "\(intruder.stderr)")
         #expect(IPCObjects.named(withPrefix: prefix) == [])
+
+        // The database alone removed (the lock stays, still held): made again the same way.
+        for suffix in ["", "-wal", "-shm"] { unlink(state + "/history.sqlite" + suffix) }
+        let again = try daemon.waitForStatus { $0.history?.lastIncident?.contains("history.sqlite is gone") == true }
+        #expect(again.history?.problem == nil, "\(String(describing: again.history))")
         try daemon.stop()
         #expect(try inspect(directory: state) { try Int.fetchAll($0, sql: "SELECT id FROM job ORDER BY id") } == [first.id, second.id, third.id])
     }
