@@ -126,7 +126,7 @@ public final class JobHistory: Sendable {
             }
             try migrator.migrate(database)
             let history = JobHistory(directory: directory, path: path, limit: limit, database: database, identity: identity,
-                                     lock: lock, lastID: JobID.valid.contains(lock.previousLastID) ? lock.previousLastID : 0,
+                                     lock: lock, lastID: lock.previousLastID,
                                      damage: damage, logger: logger)
             if let damage { history.health.withLock { $0.lastIncident = "\(Self.timestamp(Date())): \(damage)" } }
             return history

@@ -1,4 +1,5 @@
 import Foundation
+import PoolProtocol
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -45,7 +46,8 @@ final class StateDirectoryLock: Sendable {
             }
             throw .system("cannot lock", path: path, errno: code, hint: hint)
         }
-        let previous = Record.read(descriptor).lastID ?? 0
+        // A value no poold writes (a damaged or hand-edited file) is not a job id: ignored.
+        let previous = Record.read(descriptor).lastID.flatMap { JobID.valid.contains($0) ? $0 : nil } ?? 0
         let lock = StateDirectoryLock(directory: directory, path: path, descriptor: descriptor, previousLastID: previous)
         _ = ftruncate(descriptor, 0)
         do {
