@@ -368,8 +368,13 @@ public final class JobHistory: Sendable {
                 for row in rows where pending.records[row.id] == nil { pending.records[row.id] = batch[row.id] }
                 return pending.records.count
             }
-            let reason = (error as? HistoryError)?.description ?? "\(error)"
-            let problem = "cannot write to \(path): \(reason) (\(FreeSpace.describe(directory))); \(waiting) job records wait in memory and are written once it works again (tried every \(Self.intervalText)); detached runs are refused until then"
+            let reason = switch error {
+            case let error as DatabaseError: "\(error.message ?? "\(error.resultCode)") (SQLite \(error.extendedResultCode.rawValue))"
+            case let error as HistoryError: error.description
+            default: "\(error)"
+            }
+            let records = waiting == 1 ? "1 job record waits in memory and is written" : "\(waiting) job records wait in memory and are written"
+            let problem = "cannot write to \(path): \(reason), with \(FreeSpace.describe(directory)); \(records) once it works again (tried every \(Self.intervalText)); detached runs are refused until then"
             report(problem: problem)
             return problem
         }
@@ -392,7 +397,8 @@ public final class JobHistory: Sendable {
 
     private func report(problem: String) {
         let isNew = health.withLock { health in
-            // The first line of a problem is its kind; its details (how many records wait) change.
+            // Up to its first parenthesis a problem says what fails, which is logged once; the rest
+            // (the free space, the records waiting) changes from one try to the next.
             let changed = health.problem.map { $0.prefix { $0 != "(" } } != problem.prefix { $0 != "(" }
             if health.problem == nil { health.problemSince = Date() }
             health.problem = problem

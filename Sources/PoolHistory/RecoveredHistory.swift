@@ -5,7 +5,8 @@ import PoolProtocol
 public struct RecoveredHistory: Sendable {
     /// The jobs kept, newest first.
     public var records: [JobRecord]
-    /// The highest job id stored; new ids continue after it, so none repeats across restarts.
+    /// The highest job id handed out (stored, or recorded in the lock file); new ids continue after
+    /// it, so none repeats across restarts.
     public var highestID: Int
     /// Jobs that were queued or running when the previous daemon stopped, now `interrupted`.
     public var interrupted: [Int]
