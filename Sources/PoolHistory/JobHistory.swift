@@ -75,6 +75,8 @@ public final class JobHistory: Sendable {
         var problem: String?
         var problemSince: Date?
         var lastIncident: String?
+        /// What was found gone, while the history is being rebuilt (the retries see only "not open").
+        var lostBecause: String?
     }
 
     private struct Observers {
@@ -442,8 +444,12 @@ public final class JobHistory: Sendable {
     /// The state directory, its lock or its database went away while the daemon ran: makes them
     /// again and asks for every record the daemon holds. Another daemon that took the directory
     /// meanwhile keeps it: this one reports the conflict and keeps its records in memory.
-    private func rebuild(because reason: String) {
-        let firstTime = health.withLock { $0.problem == nil }
+    private func rebuild(because found: String) {
+        let (firstTime, reason) = health.withLock { health in
+            let first = health.lostBecause == nil
+            if first { health.lostBecause = found }
+            return (first, health.lostBecause!)
+        }
         if firstTime {
             logger.error("job history: \(reason) while the daemon ran (the state directory \(directory) removed?); recreating the directory, its lock and its database, and writing again every job this daemon holds")
         }
@@ -481,6 +487,7 @@ public final class JobHistory: Sendable {
             health.lastIncident = "\(Self.timestamp(Date())): \(reason); the state directory, its lock and the database were made again and every job this daemon held was written again"
             health.problem = nil
             health.problemSince = nil
+            health.lostBecause = nil
         }
         logger.notice("job history: \(path) made again; writing every job this daemon holds")
         observers.withLock { $0.everyRecordNeeded }?()

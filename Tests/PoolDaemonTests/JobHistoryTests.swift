@@ -222,6 +222,19 @@ struct JobHistoryTests {
         for suffix in ["", "-wal", "-shm"] { unlink(state + "/history.sqlite" + suffix) }
         let again = try daemon.waitForStatus { $0.history?.lastIncident?.contains("history.sqlite is gone") == true }
         #expect(again.history?.problem == nil, "\(String(describing: again.history))")
+
+        // Removed, and its path taken by a plain file: a problem until the path is free again.
+        let plain = root.path + "/plain"
+        #expect(FileManager.default.createFile(atPath: plain, contents: Data()))
+        try FileManager.default.removeItem(atPath: state)
+        #expect(rename(plain, state) == 0)
+        let blocked = try daemon.waitForStatus { $0.history?.problem != nil }
+        let problem = blocked.history?.problem ?? ""
+        #expect(problem.contains("was removed, and the job history cannot be made again") && problem.contains("Not a directory"), "\(problem)")
+        #expect(notification(daemon, containing: "job history failing: ") != nil, "STATUS= does not tell")
+        try FileManager.default.removeItem(atPath: state)
+        let freed = try daemon.waitForStatus { $0.history?.problem == nil }
+        #expect(freed.history?.lastIncident?.contains("history.lock was removed; the state directory") == true, "\(String(describing: freed.history))")
         try daemon.stop()
         #expect(try inspect(directory: state) { try Int.fetchAll($0, sql: "SELECT id FROM job ORDER BY id") } == [first.id, second.id, third.id])
     }
