@@ -238,6 +238,8 @@ public final class JobHistory: Sendable {
                 }
                 return recovered
             }
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_FULL {
+            throw HistoryError("cannot prepare the job history \(path) (marking interrupted jobs, pruning): the disk is full, with \(FreeSpace.describe(directory)); free some space and start again")
         } catch {
             throw HistoryError("cannot read the job history \(path): \(error)")
         }

@@ -296,6 +296,27 @@ struct JobHistoryTests {
         try restarted.stop()
     }
 
+    @Test func aStartOnAFullDiskThatMustMarkInterruptedJobsNamesTheDisk() throws {
+        let root = try TemporaryDirectory()
+        defer { root.remove() }
+        let namespace = try IPCNamespace(smallDisk: (root.path, 2048))
+        defer { namespace.close() }
+        let state = root.path + "/state"
+        let daemon = try DaemonHarness.start(workers: 1, stateDirectory: state, namespace: namespace)
+        defer { try? daemon.stop() }
+        let long = try daemon.poolctl("--json", "run", "counter", "--detach", "--mode", "atomic", "--workers", "1", "--no-split", "--iterations", "10000000000")
+        #expect(long.status == 0, "\(long.stderr)")
+        try daemon.killAndCleanUp()
+        try fill(namespace.inside(root.path))
+        let prefix = "/poold-t\(getpid())-fullstart"
+        let start = try runProgram("/usr/bin/nsenter", namespace.enterArguments + [
+            Binaries.poold, "--socket", root.path + "/p.sock", "--workers", "1", "--ipc-prefix", prefix, "--log-target", "stderr", "--state-dir", state])
+        #expect(start.status == 1)
+        #expect(start.stderr.contains("cannot prepare the job history \(state)/history.sqlite") && start.stderr.contains("the disk is full, with 0 bytes free"),
+                "\(start.stderr)")
+        #expect(IPCObjects.named(withPrefix: prefix, in: namespace) == [])
+    }
+
     @Test func idsNoPooldHandsOutAreSetAsideAndNoOverflowFollows() throws {
         let state = try TemporaryDirectory()
         defer { state.remove() }
