@@ -42,6 +42,30 @@ struct SystemdIntegrationTests {
         try daemon.stop()
     }
 
+    @Test func theDrainExtendsSystemdsStopTimeoutBeyondTheDrainTimeout() throws {
+        // A drain longer than the unit's TimeoutStopSec=45s: systemd must be told to wait for it.
+        let daemon = try DaemonHarness.start(workers: 1, arguments: ["--drain-timeout", "120s"], followNotifications: true)
+        defer { try? daemon.stop() }
+        let run = try daemon.poolctl("run", "counter", "--detach", "--mode", "atomic", "--workers", "1", "--no-split", "--iterations", "10000000000")
+        #expect(run.status == 0, "\(run.stderr)")
+        _ = try daemon.waitForStatus { $0.jobsRunning == 1 }
+        daemon.signal(SIGTERM)
+        var extensions: [Int64] = []
+        while extensions.count < 2, let message = daemon.nextNotification() {
+            for line in message.split(separator: "\n") where line.hasPrefix("EXTEND_TIMEOUT_USEC=") {
+                extensions.append(Int64(line.dropFirst("EXTEND_TIMEOUT_USEC=".count)) ?? -1)
+            }
+        }
+        #expect(extensions.count == 2, "EXTEND_TIMEOUT_USEC at the start of the drain and as it counts down")
+        // The first covers the whole drain (120 s) plus the cancel grace and a worker's stop timeout.
+        let first = try #require(extensions.first)
+        #expect(first > 130_000_000 && first <= 131_000_000, "\(extensions)")
+        #expect(extensions[1] > 120_000_000 && extensions[1] < first, "each covers what is left: \(extensions)")
+        // A second SIGTERM ends the drain at once: the job is cancelled and the daemon exits.
+        daemon.signal(SIGTERM)
+        try daemon.stop()
+    }
+
     @Test func sighupReloadsTheConfigurationAndResizes() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
