@@ -124,7 +124,8 @@ final class PoolController {
         return StatusReply(
             pid: Int(getpid()), version: PooldVersion.string, poolSize: targetSize, workers: workers,
             jobsQueued: queue.count, jobsRunning: runningJobIDs.count, jobsFinished: jobsFinished,
-            uptimeSeconds: Double(MonotonicClock.nanoseconds - startedAt) / 1e9, drain: drainInfo())
+            uptimeSeconds: Double(MonotonicClock.nanoseconds - startedAt) / 1e9, drain: drainInfo(),
+            instance: configuration.instance)
     }
 
     /// The one-line summary for systemd's STATUS=.

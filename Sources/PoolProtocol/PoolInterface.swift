@@ -79,7 +79,10 @@ public enum PoolInterface {
           jobsFinished: int,
           uptimeSeconds: float,
           # Only while the daemon shuts down.
-          drain: ?Drain
+          drain: ?Drain,
+          # The pool's records in the journal carry it as POOLD_INSTANCE (journalctl
+          # POOLD_INSTANCE=...): the same across restarts on one state directory.
+          instance: ?string
         )
 
         # Runs a job of `kind` (counter, prodcons, event, tasks or append) and replies when it has finished. With `more`, replies

@@ -99,9 +99,12 @@ public struct StatusReply: Codable, Sendable, Equatable {
     public var uptimeSeconds: Double
     /// Set while the daemon shuts down (SIGTERM, SIGINT, Shutdown).
     public var drain: DrainInfo?
+    /// The pool's identity in the journal (POOLD_INSTANCE): the same across restarts on one state
+    /// directory, different for another daemon.
+    public var instance: String?
 
     public init(pid: Int, version: String, poolSize: Int, workers: [WorkerInfo], jobsQueued: Int, jobsRunning: Int,
-                jobsFinished: Int, uptimeSeconds: Double, drain: DrainInfo? = nil) {
+                jobsFinished: Int, uptimeSeconds: Double, drain: DrainInfo? = nil, instance: String? = nil) {
         self.pid = pid
         self.version = version
         self.poolSize = poolSize
@@ -111,6 +114,7 @@ public struct StatusReply: Codable, Sendable, Equatable {
         self.jobsFinished = jobsFinished
         self.uptimeSeconds = uptimeSeconds
         self.drain = drain
+        self.instance = instance
     }
 }
 

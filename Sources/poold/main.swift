@@ -135,9 +135,12 @@ struct Serve: ParsableCommand {
         let level = Logger.Level(rawValue: logLevel)!
         let environment = inheritedEnvironment.daemon
         let target = logTarget.resolved(environment: environment)
-        let logger = target.logger(label: "poold", level: level)
+        let socketPath = socket ?? DefaultSocket.path(environment: environment)
+        let stateDirectory = stateDir ?? StateDirectory.path(environment: environment)
+        let instance = PoolInstance.identifier(stateDirectory: stateDirectory, socketPath: socketPath)
+        let logger = target.logger(label: "poold", level: level, instance: instance)
         var configuration = DaemonConfiguration(
-            socketPath: socket ?? DefaultSocket.path(environment: environment),
+            socketPath: socketPath,
             workers: min(workers ?? ProcessEnvironment.cpuCount, maxWorkers),
             maxWorkers: maxWorkers,
             names: ipcPrefix.map(IPCNames.init(prefix:)) ?? IPCNames.forProcess(getpid()),
@@ -150,7 +153,8 @@ struct Serve: ParsableCommand {
             configuration.drainTimeout = .nanoseconds(drain)
         }
         configuration.faults = try! FaultInjection(specifications: fault)
-        configuration.stateDirectory = stateDir ?? StateDirectory.path(environment: environment)
+        configuration.stateDirectory = stateDirectory
+        configuration.instance = instance
         configuration.historyLimit = historyLimit
         configuration.maxQueuedJobs = maxQueuedJobs
         do {
@@ -201,6 +205,7 @@ struct Worker: ParsableCommand {
     @Option var daemonPid: Int32
     @Option var logLevel: String = "info"
     @Option var logTarget: LogTarget = .stderr
+    @Option var instance: String?
     @Flag var crashAtStart = false
     @Option var fault: [String] = []
 
@@ -208,7 +213,7 @@ struct Worker: ParsableCommand {
         if crashAtStart { kill(getpid(), SIGKILL) }
         let faults = (try? FaultInjection(specifications: fault)) ?? FaultInjection()
         let level = Logger.Level(rawValue: logLevel) ?? .info
-        let logger = logTarget.logger(label: "worker-\(slot)", level: level, isWorker: true)
+        let logger = logTarget.logger(label: "worker-\(slot)", level: level, isWorker: true, instance: instance)
         let runtime = WorkerRuntime(slot: slot, names: IPCNames(prefix: prefix), daemonPID: daemonPid, faults: faults, logger: logger)
         throw ExitCode(runtime.run())
     }

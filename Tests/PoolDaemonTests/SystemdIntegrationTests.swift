@@ -152,6 +152,43 @@ struct SystemdIntegrationTests {
         #expect(logs.compactMap { $0["MESSAGE"]?.stringValue } == messages, "poolctl logs 1 shows the same records")
     }
 
+    @Test func poolctlLogsShowsOnlyTheDaemonBehindItsSocket() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Scripts/journal-two-daemons.py").path
+        let run = try runProgram("/usr/bin/unshare", ["--mount", "--propagation", "private", "python3", script, Binaries.directory, directory.path])
+        #expect(run.status == 0, "\(run.stderr)")
+        let result = try JSONDecoder().decode(JSONValue.self, from: Data(contentsOf: URL(fileURLWithPath: directory.path + "/result.json")))
+        guard case .array(let instances)? = result["instances"], instances.count == 2,
+              let first = instances[0].stringValue, let second = instances[1].stringValue else {
+            Issue.record("no instances: \(result)")
+            return
+        }
+        #expect(first != second, "two daemons, two identities")
+        func records(_ key: String) -> [JSONValue] {
+            if case .array(let list)? = result[key] { return list }
+            return []
+        }
+        func tasks(_ list: [JSONValue]) -> Int { list.filter { $0["MESSAGE"]?.stringValue?.hasPrefix("I'm the task") == true }.count }
+        // Job 1 ran 3 tasks on the first daemon and 5 on the second: each socket shows its own.
+        #expect(tasks(records("firstJob1")) == 3 && tasks(records("secondJob1")) == 5)
+        #expect(records("firstJob1").allSatisfy { $0["POOLD_INSTANCE"]?.stringValue == first })
+        #expect(records("secondJob1").allSatisfy { $0["POOLD_INSTANCE"]?.stringValue == second })
+        let text = result["firstText"]?["stdout"]?.stringValue ?? ""
+        #expect(text.split(separator: "\n").allSatisfy { $0.contains(" job 1: ") }, "each line names its job:\n\(text)")
+        // -n 2: the last two of job 1's records.
+        #expect(records("lastTwo").compactMap { $0["MESSAGE"]?.stringValue } == records("firstJob1").suffix(2).compactMap { $0["MESSAGE"]?.stringValue })
+        #expect(result["sinceFuture"]?["exit"]?.intValue == 0 && result["sinceFuture"]?["stderr"]?.stringValue?.contains("no records") == true)
+        #expect(records("sinceHour").count == records("firstJob1").count)
+        // --follow printed job 2's records as they came.
+        #expect(result["followed"]?.stringValue?.contains("job 2:") == true, "\(result["followed"] ?? .null)")
+        // Once the daemon has stopped, its socket cannot say whose records to show: exit 3 with
+        // the way to ask by identity, which still works.
+        #expect(result["stopped"]?["exit"]?.intValue == 3)
+        #expect(result["stopped"]?["stderr"]?.stringValue?.contains("--instance") == true, "\(result["stopped"] ?? .null)")
+        #expect(tasks(records("stoppedByInstance")) == 3)
+    }
+
     @Test func poolctlLogsWithoutAJournalSaysSo() throws {
         // On a machine with journal files this would read them; here (and in CI) there are none.
         let hasJournal = ["/run/log/journal", "/var/log/journal"].contains {
