@@ -39,13 +39,23 @@ final class JournalReader {
         }
     }
 
-    /// Calls `body` with every record's fields, oldest first; with `follow`, then waits for new
-    /// ones until `body` returns false or the process is interrupted.
-    func read(follow: Bool, _ body: ([String: String]) -> Bool) {
+    /// Moves to the first record at or after `date`.
+    func seek(to date: Date) {
+        sd_journal_seek_realtime_usec(journal, UInt64(max(0, date.timeIntervalSince1970 * 1e6)))
+    }
+
+    /// Calls `body` with every record's fields, oldest first (`live`: false while catching up
+    /// with what was there, true for records that arrived later), and `caughtUp` once at the end
+    /// of what was there; with `follow`, then waits for new ones until `body` returns false or the
+    /// process is interrupted.
+    func read(follow: Bool, caughtUp: () -> Void = {}, _ body: (_ fields: [String: String], _ live: Bool) -> Bool) {
+        var live = false
         while true {
             while sd_journal_next(journal) > 0 {
-                guard body(currentFields()) else { return }
+                guard body(currentFields(), live) else { return }
             }
+            if !live { caughtUp() }
+            live = true
             guard follow else { return }
             _ = sd_journal_wait(journal, UInt64.max)
         }

@@ -11,6 +11,8 @@ public struct DaemonConfiguration: Sendable {
     public var logLevel: Logger.Level
     /// Resolved (never `auto`): workers are told where to log.
     public var logTarget: LogTarget
+    /// The pool's identity in the journal (PoolInstance), given to the workers too.
+    public var instance: String?
     /// The configuration file re-read on SIGHUP, if any.
     public var configurationFile: String?
     /// The environment workers are spawned with (the daemon's, less what is meant for it alone).

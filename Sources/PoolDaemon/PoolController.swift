@@ -125,7 +125,7 @@ final class PoolController {
             pid: Int(getpid()), version: PooldVersion.string, poolSize: targetSize, workers: workers,
             jobsQueued: queue.count, jobsRunning: runningJobIDs.count, jobsFinished: jobsFinished,
             uptimeSeconds: Double(MonotonicClock.nanoseconds - startedAt) / 1e9, drain: drainInfo(),
-            history: history?.status)
+            history: history?.status, instance: configuration.instance)
     }
 
     /// The one-line summary for systemd's STATUS=.

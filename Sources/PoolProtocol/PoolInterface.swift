@@ -96,7 +96,10 @@ public enum PoolInterface {
           # Only while the daemon shuts down.
           drain: ?Drain,
           # Absent when the daemon keeps no job history.
-          history: ?History
+          history: ?History,
+          # The pool's records in the journal carry it as POOLD_INSTANCE (journalctl
+          # POOLD_INSTANCE=...): the same across restarts on one state directory.
+          instance: ?string
         )
 
         # Runs a job of `kind` (counter, prodcons, event, tasks or append) and replies when it has finished. With `more`, replies

@@ -101,9 +101,13 @@ public struct StatusReply: Codable, Sendable, Equatable {
     public var drain: DrainInfo?
     /// The job history on disk; nil when the daemon keeps none.
     public var history: HistoryStatus?
+    /// The pool's identity in the journal (POOLD_INSTANCE): the same across restarts on one state
+    /// directory, different for another daemon.
+    public var instance: String?
 
     public init(pid: Int, version: String, poolSize: Int, workers: [WorkerInfo], jobsQueued: Int, jobsRunning: Int,
-                jobsFinished: Int, uptimeSeconds: Double, drain: DrainInfo? = nil, history: HistoryStatus? = nil) {
+                jobsFinished: Int, uptimeSeconds: Double, drain: DrainInfo? = nil, history: HistoryStatus? = nil,
+                instance: String? = nil) {
         self.pid = pid
         self.version = version
         self.poolSize = poolSize
@@ -114,6 +118,7 @@ public struct StatusReply: Codable, Sendable, Equatable {
         self.uptimeSeconds = uptimeSeconds
         self.drain = drain
         self.history = history
+        self.instance = instance
     }
 }
 

@@ -5,8 +5,9 @@ import Glibc
 
 /// Why a call did not produce a reply.
 public enum VarlinkClientError: Error, CustomStringConvertible, Sendable {
-    /// Nothing accepts connections at the path (errno from connect, or a path that cannot be one).
-    case unreachable(path: String, reason: String)
+    /// Nothing accepts connections at the path: `errno` from socket or connect (0: a path that
+    /// cannot be one), so that a caller can say why.
+    case unreachable(path: String, reason: String, errno: Int32)
     /// The connection broke or closed before the reply was complete.
     case connectionLost(String)
     /// The server sent something that is not a varlink reply.
@@ -14,7 +15,7 @@ public enum VarlinkClientError: Error, CustomStringConvertible, Sendable {
 
     public var description: String {
         switch self {
-        case .unreachable(let path, let reason): return "cannot connect to \(path): \(reason)"
+        case .unreachable(let path, let reason, _): return "cannot connect to \(path): \(reason)"
         case .connectionLost(let reason): return "connection lost: \(reason)"
         case .malformedReply(let reason): return "malformed reply: \(reason)"
         }
@@ -36,21 +37,21 @@ public final class VarlinkClient {
         address.sun_family = sa_family_t(AF_UNIX)
         let capacity = MemoryLayout.size(ofValue: address.sun_path)
         guard socketPath.utf8.count < capacity else {
-            throw .unreachable(path: socketPath, reason: "the path is longer than \(capacity - 1) bytes, the limit for a Unix socket")
+            throw .unreachable(path: socketPath, reason: "the path is longer than \(capacity - 1) bytes, the limit for a Unix socket", errno: ENAMETOOLONG)
         }
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
             raw.copyBytes(from: socketPath.utf8)
             raw[socketPath.utf8.count] = 0
         }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw .unreachable(path: socketPath, reason: String(cString: strerror(errno))) }
+        guard fd >= 0 else { throw .unreachable(path: socketPath, reason: String(cString: strerror(errno)), errno: errno) }
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
         guard connected == 0 else {
-            let reason = String(cString: strerror(errno))
+            let error = errno
             close(fd)
-            throw .unreachable(path: socketPath, reason: reason)
+            throw .unreachable(path: socketPath, reason: String(cString: strerror(error)), errno: error)
         }
         if let timeoutSeconds {
             var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)

@@ -12,11 +12,10 @@ struct ConfigurationArguments {
     let taken: [ConfigurationFile.Entry]
 
     static func merge(_ commandLine: [String]) throws(ConfigurationFile.Problem) -> ConfigurationArguments {
-        // The worker subcommand takes no configuration file.
-        guard commandLine.first != "worker", let path = value(of: "config", in: commandLine) else {
+        guard let path = value(of: "config", in: commandLine) else {
             return ConfigurationArguments(arguments: commandLine, path: nil, taken: [])
         }
-        let file = try ConfigurationFile.read(path: path)
+        let file = try ConfigurationFile.load(path)
         var arguments = commandLine
         var taken: [ConfigurationFile.Entry] = []
         for key in ConfigurationFile.keys where value(of: key, in: commandLine) == nil {

@@ -26,7 +26,7 @@ extension PoolController {
                 "poold", "worker", "--slot", "\(index)", "--prefix", configuration.names.prefix,
                 "--daemon-pid", "\(getpid())", "--log-level", configuration.logLevel.rawValue,
                 "--log-target", configuration.logTarget.rawValue,
-            ] + configuration.faults.workerArguments + (configuration.faults.crashAtStartSlot == index ? ["--crash-at-start"] : [])
+            ] + (configuration.instance.map { ["--instance", $0] } ?? []) + configuration.faults.workerArguments + (configuration.faults.crashAtStartSlot == index ? ["--crash-at-start"] : [])
             let process = try SpawnedProcess.spawn(path: "/proc/self/exe", arguments: arguments, environment: configuration.workerEnvironment)
             slot.process = process
             slot.state = .starting

@@ -42,7 +42,7 @@ extension PoolController {
             return
         }
         do {
-            let file = try ConfigurationFile.read(path: path)
+            let file = try ConfigurationFile.load(path)
             if let workers = file.workers, workers != targetSize {
                 guard (1...configuration.maxWorkers).contains(workers) else {
                     logger.error("reload: workers = \(workers) is outside 1...\(configuration.maxWorkers); keeping \(targetSize)")
