@@ -31,6 +31,84 @@ struct IPCResourceTests {
 
     private func reason(_ reply: VarlinkReply<JSONValue>) -> String { reply.parameters?["reason"]?.stringValue ?? "" }
 
+    // MARK: /dev/shm
+
+    @Test func aRunThatAFullDevShmCannotHoldIsRefusedNamingItAndTheDaemonKeepsServing() throws {
+        let namespace = try IPCNamespace(sharedMemorySize: "1m")
+        defer { namespace.close() }
+        let daemon = try DaemonHarness.start(workers: 2, namespace: namespace)
+        defer { try? daemon.stop() }
+        // A trace of 100,000 items is 6.4 MB of segment: far more than the 1 MiB there is.
+        let refused = try run(daemon, "prodcons", ["items": .number(100_000), "trace": .bool(true)])
+        #expect(refused.error == "io.poold.Pool.ResourceLimit", "\(refused)")
+        let text = reason(refused)
+        #expect(text.contains("/dev/shm") && text.contains("needs 6") && text.contains("are free"), "\(text)")
+        let cli = try daemon.poolctl("run", "prodcons", "--items", "100000", "--trace")
+        #expect(cli.status != 0 && cli.stderr.contains("/dev/shm"), "\(cli.stderr)")
+
+        try expectExactProdCons(daemon, items: 1000)
+        #expect(try daemon.status().jobsFinished == 1, "the refused Runs made no job")
+        try daemon.stop()
+        #expect(namespace.objects == [])
+    }
+
+    @Test func aSegmentIsReservedWhenCreatedSoDevShmFillingUpMeanwhileFailsTheJobNotTheDaemon() throws {
+        let namespace = try IPCNamespace(sharedMemorySize: "1m")
+        defer { namespace.close() }
+        let daemon = try DaemonHarness.start(workers: 2, namespace: namespace)
+        defer { try? daemon.stop() }
+        // Both workers busy, so that the traced job waits; it fits /dev/shm when it is submitted.
+        let blocker = try submit(daemon, "event", ["waiters": .number(2), "timeoutWaiters": .number(0), "setAfter": .string("60s")])
+        let traced = try submit(daemon, "prodcons", ["items": .number(5000), "trace": .bool(true)])
+        #expect(blocker.state == .running && traced.state == .queued)
+        // Then something else takes every free page.
+        let filler = namespace.sharedMemoryDirectory + "/filler"
+        let written = fill(filler)
+        defer { unlink(filler) }
+        #expect(written > 0)
+        _ = try daemon.poolctl("cancel", "\(blocker.id)")
+        let job = try daemon.waitForJob(traced.id)
+        #expect(job.state == .failed)
+        #expect(job.error?.contains("posix_fallocate") == true && job.error?.contains("/dev/shm is full") == true, "\(job.error ?? "")")
+        unlink(filler)
+        try expectExactProdCons(daemon, items: 1000)
+        try daemon.stop()
+        #expect(namespace.objects == [])
+    }
+
+    /// Writes zeros to `path` until the filesystem is full; returns the bytes written.
+    private func fill(_ path: String) -> Int {
+        let descriptor = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { return 0 }
+        defer { close(descriptor) }
+        let chunk = [UInt8](repeating: 0, count: 4096)
+        var total = 0
+        while true {
+            let count = chunk.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+            if count <= 0 { return total }
+            total += count
+        }
+    }
+
+    @Test func aWorkerKilledBySigbusIsAWorkerDeathWithThatReason() throws {
+        // Without the Swift runtime's crash reporter, whose handler would take a SIGBUS sent with
+        // kill(2) and let the worker go on (a real fault strikes again once it returns).
+        let daemon = try DaemonHarness.start(workers: 2, environment: ["SWIFT_BACKTRACE": "enable=no"])
+        defer { try? daemon.stop() }
+        let job = try submit(daemon, "event", ["waiters": .number(2), "timeoutWaiters": .number(0), "setAfter": .string("60s")])
+        let victim = try #require(try daemon.status().workers.first { $0.job == job.id && $0.pid > 0 })
+        kill(Int32(victim.pid), SIGBUS)
+        let final = try daemon.waitForJob(job.id)
+        #expect(final.state == .failed)
+        guard case .array(let dead)? = final.result?["deadWorkers"] else {
+            Issue.record("no deadWorkers in \(String(describing: final.result))")
+            return
+        }
+        #expect(dead.count == 1 && dead.first?["exit"]?.stringValue?.contains("SIGBUS") == true, "\(dead)")
+        #expect(final.error?.contains("SIGBUS") == true, "\(final.error ?? "")")
+        try daemon.stop()
+    }
+
     // MARK: Whatever a daemon creates, it removes
 
     @Test func aCleanStopRemovesEveryQueueAlsoWhenQueuesMaxLeftSlotsFailed() throws {

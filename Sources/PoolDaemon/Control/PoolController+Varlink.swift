@@ -92,6 +92,7 @@ extension PoolController {
         }
         let limits = JobLimits(poolSize: targetSize)
         let plan = try JobCatalog.plan(kind: request.kind, parameters: request.parameters, limits: limits)
+        try checkResources(for: plan)
         var timeout: Duration?
         if let text = request.timeout {
             guard let nanos = DurationText.nanoseconds(text), nanos > 0 else {

@@ -13,6 +13,10 @@ protocol JobPlan: Sendable {
     /// Units of work in all, for progress (operations, items).
     var totalWork: Int { get }
 
+    /// The bytes of the segment's kind area (`JobSegment.create`), known before it is created so
+    /// that a Run that /dev/shm has no room for is refused.
+    var kindAreaSize: Int { get }
+
     /// Creates and fills the job's segment, and any IPC object the job needs besides it (named
     /// after the segment, so that `removeResources` finds it).
     func createSegment(name: String) throws(IPCError) -> JobSegment
@@ -41,6 +45,8 @@ protocol JobPlan: Sendable {
 }
 
 extension JobPlan {
+    /// The whole segment, header and participants' records included.
+    var segmentSize: Int { JobSegment.layout(participants: workers, kindAreaSize: kindAreaSize).size }
     func removeResources(segmentName: String) {}
     func makeMonitor(segment: JobSegment) -> (any JobMonitor)? { nil }
     func logLines(segment: JobSegment, from start: Int) -> [String] { [] }

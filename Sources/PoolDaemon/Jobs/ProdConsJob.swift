@@ -136,10 +136,13 @@ struct ProdConsJob: JobPlan {
     /// segment says what the dead one had in flight, so every item is still consumed exactly once.
     var resumesAfterWorkerDeath: Bool { true }
 
-    func createSegment(name: String) throws(IPCError) -> JobSegment {
+    var kindAreaSize: Int {
         let traceSize = trace ? 2 * items * Area.traceEntrySize : 0
-        let size = Area.traceEntries(workers, consumers: consumers, messageSize: messageSize) + traceSize
-        let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers, kindAreaSize: size)
+        return Area.traceEntries(workers, consumers: consumers, messageSize: messageSize) + traceSize
+    }
+
+    func createSegment(name: String) throws(IPCError) -> JobSegment {
+        let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers, kindAreaSize: kindAreaSize)
         let area = segment.kindArea
         for (offset, value) in [(Area.items, items), (Area.capacity, capacity), (Area.payloadBytes, payloadBytes),
                                 (Area.batch, batch), (Area.producers, producers), (Area.trace, trace ? 1 : 0)] {
