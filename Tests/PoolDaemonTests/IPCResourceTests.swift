@@ -109,6 +109,93 @@ struct IPCResourceTests {
         try daemon.stop()
     }
 
+    // MARK: Message queues
+
+    @Test func aFinishedJobOfAnyKindHoldsNoDescriptorAndNoMapping() throws {
+        let daemon = try DaemonHarness.start(workers: 2)
+        defer { try? daemon.stop() }
+        let bare = String(daemon.prefix.dropFirst())
+        for arguments in [["prodcons", "--items", "1000"], ["event", "--set-after", "10ms"], ["counter", "--iterations", "1000"],
+                          ["tasks", "--count", "2"], ["append", "--chars", "ab", "--counts", "2,2", "--intervals", "1ms"]] {
+            let run = try daemon.poolctl(arguments: ["--json", "run"] + arguments)
+            #expect(run.status == 0 && (try? run.json(JobRecord.self).state) == .succeeded, "\(arguments): \(run.stderr)")
+        }
+        #expect(try daemon.status().jobsFinished == 5)
+        let descriptors = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(daemon.pid)/fd")) ?? []).compactMap {
+            try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(daemon.pid)/fd/\($0)")
+        }
+        #expect(!descriptors.isEmpty)
+        #expect(descriptors.filter { $0.contains(bare + ".job") } == [], "\(descriptors)")
+        let maps = try String(contentsOfFile: "/proc/\(daemon.pid)/maps", encoding: .utf8)
+        #expect(maps.split(separator: "\n").filter { $0.contains(bare + ".job") } == [], "job segments still mapped")
+        try daemon.stop()
+    }
+
+    @Test func moreProdconsJobsThanQueuesMaxRunOneAfterAnotherAndOneThatCannotFitIsRefusedNamingIt() throws {
+        // The event queue and two command queues leave room for one job queue.
+        let namespace = try IPCNamespace(queueLimits: ["queues_max": 4])
+        defer { namespace.close() }
+        let daemon = try DaemonHarness.start(workers: 2, namespace: namespace)
+        defer { try? daemon.stop() }
+        for _ in 0..<6 { try expectExactProdCons(daemon, items: 200) }
+
+        // One running, holding the last queue: the next cannot have one.
+        let endless = try submit(daemon, "prodcons", ["items": .number(1_000_000_000)])
+        try daemon.waitForProgress(job: endless.id, atLeast: 1)
+        let refused = try run(daemon, "prodcons", ["items": .number(10)])
+        #expect(refused.error == "io.poold.Pool.ResourceLimit", "\(refused)")
+        #expect(reason(refused).contains("queues_max is 4") && reason(refused).contains("sysctl fs.mqueue.queues_max=5"), "\(reason(refused))")
+        let cli = try daemon.poolctl("run", "prodcons", "--items", "10")
+        #expect(cli.status != 0 && cli.stderr.contains("queues_max"), "\(cli.stderr)")
+        _ = try daemon.poolctl("cancel", "\(endless.id)")
+        #expect(try daemon.waitForJob(endless.id).state == .cancelled)
+        try expectExactProdCons(daemon, items: 200)
+        #expect(try daemon.status().jobsFinished == 8)
+        try daemon.stop()
+        #expect(namespace.objects == [])
+    }
+
+    @Test func aQueueThatCannotBeCreatedWhenTheJobStartsFailsItNamingTheQueueAndQueuesMax() throws {
+        let namespace = try IPCNamespace(queueLimits: ["queues_max": 4])
+        defer { namespace.close() }
+        let daemon = try DaemonHarness.start(workers: 2, namespace: namespace)
+        defer { try? daemon.stop() }
+        // The prodcons job waits for the workers; its queue fits when it is submitted.
+        let blocker = try submit(daemon, "event", ["waiters": .number(2), "timeoutWaiters": .number(0), "setAfter": .string("60s")])
+        let waiting = try submit(daemon, "prodcons", ["items": .number(100)])
+        #expect(blocker.state == .running && waiting.state == .queued)
+        // Then someone else takes the last queue.
+        try namespace.createQueue("someone-else")
+        defer { unlink(namespace.mqueueDirectory + "/someone-else") }
+        _ = try daemon.poolctl("cancel", "\(blocker.id)")
+        let job = try daemon.waitForJob(waiting.id)
+        #expect(job.state == .failed)
+        #expect(job.error?.contains("cannot create the job's message queue") == true && job.error?.contains("queues_max = 4") == true
+                && job.error?.contains("sysctl fs.mqueue.queues_max=") == true, "\(job.error ?? "")")
+        unlink(namespace.mqueueDirectory + "/someone-else")
+        try expectExactProdCons(daemon, items: 200)
+        try daemon.stop()
+        #expect(namespace.objects == [])
+    }
+
+    @Test func aJobWhoseQueueWouldTakeTheDaemonPastRlimitMsgqueueIsRefusedNamingIt() throws {
+        // Messages of 81,704 bytes (msgsize_max raised in the namespace): the job's queue alone is
+        // 818,000 bytes, within RLIMIT_MSGQUEUE's 819,200; with the daemon's own queues it is not.
+        let namespace = try IPCNamespace(queueLimits: ["msgsize_max": 100_000])
+        defer { namespace.close() }
+        let daemon = try DaemonHarness.start(workers: 2, namespace: namespace)
+        defer { try? daemon.stop() }
+        let limit = SystemLimits.messageQueueByteLimit
+        try #require(limit == 819_200, "the test assumes the default RLIMIT_MSGQUEUE")
+        let cli = try daemon.poolctl("run", "prodcons", "--items", "10", "--payload-bytes", "81688")
+        #expect(cli.status != 0 && cli.stderr.contains("ResourceLimit") && cli.stderr.contains("RLIMIT_MSGQUEUE")
+                && cli.stderr.contains("ulimit -q"), "\(cli.stderr)")
+        #expect(try daemon.status().jobsFinished == 0, "refused, not accepted and failed")
+        try expectExactProdCons(daemon, items: 200)
+        try daemon.stop()
+        #expect(namespace.objects == [])
+    }
+
     // MARK: Whatever a daemon creates, it removes
 
     @Test func aCleanStopRemovesEveryQueueAlsoWhenQueuesMaxLeftSlotsFailed() throws {
