@@ -196,6 +196,35 @@ struct IPCResourceTests {
         #expect(namespace.objects == [])
     }
 
+    @Test func theLargestPoolFollowsFromQueuesMaxAndAResizeBeyondWhatFitsIsRefusedNamingIt() throws {
+        let namespace = try IPCNamespace(queueLimits: ["queues_max": 6])
+        defer { namespace.close() }
+        let daemon = try DaemonHarness.start(workers: 2, namespace: namespace)
+        defer { try? daemon.stop() }
+        #expect(daemon.log.contains("the pool can grow to 5 workers, not --max-workers 256"), "\(daemon.log)")
+        let client = try daemon.client()
+        // The advertised maximum: 256 command queues and the event queue.
+        let advertised = try client.call(PoolInterface.Method.resize.qualifiedName, ResizeRequest(workers: 256))
+        #expect(advertised.error == "io.poold.Pool.ResourceLimit", "\(advertised)")
+        #expect(reason(advertised).contains("queues_max = 6") && reason(advertised).contains("at most 5"), "\(reason(advertised))")
+
+        // Another user's queue takes one of the six: three more command queues no longer fit.
+        try namespace.createQueue("someone-else")
+        let crowded = try client.call(PoolInterface.Method.resize.qualifiedName, ResizeRequest(workers: 5))
+        #expect(crowded.error == "io.poold.Pool.ResourceLimit" && reason(crowded).contains("4 exist"), "\(crowded)")
+        unlink(namespace.mqueueDirectory + "/someone-else")
+
+        let grown = try daemon.poolctl("pool", "resize", "5")
+        #expect(grown.status == 0, "\(grown.stderr)")
+        let status = try daemon.waitForStatus { $0.workers.count == 5 && $0.workers.allSatisfy { $0.state == .ready } }
+        #expect(status.poolSize == 5)
+        let beyond = try daemon.poolctl("pool", "resize", "6")
+        #expect(beyond.status != 0 && beyond.stderr.contains("queues_max"), "\(beyond.stderr)")
+        #expect(try daemon.status().poolSize == 5)
+        try daemon.stop()
+        #expect(namespace.objects == [])
+    }
+
     // MARK: Whatever a daemon creates, it removes
 
     @Test func aCleanStopRemovesEveryQueueAlsoWhenQueuesMaxLeftSlotsFailed() throws {

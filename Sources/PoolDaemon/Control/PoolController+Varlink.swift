@@ -71,6 +71,7 @@ extension PoolController {
                 throw PoolError.invalidParameter("workers", "must be from 1 to \(configuration.maxWorkers) (--max-workers), not \(request.workers)")
             }
             guard lifecycle == .running else { throw PoolError.shuttingDown("the daemon is \(lifecycle == .starting ? "starting" : "shutting down")") }
+            try checkResources(forPoolSize: request.workers)
             resize(to: request.workers)
             responder.reply(ResizeReply(poolSize: targetSize, workers: statusReply().workers))
         case PoolInterface.Method.shutdown.qualifiedName:

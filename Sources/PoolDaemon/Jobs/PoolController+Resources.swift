@@ -23,6 +23,21 @@ extension PoolController {
         return (count, bytes)
     }
 
+    /// What one worker's command queue costs (see `spawn`).
+    static let commandQueueDepth = 2
+    static var commandQueueCost: Int {
+        SystemLimits.messageQueueCost(depth: commandQueueDepth, messageSize: MemoryLayout<WorkerCommand>.size)
+    }
+
+    /// The largest pool the kernel's queue limits allow this daemon, read at start: a command queue
+    /// per worker besides the event queue, within queues_max and RLIMIT_MSGQUEUE.
+    static func poolSizeAllowedByQueueLimits(events: MessageQueue) -> Int {
+        let eventCost = SystemLimits.messageQueueCost(depth: events.depth, messageSize: events.messageSize)
+        let byBytes = max(0, SystemLimits.messageQueueByteLimit - eventCost) / commandQueueCost
+        let byCount = SystemLimits.bypassesQueueLimits ? Int.max : SystemLimits.messageQueueMaxQueues - 1
+        return max(1, min(byBytes, byCount))
+    }
+
     /// Refuses a job that /dev/shm or the queue limits have no room for now.
     func checkResources(for plan: any JobPlan) throws(PoolError) {
         let segmentBytes = SharedMemorySpace.pages(plan.segmentSize)
@@ -36,6 +51,21 @@ extension PoolController {
                                for: "the job's queue (\(queue.depth) x \(queue.messageSize)-byte messages)",
                                otherwise: "wait for running prodcons jobs to finish or shrink the pool")
         }
+    }
+
+    /// Refuses a pool size the queue limits do not allow: beyond the maximum they allowed at start,
+    /// or needing more command queues than there is room for now.
+    func checkResources(forPoolSize size: Int) throws(PoolError) {
+        if size > queueLimitedPoolSize {
+            throw PoolError.resourceLimit(
+                "a pool of \(size) workers needs \(size + 1) message queues (a command queue per worker and the event queue), but this daemon can have at most \(queueLimitedPoolSize) workers within "
+                + "/proc/sys/fs/mqueue/queues_max = \(SystemLimits.messageQueueMaxQueues) and RLIMIT_MSGQUEUE = \(SystemLimits.messageQueueByteLimit) bytes as they were at its start; "
+                + "ask for at most \(queueLimitedPoolSize), or raise them (sysctl fs.mqueue.queues_max=\(size + 2); LimitMSGQUEUE= under systemd, ulimit -q) and restart the daemon")
+        }
+        let missing = (0..<size).filter { slots[$0]?.commands == nil }.count
+        guard missing > 0 else { return }
+        try checkQueueRoom(queues: missing, bytes: missing * Self.commandQueueCost, for: "a pool of \(size) workers",
+                           otherwise: "ask for fewer workers")
     }
 
     /// Whether `queues` more queues of `bytes` in all fit beside what exists now.

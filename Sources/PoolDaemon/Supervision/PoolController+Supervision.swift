@@ -21,7 +21,7 @@ extension PoolController {
         do {
             // Non-blocking on our side: the loop must never wait on a worker. Depth 2 suffices, one
             // job at a time plus an exit request.
-            let commands = try MessageQueue.create(name: name, depth: 2, messageSize: MemoryLayout<WorkerCommand>.size, nonBlocking: true)
+            let commands = try MessageQueue.create(name: name, depth: Self.commandQueueDepth, messageSize: MemoryLayout<WorkerCommand>.size, nonBlocking: true)
             slot.commands = commands
             let arguments = [
                 "poold", "worker", "--slot", "\(index)", "--prefix", configuration.names.prefix,
