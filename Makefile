@@ -38,7 +38,7 @@ test: deps mqueue
 	$(SWIFT) test --skip-build
 
 # The reliability suite alone (also part of `test`): faults, shutdown and restarts, history, hostile clients.
-RELIABILITY = WorkerFaultTests|DaemonLifecycleTests|JobHistoryTests|JobHistoryStoreTests|HostileClientTests|FuzzTests
+RELIABILITY = WorkerFaultTests|DaemonLifecycleTests|JobHistoryTests|JobHistoryStoreTests|HostileClientTests|IPCResourceTests|FuzzTests
 test-reliability: deps mqueue
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --filter '$(RELIABILITY)'

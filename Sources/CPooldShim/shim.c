@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <string.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -194,3 +195,5 @@ int64_t pool_msgqueue_rlimit(void) {
 }
 
 int pool_set_thread_name(const char *name) { return pthread_setname_np(pthread_self(), name); }
+
+const char *pool_signal_abbreviation(int signal) { return sigabbrev_np(signal); }

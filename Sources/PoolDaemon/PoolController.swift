@@ -22,6 +22,8 @@ final class PoolController {
     // Supervision.
     var slots: [Int: Slot] = [:]
     var targetSize: Int
+    /// The largest pool the kernel's queue limits allowed at start (at most --max-workers).
+    let queueLimitedPoolSize: Int
     var random = SystemRandomNumberGenerator()
 
     // Scheduling.
@@ -62,10 +64,14 @@ final class PoolController {
         self.events = events
         self.notifier = notifier
         self.targetSize = configuration.workers
+        self.queueLimitedPoolSize = min(configuration.maxWorkers, Self.poolSizeAllowedByQueueLimits(events: events))
     }
 
     /// Spawns the initial workers. Runs on the loop.
     func start() {
+        if queueLimitedPoolSize < configuration.maxWorkers {
+            logger.notice("the pool can grow to \(queueLimitedPoolSize) worker\(queueLimitedPoolSize == 1 ? "" : "s"), not --max-workers \(configuration.maxWorkers): each worker needs a command queue besides the event queue, within /proc/sys/fs/mqueue/queues_max = \(SystemLimits.messageQueueMaxQueues) and RLIMIT_MSGQUEUE = \(SystemLimits.messageQueueByteLimit) bytes; raise them for more")
+        }
         for index in 0..<targetSize {
             slots[index] = Slot(index: index)
             spawn(slot: index)

@@ -45,7 +45,7 @@ struct Serve: ParsableCommand {
     @Option(help: "A configuration file of `option = value` lines (any option below, without its dashes; the command line wins). SIGHUP re-reads it and applies `workers`. With a leading '-' (--config=-/etc/poold.conf), as in systemd's EnvironmentFile=-, a missing file is no error.")
     var config: String?
 
-    @Option(help: "The largest pool size a resize may ask for.")
+    @Option(help: "The largest pool size a resize may ask for (lowered at start to what the kernel's queue limits allow, as the log says).")
     var maxWorkers: Int = 256
 
     @Option(help: "Prefix of this instance's message queues and shared memory (default: /poold-<pid>).")

@@ -73,4 +73,7 @@ int64_t pool_msgqueue_rlimit(void);
 /// Names the calling thread (15 bytes at most), for top -H and gdb.
 int pool_set_thread_name(const char *name);
 
+/// The signal's abbreviation without "SIG" ("BUS" for 7), or NULL when it has none (sigabbrev_np).
+const char *pool_signal_abbreviation(int signal);
+
 #endif

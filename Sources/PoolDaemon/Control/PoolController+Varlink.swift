@@ -71,6 +71,7 @@ extension PoolController {
                 throw PoolError.invalidParameter("workers", "must be from 1 to \(configuration.maxWorkers) (--max-workers), not \(request.workers)")
             }
             guard lifecycle == .running else { throw PoolError.shuttingDown("the daemon is \(lifecycle == .starting ? "starting" : "shutting down")") }
+            try checkResources(forPoolSize: request.workers)
             resize(to: request.workers)
             responder.reply(ResizeReply(poolSize: targetSize, workers: statusReply().workers))
         case PoolInterface.Method.shutdown.qualifiedName:
@@ -92,6 +93,7 @@ extension PoolController {
         }
         let limits = JobLimits(poolSize: targetSize)
         let plan = try JobCatalog.plan(kind: request.kind, parameters: request.parameters, limits: limits)
+        try checkResources(for: plan)
         var timeout: Duration?
         if let text = request.timeout {
             guard let nanos = DurationText.nanoseconds(text), nanos > 0 else {

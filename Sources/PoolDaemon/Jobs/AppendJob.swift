@@ -96,9 +96,10 @@ struct AppendJob: JobPlan {
         Area.text(participants: workers) + textCapacity + writers[..<participant].reduce(0) { $0 + $1.count }
     }
 
+    var kindAreaSize: Int { Area.text(participants: workers) + 2 * textCapacity }
+
     func createSegment(name: String) throws(IPCError) -> JobSegment {
-        let size = Area.text(participants: workers) + 2 * textCapacity
-        let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers, kindAreaSize: size)
+        let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers, kindAreaSize: kindAreaSize)
         let area = segment.kindArea
         area.storeBytes(of: memory == .shared ? 0 : 1, toByteOffset: Area.memory, as: UInt32.self)
         for (index, writer) in writers.enumerated() {

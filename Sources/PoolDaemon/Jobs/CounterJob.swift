@@ -61,8 +61,10 @@ struct CounterJob: JobPlan {
         return (delta, index == count - 1 ? iterations + 1 : iterations)
     }
 
+    var kindAreaSize: Int { Area.size }
+
     func createSegment(name: String) throws(IPCError) -> JobSegment {
-        let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers, kindAreaSize: Area.size)
+        let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers, kindAreaSize: kindAreaSize)
         let area = segment.kindArea
         area.storeBytes(of: Self.modeCode(settings.mode), toByteOffset: Area.mode, as: UInt32.self)
         area.storeBytes(of: settings.split ? 1 : 0, toByteOffset: Area.split, as: UInt32.self)

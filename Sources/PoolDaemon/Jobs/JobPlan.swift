@@ -13,6 +13,14 @@ protocol JobPlan: Sendable {
     /// Units of work in all, for progress (operations, items).
     var totalWork: Int { get }
 
+    /// The bytes of the segment's kind area (`JobSegment.create`), known before it is created so
+    /// that a Run that /dev/shm has no room for is refused.
+    var kindAreaSize: Int { get }
+
+    /// The message queue the job creates besides its segment, if any, so that a Run the kernel's
+    /// queue limits leave no room for is refused.
+    var messageQueue: (depth: Int, messageSize: Int)? { get }
+
     /// Creates and fills the job's segment, and any IPC object the job needs besides it (named
     /// after the segment, so that `removeResources` finds it).
     func createSegment(name: String) throws(IPCError) -> JobSegment
@@ -41,6 +49,9 @@ protocol JobPlan: Sendable {
 }
 
 extension JobPlan {
+    var messageQueue: (depth: Int, messageSize: Int)? { nil }
+    /// The whole segment, header and participants' records included.
+    var segmentSize: Int { JobSegment.layout(participants: workers, kindAreaSize: kindAreaSize).size }
     func removeResources(segmentName: String) {}
     func makeMonitor(segment: JobSegment) -> (any JobMonitor)? { nil }
     func logLines(segment: JobSegment, from start: Int) -> [String] { [] }
@@ -53,6 +64,12 @@ extension JobPlan {
 protocol JobMonitor: AnyObject {
     var initialDelay: Duration { get }
     func tick() -> Duration?
+    /// The job has finished and its result was read: let go of every descriptor and mapping.
+    func close()
+}
+
+extension JobMonitor {
+    func close() {}
 }
 
 /// The job kinds, with the number that tags their segments and the name clients use.

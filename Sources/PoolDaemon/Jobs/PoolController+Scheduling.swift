@@ -39,7 +39,7 @@ extension PoolController {
         do {
             segment = try job.plan.createSegment(name: configuration.names.job(job.id))
         } catch {
-            job.failure = "cannot create the job's shared memory: \(error)"
+            job.failure = "cannot create the job's \(error.operation.hasPrefix("mq_") ? "message queue" : "shared memory"): \(error)"
             finish(job)
             return
         }
@@ -153,6 +153,10 @@ extension PoolController {
             SharedSegment.unlink(name: segment.segment.name)
             job.segment = nil
         }
+        // A finished job holds nothing: the record kept in the history is plain values. (The
+        // monitor may hold the queue open or the segment mapped.)
+        job.monitor?.close()
+        job.monitor = nil
         if job.failure != nil {
             job.state = .failed
         } else if job.cancelReason != nil {

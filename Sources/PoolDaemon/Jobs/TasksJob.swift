@@ -30,9 +30,10 @@ struct TasksJob: JobPlan {
 
     var parameters: JSONValue { .object(["count": .number(Double(count)), "workers": .number(Double(workers))]) }
 
+    var kindAreaSize: Int { Area.tasks + count * Area.taskSize }
+
     func createSegment(name: String) throws(IPCError) -> JobSegment {
-        let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers,
-                                            kindAreaSize: Area.tasks + count * Area.taskSize)
+        let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers, kindAreaSize: kindAreaSize)
         segment.kindArea.storeBytes(of: Int64(count), toByteOffset: Area.count, as: Int64.self)
         segment.kindArea.storeBytes(of: MonotonicClock.nanoseconds, toByteOffset: Area.created, as: Int64.self)
         return segment

@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import PoolIPC
+import PoolProtocol
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -46,6 +47,12 @@ extension PoolController {
             if let workers = file.workers, workers != targetSize {
                 guard (1...configuration.maxWorkers).contains(workers) else {
                     logger.error("reload: workers = \(workers) is outside 1...\(configuration.maxWorkers); keeping \(targetSize)")
+                    return
+                }
+                do throws(PoolError) {
+                    try checkResources(forPoolSize: workers)
+                } catch {
+                    logger.error("reload: workers = \(workers) does not fit: \(error.parameters.reason ?? error.name); keeping \(targetSize)")
                     return
                 }
                 resize(to: workers)
