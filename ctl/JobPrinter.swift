@@ -113,7 +113,8 @@ struct JobPrinter {
 
     private func printCounter(_ result: CounterResult) {
         Output.line("  counter = \(result.actual) (expected \(result.expected), start \(result.start), mode \(result.mode.rawValue))")
-        Output.line("  lost updates: \(result.lost)\(result.lockRecoveries > 0 ? ", lock recovered from a dead holder \(result.lockRecoveries) times" : "")")
+        let split = result.lostIncrements.map { " (\($0) increments, \(result.lostDecrements ?? 0) decrements)" } ?? ""
+        Output.line("  lost updates: \(result.lost)\(split)\(result.lockRecoveries > 0 ? ", lock recovered from a dead holder \(result.lockRecoveries) times" : "")")
         Output.line("  \(result.operations) operations in \(Output.duration(result.durationSeconds)), \(Output.rate(result.opsPerSecond)) ops/s")
         for worker in result.workers {
             let sign = worker.delta > 0 ? "+1" : "-1"
