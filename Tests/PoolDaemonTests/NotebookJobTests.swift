@@ -172,6 +172,23 @@ struct NotebookJobTests {
         try daemon.stop()
     }
 
+    /// As the notebook's ten threads each print their line, the tasks' lines come from every
+    /// worker: task i runs on participant i mod n.
+    @Test func taskIRunsOnParticipantIModN() throws {
+        let daemon = try DaemonHarness.start(workers: 4)
+        defer { try? daemon.stop() }
+        let (job, result) = try run(daemon, "tasks", "--count", "10", "--workers", "4")
+        guard case .array(let tasks)? = result["tasks"] else { Issue.record("no tasks"); return }
+        #expect(tasks.count == 10 && job.slots.count == 4)
+        for task in tasks {
+            let index = try #require(task["index"]?.intValue)
+            #expect(task["participant"]?.intValue == index % 4, "\(task)")
+            #expect(task["slot"]?.intValue == job.slots[index % 4], "task \(index) ran on the slot of participant \(index % 4): \(task)")
+        }
+        #expect(Set(tasks.compactMap { $0["slot"]?.intValue }).count == 4, "every worker ran tasks")
+        try daemon.stop()
+    }
+
     @Test func appendToSharedMemoryInterleavesBothCharacters() throws {
         let daemon = try DaemonHarness.start(workers: 2)
         defer { try? daemon.stop() }
