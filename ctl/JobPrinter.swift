@@ -27,6 +27,7 @@ struct JobPrinter {
         case "event": printEvent(result)
         case "tasks": printTasks(result)
         case "append": printAppend(result)
+        case "lockcell": Output.line("  counter = \(Int(number(result["counter"]))) (expected \(Int(number(result["expected"]))))")
         default: Output.line("  result: \(result)")
         }
         printDeadWorkers(result)
@@ -153,6 +154,9 @@ struct JobPrinter {
         if job.kind == "event", case .array(let waiters)? = job.result?["waiters"] {
             let received = waiters.filter { $0["received"] == .bool(true) }.count
             return "\(received) of \(waiters.count) waiters received the event"
+        }
+        if job.kind == "lockcell", let result = job.result {
+            return "Counter: \(result["counter"]?.intValue ?? 0), expected \(result["expected"]?.intValue ?? 0)"
         }
         if job.kind == "append", let result = job.result {
             return result["text"]?.stringValue ?? "private copies; daemon's copy empty"

@@ -189,6 +189,41 @@ struct NotebookJobTests {
         try daemon.stop()
     }
 
+    /// The notebook's first Counter cell: per worker, twice, Sleeping / Waiting for lock / Acquired
+    /// lock, then Done; at the end Counter: 4. Streamed to poolctl and in the daemon's log.
+    @Test func theCounterCellTracesItsLockAndCountsFour() throws {
+        let daemon = try DaemonHarness.start(workers: 2)
+        defer { try? daemon.stop() }
+        let (job, result) = try run(daemon, "lockcell", "--pause", "0..50ms")
+        #expect(result["counter"]?.intValue == 4 && result["expected"]?.intValue == 4)
+        let log = job.log ?? []
+        #expect(log.count == 15 && log.last == "Counter: 4", "\(log)")
+        let pattern = /^\(slot (\d)\s*\) (Sleeping 0\.\d\d|Waiting for lock|Acquired lock|Done)$/
+        var steps: [String: [String]] = [:]
+        for line in log.dropLast() {
+            guard let match = try? pattern.wholeMatch(in: line) else { Issue.record("not the notebook's form: \(line)"); continue }
+            steps[String(match.1), default: []].append(match.2.hasPrefix("Sleeping") ? "Sleeping" : String(match.2))
+        }
+        let cycle = ["Sleeping", "Waiting for lock", "Acquired lock"]
+        #expect(steps.count == 2 && steps.values.allSatisfy { $0 == cycle + cycle + ["Done"] }, "each worker's steps in order: \(steps)")
+        #expect(Set(steps.keys) == Set(job.slots.map(String.init)))
+
+        let shown = try daemon.poolctl("run", "lockcell", "--pause", "0..20ms")
+        #expect(shown.status == 0, "\(shown.stderr)")
+        #expect(shown.stdout.components(separatedBy: "Acquired lock").count - 1 == 4, "poolctl streams the lines: \(shown.stdout)")
+        #expect(shown.stdout.contains("Counter: 4\n") && shown.stdout.contains("counter = 4 (expected 4)"), "\(shown.stdout)")
+        #expect(daemon.log.components(separatedBy: "Acquired lock").count - 1 == 8, "the daemon logs every line")
+        try daemon.stop()
+    }
+
+    @Test func theCounterCellRefusesAWorkerCountAboveThePool() throws {
+        let daemon = try DaemonHarness.start(workers: 2)
+        defer { try? daemon.stop() }
+        let refused = try daemon.poolctl("run", "lockcell", "--workers", "3")
+        #expect(refused.status == 4 && refused.stderr.contains("3"), "\(refused.stderr)")
+        try daemon.stop()
+    }
+
     @Test func appendToSharedMemoryInterleavesBothCharacters() throws {
         let daemon = try DaemonHarness.start(workers: 2)
         defer { try? daemon.stop() }
