@@ -55,8 +55,10 @@ struct JobPrinter {
             Output.line("  recovered from dead workers: \(redelivered) items redelivered from a consumer's ledger, \(resent) sent again for a producer")
         }
         if let latency = result["latencyMicros"] {
-            let parts = ["p50", "p90", "p99", "max"].map { "\($0) \(String(format: "%.1f", number(latency[$0])))us" }
-            Output.line("  enqueue-to-dequeue latency: " + parts.joined(separator: ", "))
+            let parts = ["p50", "p90", "p99"].map { "\($0) \(String(format: "%.1f", number(latency[$0])))us" }
+            let resolution = latency["percentileResolution"].map { String(format: " (to %g%%)", number($0) * 100) } ?? ""
+            Output.line("  enqueue-to-dequeue latency: " + parts.joined(separator: ", ") + resolution
+                        + String(format: ", max %.1fus (exact)", number(latency["max"])))
         }
         if case .array(let samples)? = result["occupancy"]?["samples"], !samples.isEmpty {
             let capacity = max(number(result["occupancy"]?["capacity"]), 1)

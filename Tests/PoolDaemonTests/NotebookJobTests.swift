@@ -224,6 +224,23 @@ struct NotebookJobTests {
         try daemon.stop()
     }
 
+    /// The maximum latency is measured, not a histogram bucket's edge: with four items sent at once
+    /// and a consumer that takes 100 ms for each, the last waits at least 300 ms; the percentiles,
+    /// bucket bounds, say their resolution.
+    @Test func prodconsLatencyMaxIsExactAndPercentilesSayTheirResolution() throws {
+        let daemon = try DaemonHarness.start(workers: 2)
+        defer { try? daemon.stop() }
+        let (_, result) = try run(daemon, "prodcons", "--items", "4", "--produce-delay", "0", "--consume-delay", "100ms")
+        let latency = try #require(result["latencyMicros"])
+        let max = try #require(latency["max"]?.doubleValue), p99 = try #require(latency["p99"]?.doubleValue)
+        #expect(max >= 299_000, "the last item waited for three 100 ms pauses: \(latency)")
+        #expect(max > p99 && max < p99 * (1 + 1.0 / 16), "p99 is the lower bound of max's bucket, max itself is exact: \(latency)")
+        #expect(latency["percentileResolution"]?.doubleValue == 1.0 / 16)
+        let shown = try daemon.poolctl("run", "prodcons", "--items", "4", "--produce-delay", "0", "--consume-delay", "10ms")
+        #expect(shown.stdout.contains("(to 6.25%), max ") && shown.stdout.contains("us (exact)"), "\(shown.stdout)")
+        try daemon.stop()
+    }
+
     @Test func appendToSharedMemoryInterleavesBothCharacters() throws {
         let daemon = try DaemonHarness.start(workers: 2)
         defer { try? daemon.stop() }
