@@ -22,6 +22,7 @@ struct DemoScriptTests {
     /// What every run of the demo shows, step by step, in the notebook's order.
     private func expectTheNotebooksSteps(_ result: JSONValue) {
         let stdout = result["stdout"]?.stringValue ?? ""
+        #expect(result["timedOut"] == .bool(false), "the demo ran over two minutes:\n\(stdout)")
         #expect(result["exit"]?.intValue == 0, "\(stdout)\n\(result["stderr"]?.stringValue ?? "")")
         #expect(!stdout.contains("did not answer") && !stdout.contains("exited before"), "\(stdout)")
         let markers = ["I'm the task 9", "received event True", "Acquired lock", "Counter: 4", "own copy",

@@ -13,6 +13,7 @@ import json
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -54,8 +55,17 @@ try:
         command = ["setpriv", "--reuid=%d" % account.pw_uid, "--regid=%d" % account.pw_gid, "--clear-groups",
                    "env", "HOME=" + scratch, "TMPDIR=" + scratch] + command
     # stdin and stderr are not a terminal, as under make in a pipeline: --log-target auto picks
-    # the journal whenever journald runs.
-    demo_run = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
+    # the journal whenever journald runs. A demo that hangs is killed with its process group
+    # (poold among them; its workers die with it) and reported, well within the test's limit.
+    demo_run = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, start_new_session=True)
+    timed_out = False
+    try:
+        stdout, stderr = demo_run.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        os.killpg(demo_run.pid, signal.SIGKILL)
+        stdout, stderr = demo_run.communicate()
     journal = []
     if journald is not None:
         subprocess.run(["journalctl", "--sync"], check=False)
@@ -65,8 +75,9 @@ try:
     with open(os.path.join(out_dir, "result.json"), "w") as out:
         json.dump({
             "exit": demo_run.returncode,
-            "stdout": demo_run.stdout,
-            "stderr": demo_run.stderr,
+            "timedOut": timed_out,
+            "stdout": stdout,
+            "stderr": stderr,
             "leftInShm": os.listdir("/dev/shm"),
             "leftInMqueue": os.listdir("/dev/mqueue"),
             "journalLockcell": journal,
