@@ -143,12 +143,11 @@ struct CounterJob: JobPlan {
         }
         let duration = last > first ? Double(last - first) / 1e9 : 0
         // A tally above the counted updates is a dead worker's last chunk, done but not counted.
-        let lostIncrements = landed.map { max(0, doneByDirection.up - $0.up) }
-        let lostDecrements = landed.map { max(0, doneByDirection.down - $0.down) }
+        let lostByDirection = landed.map { (up: max(0, doneByDirection.up - $0.up), down: max(0, doneByDirection.down - $0.down)) }
         let result = CounterResult(
             mode: settings.mode, start: settings.start, expected: expected, actual: actual,
-            lost: lostIncrements.map { $0 + lostDecrements! } ?? abs(expected - actual),
-            lostIncrements: lostIncrements, lostDecrements: lostDecrements,
+            lost: lostByDirection.map { $0.up + $0.down } ?? abs(expected - actual),
+            lostIncrements: lostByDirection?.up, lostDecrements: lostByDirection?.down,
             operations: operations, durationSeconds: duration,
             opsPerSecond: duration > 0 ? Double(operations) / duration : 0,
             lockRecoveries: recoveries, workers: perWorker)
