@@ -1,6 +1,9 @@
 import Foundation
 import PoolProtocol
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The notebook's counter cells, end to end: real poold, real workers, real poolctl.
 @Suite(.serialized, .timeLimit(.minutes(3)))
@@ -36,6 +39,36 @@ struct CounterJobTests {
         }
         #expect(losing > runs / 2, "unsafe lost updates in only \(losing) of \(runs) runs")
         try daemon.stop()
+    }
+
+    /// The start gate spins only briefly, then sleeps on its futex: a participant that does not
+    /// come (its worker stopped here) costs the one waiting no CPU. Once it comes, both start.
+    @Test func aParticipantWaitingAtTheStartGateForAMissingOneUsesNoCPU() throws {
+        let daemon = try DaemonHarness.start(workers: 2)
+        defer { try? daemon.stop() }
+        let workers = try daemon.status().workers
+        let (waiting, missing) = (Int32(workers[0].pid), Int32(workers[1].pid))
+        #expect(kill(missing, SIGSTOP) == 0)
+        let run = try daemon.poolctl("--json", "run", "counter", "--detach", "--mode", "unsafe", "--iterations", "1000000")
+        let id = try run.json(JobRecord.self).id
+        try daemon.waitForStatus { $0.workers.allSatisfy { $0.job == id } }
+        let before = try Self.cpuTicks(of: waiting)
+        // A measuring interval, not a wait for an event: the job cannot go on without the worker.
+        Thread.sleep(forTimeInterval: 1)
+        let used = try Self.cpuTicks(of: waiting) - before
+        #expect(kill(missing, SIGCONT) == 0)
+        #expect(used <= 5, "the waiting worker used \(used) ticks of CPU in 1 s at the gate (100 is a spinning CPU)")
+        let job = try daemon.waitForJob(id)
+        #expect(job.state == .succeeded, "\(job)")
+        try daemon.stop()
+    }
+
+    /// utime + stime of a process, in clock ticks (1/100 s).
+    private static func cpuTicks(of pid: Int32) throws -> Int {
+        let stat = try String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)
+        // Fields after the command's closing parenthesis: state is field 3, utime 14, stime 15.
+        let fields = stat[stat.range(of: ")", options: .backwards)!.upperBound...].split(separator: " ")
+        return Int(fields[11])! + Int(fields[12])!
     }
 
     @Test func unsafeModeRefusesMoreUpdatesThanItsTallyHolds() throws {
