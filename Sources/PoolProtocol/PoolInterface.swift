@@ -102,7 +102,7 @@ public enum PoolInterface {
           instance: ?string
         )
 
-        # Runs a job of `kind` (counter, prodcons, event, tasks or append) and replies when it has finished. With `more`, replies
+        # Runs a job of `kind` (counter, prodcons, event, tasks, append or lockcell) and replies when it has finished. With `more`, replies
         # follow as it is queued, starts and progresses. With `detach`, replies once it is queued
         # and recorded in the job history (ResourceLimit, naming the disk, when it cannot be).
         method Run(kind: string, parameters: ?object, detach: ?bool, timeout: ?string) -> (job: Job)

@@ -159,7 +159,7 @@ extension AppendJob: JobParticipantWork {
         mine.reserveCapacity(count)
         let symbol = String(UnicodeScalar(character))
 
-        guard segment.arriveAndWaitForAll(beating: context.record) else { return .cancelled }
+        guard segment.arriveAndWaitForAll(beating: context.record, participant: context.participant) else { return .cancelled }
         for done in 1...max(count, 1) where count > 0 {
             if shared {
                 guard (try? mutex.lock()) != nil else { return .failed }

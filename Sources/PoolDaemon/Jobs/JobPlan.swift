@@ -79,6 +79,7 @@ enum JobKindCode: UInt32, Sendable, CaseIterable {
     case event = 3
     case tasks = 4
     case append = 5
+    case lockcell = 6
 
     var name: String {
         switch self {
@@ -87,6 +88,7 @@ enum JobKindCode: UInt32, Sendable, CaseIterable {
         case .event: return "event"
         case .tasks: return "tasks"
         case .append: return "append"
+        case .lockcell: return "lockcell"
         }
     }
 
@@ -98,6 +100,7 @@ enum JobKindCode: UInt32, Sendable, CaseIterable {
         case .event: return EventJob.self
         case .tasks: return TasksJob.self
         case .append: return AppendJob.self
+        case .lockcell: return LockCellJob.self
         }
     }
 
@@ -120,6 +123,7 @@ enum JobCatalog {
         case .event: return try EventJob.plan(parameters, limits: limits)
         case .tasks: return try TasksJob.plan(parameters, limits: limits)
         case .append: return try AppendJob.plan(parameters, limits: limits)
+        case .lockcell: return try LockCellJob.plan(parameters, limits: limits)
         }
     }
 }

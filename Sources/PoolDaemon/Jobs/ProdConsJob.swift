@@ -285,6 +285,8 @@ struct ProdConsJob: JobPlan {
             "latencyMicros": .object([
                 "p50": .number(Double(latency.values[0]) / 1000), "p90": .number(Double(latency.values[1]) / 1000),
                 "p99": .number(Double(latency.values[2]) / 1000), "max": .number(Double(latency.max) / 1000),
+                // The percentiles are bucket bounds, the max exact.
+                "percentileResolution": .number(LatencyHistogram.resolution),
             ]),
             "producers": .array(producerEntries), "consumers": .array(consumerEntries),
         ]
