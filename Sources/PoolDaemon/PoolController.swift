@@ -10,7 +10,8 @@ import PoolProtocol
 /// lock; the watcher thread and the sockets only hand it events. Its concerns are split over
 /// extensions: supervision (slots and processes), scheduling (jobs), the varlink methods, shutdown.
 final class PoolController {
-    let configuration: DaemonConfiguration
+    /// Mostly fixed at start; a reload changes the keys it applies (see `reloadConfiguration`).
+    var configuration: DaemonConfiguration
     let eventLoop: any EventLoop
     let logger: Logger
     let scoreboard: Scoreboard

@@ -11,6 +11,7 @@ public enum PoolInterface {
         case cancel = "Cancel"
         case resize = "Resize"
         case shutdown = "Shutdown"
+        case reload = "Reload"
 
         public var qualifiedName: String { PoolInterface.name + "." + rawValue }
     }
@@ -107,8 +108,8 @@ public enum PoolInterface {
         # and recorded in the job history (ResourceLimit, naming the disk, when it cannot be).
         method Run(kind: string, parameters: ?object, detach: ?bool, timeout: ?string) -> (job: Job)
 
-        # The most recent jobs first.
-        method ListJobs(limit: ?int) -> (jobs: []Job)
+        # The most recent jobs first; with `state` or `kind`, only those (the limit counts what matches).
+        method ListJobs(limit: ?int, state: ?string, kind: ?string) -> (jobs: []Job)
 
         # With `more`, replies follow as the job progresses, the last when it has finished.
         method GetJob(id: int) -> (job: Job)
@@ -122,6 +123,11 @@ public enum PoolInterface {
         # Stops accepting jobs, cancels queued ones, lets running ones finish until the drain
         # deadline (then cancels them), stops the workers, removes every IPC object and exits.
         method Shutdown() -> ()
+
+        # Re-reads the configuration file (poold --config), as SIGHUP does: what changed and took
+        # effect (workers, drain-timeout, heartbeat-timeout, max-queued-jobs), what takes effect at
+        # the next start, and what the command line overrides; each as `key = value`.
+        method Reload() -> (configurationFile: string, applied: []string, pending: []string, ignored: []string)
 
         error InvalidParameter (parameter: string, reason: string)
         error NotFound (id: int, reason: string)

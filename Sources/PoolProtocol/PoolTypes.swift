@@ -178,7 +178,34 @@ public struct JobIDRequest: Codable, Sendable {
 
 public struct ListJobsRequest: Codable, Sendable {
     public var limit: Int?
-    public init(limit: Int? = nil) { self.limit = limit }
+    /// Only jobs in this state (queued, running, succeeded, failed, cancelled, interrupted).
+    public var state: String?
+    /// Only jobs of this kind.
+    public var kind: String?
+
+    public init(limit: Int? = nil, state: String? = nil, kind: String? = nil) {
+        self.limit = limit
+        self.state = state
+        self.kind = kind
+    }
+}
+
+/// What a reload of the configuration file did, each entry as `key = value`.
+public struct ReloadReply: Codable, Sendable, Equatable {
+    public var configurationFile: String
+    /// Changed and in effect now.
+    public var applied: [String]
+    /// Changed, in effect from the next start.
+    public var pending: [String]
+    /// Changed in the file but set on the daemon's command line, which wins.
+    public var ignored: [String]
+
+    public init(configurationFile: String, applied: [String] = [], pending: [String] = [], ignored: [String] = []) {
+        self.configurationFile = configurationFile
+        self.applied = applied
+        self.pending = pending
+        self.ignored = ignored
+    }
 }
 
 public struct ListJobsReply: Codable, Sendable {

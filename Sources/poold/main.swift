@@ -148,6 +148,10 @@ struct Serve: ParsableCommand {
             logTarget: target,
             workerEnvironment: inheritedEnvironment.forWorkers)
         configuration.configurationFile = config
+        if let file = commandLine.file {
+            configuration.configurationFileValues = Dictionary(file.entries.map { ($0.key, $0.value) }) { $1 }
+        }
+        configuration.commandLineKeys = commandLine.commandLineKeys
         configuration.heartbeatTimeout = .nanoseconds(DurationText.nanoseconds(heartbeatTimeout)!)
         if let drain = drainTimeout.flatMap(DurationText.nanoseconds) {
             configuration.drainTimeout = .nanoseconds(drain)

@@ -71,7 +71,7 @@ struct SystemdIntegrationTests {
         defer { directory.remove() }
         let config = directory.path + "/poold.conf"
         try "workers = 1\n".write(toFile: config, atomically: true, encoding: .utf8)
-        let daemon = try DaemonHarness.start(workers: 1, arguments: ["--config", config], followNotifications: true)
+        let daemon = try DaemonHarness.start(workers: nil, arguments: ["--config", config], followNotifications: true)
         defer { try? daemon.stop() }
         try "# grown by a reload\nworkers = 3\n".write(toFile: config, atomically: true, encoding: .utf8)
         daemon.signal(SIGHUP)

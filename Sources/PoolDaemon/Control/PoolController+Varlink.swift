@@ -47,7 +47,13 @@ extension PoolController {
             let request = try parameters(ListJobsRequest.self)
             let limit = request.limit ?? 100
             guard limit >= 1 else { throw PoolError.invalidParameter("limit", "must be at least 1") }
-            responder.reply(ListJobsReply(jobs: recentJobRecords(limit: limit)))
+            if let state = request.state, JobState(rawValue: state) == nil {
+                throw PoolError.invalidParameter("state", "'\(state)' is no job state; one of \(JobState.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            if let kind = request.kind, !JobKindCode.allCases.contains(where: { $0.name == kind }) {
+                throw PoolError.invalidParameter("kind", "'\(kind)' is no job kind; one of \(JobKindCode.allCases.map(\.name).joined(separator: ", "))")
+            }
+            responder.reply(ListJobsReply(jobs: recentJobRecords(limit: limit, state: request.state, kind: request.kind)))
         case PoolInterface.Method.getJob.qualifiedName:
             let id = try parameters(JobIDRequest.self).id
             if let past = pastJobRecord(id) { return responder.reply(JobReply(job: past)) }
@@ -74,6 +80,12 @@ extension PoolController {
             try checkResources(forPoolSize: request.workers)
             resize(to: request.workers)
             responder.reply(ResizeReply(poolSize: targetSize, workers: statusReply().workers))
+        case PoolInterface.Method.reload.qualifiedName:
+            _ = try parameters(NoParameters.self)
+            guard lifecycle == .running else { throw PoolError.shuttingDown("the daemon is \(lifecycle == .starting ? "starting" : "shutting down")") }
+            notifier.notify("RELOADING=1")
+            defer { notifier.notify("READY=1") }
+            responder.reply(try reloadConfiguration())
         case PoolInterface.Method.shutdown.qualifiedName:
             _ = try parameters(NoParameters.self)
             responder.reply(NoParameters())

@@ -81,11 +81,18 @@ extension PoolController {
 
     /// This run's jobs and earlier runs', newest first, without their logs (a listing is a
     /// summary; GetJob has the log).
-    func recentJobRecords(limit: Int) -> [JobRecord] {
-        historyOrder.reversed().prefix(limit).compactMap { id in
-            guard let job = jobs[id] else { return pastJobs[id].map { var record = $0; record.log = nil; return record } }
-            return job.record(includingLog: false)
+    /// The newest `limit` jobs, of `state` and `kind` when given (checked before a record is made).
+    func recentJobRecords(limit: Int, state: String? = nil, kind: String? = nil) -> [JobRecord] {
+        func matches(_ jobState: JobState, _ jobKind: String) -> Bool {
+            (state.map { $0 == jobState.rawValue } ?? true) && (kind.map { $0 == jobKind } ?? true)
         }
+        let records = historyOrder.reversed().lazy.compactMap { [self] id -> JobRecord? in
+            if let job = jobs[id] { return matches(job.state, job.plan.kind.name) ? job.record(includingLog: false) : nil }
+            guard var record = pastJobs[id], matches(record.state, record.kind) else { return nil }
+            record.log = nil
+            return record
+        }
+        return Array(records.prefix(limit))
     }
 
     /// A job from an earlier run of the daemon (final: it cannot change any more).

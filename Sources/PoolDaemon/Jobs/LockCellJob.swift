@@ -53,9 +53,10 @@ struct LockCellJob: JobPlan {
                         "pause": .string(range), "seed": .number(Double(seed))])
     }
 
+    var kindAreaSize: Int { Area.trace + lineCount * Area.traceEntrySize }
+
     func createSegment(name: String) throws(IPCError) -> JobSegment {
-        let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers,
-                                            kindAreaSize: Area.trace + lineCount * Area.traceEntrySize)
+        let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers, kindAreaSize: kindAreaSize)
         let area = segment.kindArea
         area.storeBytes(of: Int64(increments), toByteOffset: Area.increments, as: Int64.self)
         area.storeBytes(of: pause.lowerBound, toByteOffset: Area.pauseLow, as: Int64.self)
