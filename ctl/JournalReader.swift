@@ -44,18 +44,29 @@ final class JournalReader {
         sd_journal_seek_realtime_usec(journal, UInt64(max(0, date.timeIntervalSince1970 * 1e6)))
     }
 
-    /// Calls `body` with every record's fields, oldest first (`live`: false while catching up
-    /// with what was there, true for records that arrived later), and `caughtUp` once at the end
-    /// of what was there; with `follow`, then waits for new ones until `body` returns false or the
-    /// process is interrupted.
-    func read(follow: Bool, caughtUp: () -> Void = {}, _ body: (_ fields: [String: String], _ live: Bool) -> Bool) {
-        var live = false
+    /// Moves to the last `count` records as the journal stands now, so that a record written
+    /// while they are printed comes after them (with `--follow`, -n 0 shows only new ones).
+    func seekToLast(_ count: Int) {
+        sd_journal_seek_tail(journal)
+        // On the last record, or `count` back from it; `read` goes on from there.
+        let moved = sd_journal_previous_skip(journal, UInt64(max(count, 1)))
+        startsOnCurrent = count > 0 && moved > 0
+    }
+
+    /// Whether the record the journal is on is the first to read (after `seekToLast`).
+    private var startsOnCurrent = false
+
+    /// Calls `body` with every record's fields, oldest first; with `follow`, then waits for new
+    /// ones until `body` returns false or the process is interrupted.
+    func read(follow: Bool, _ body: ([String: String]) -> Bool) {
+        if startsOnCurrent {
+            startsOnCurrent = false
+            guard body(currentFields()) else { return }
+        }
         while true {
             while sd_journal_next(journal) > 0 {
-                guard body(currentFields(), live) else { return }
+                guard body(currentFields()) else { return }
             }
-            if !live { caughtUp() }
-            live = true
             guard follow else { return }
             _ = sd_journal_wait(journal, UInt64.max)
         }

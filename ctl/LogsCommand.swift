@@ -65,28 +65,18 @@ struct Logs: ParsableCommand {
         if let worker { matches.append("POOLD_WORKER=\(worker)") }
         try reader.match(matches)
         let start = since.flatMap { Self.time($0, now: Date()) }
-        if let start { reader.seek(to: start) }
-
-        // -n: the last N of what matched, printed once the journal has been read to its end.
-        var kept: [[String: String]] = []
-        var printed = 0
-        let show = { (fields: [String: String]) in
-            printed += 1
-            if global.json { Output.json(fields, pretty: false) } else { Output.line(Self.format(fields)) }
+        if let lines {
+            reader.seekToLast(lines)
+        } else if let start {
+            reader.seek(to: start)
         }
-        reader.read(follow: follow, caughtUp: {
-            kept.forEach(show)
-            kept.removeAll()
-        }) { fields, live in
+        var printed = 0
+        reader.read(follow: follow) { fields in
             if let start, let usec = fields["__REALTIME_TIMESTAMP"].flatMap(Double.init), usec < start.timeIntervalSince1970 * 1e6 {
                 return true
             }
-            if let lines, !live {
-                kept.append(fields)
-                if kept.count > lines { kept.removeFirst() }
-            } else {
-                show(fields)
-            }
+            printed += 1
+            if global.json { Output.json(fields, pretty: false) } else { Output.line(Self.format(fields)) }
             return true
         }
         if printed == 0 && !global.json {

@@ -180,8 +180,10 @@ struct SystemdIntegrationTests {
         #expect(records("lastTwo").compactMap { $0["MESSAGE"]?.stringValue } == records("firstJob1").suffix(2).compactMap { $0["MESSAGE"]?.stringValue })
         #expect(result["sinceFuture"]?["exit"]?.intValue == 0 && result["sinceFuture"]?["stderr"]?.stringValue?.contains("no records") == true)
         #expect(records("sinceHour").count == records("firstJob1").count)
-        // --follow printed job 2's records as they came.
-        #expect(result["followed"]?.stringValue?.contains("job 2:") == true, "\(result["followed"] ?? .null)")
+        // --follow -n 1 printed the last record, then job 2's records as they came.
+        let followed = result["followed"]?.stringValue ?? ""
+        #expect(result["followedFirst"]?.stringValue?.split(separator: "\n").count == 1, "\(result["followedFirst"] ?? .null)")
+        #expect(followed.contains("job 2: job started") && followed.contains("job 2: job succeeded"), "\(followed)")
         // Once the daemon has stopped, its socket cannot say whose records to show: exit 3 with
         // the way to ask by identity, which still works.
         #expect(result["stopped"]?["exit"]?.intValue == 3)

@@ -44,15 +44,24 @@ try:
     result["sinceFuture"] = ctl(first_sock, "logs", "1", "--since", "2099-01-01")
     result["sinceHour"] = records(ctl(first_sock, "--json", "logs", "1", "--since", "1h"))
 
-    # --follow: the records of a job run after it started arrive while it waits.
-    follower = subprocess.Popen([poolctl, "--socket", first_sock, "logs", "--follow", "-n", "0"], stdout=subprocess.PIPE, text=True)
+    # --follow -n 1: the last record now (job 1's end), which says the follower reads, then the
+    # records of a job run after that as they arrive.
+    follower = subprocess.Popen([poolctl, "--socket", first_sock, "logs", "--follow", "-n", "1"], stdout=subprocess.PIPE)
+
+    def follow_until(text, seen):
+        deadline = time.monotonic() + 30
+        while text not in seen and time.monotonic() < deadline:
+            ready, _, _ = select.select([follower.stdout], [], [], max(0, deadline - time.monotonic()))
+            if not ready:
+                break
+            # os.read, not readline: a line buffered in Python would leave select waiting.
+            seen += os.read(follower.stdout.fileno(), 65536).decode()
+        return seen
+
+    seen = follow_until("job 1: job succeeded", "")
+    result["followedFirst"] = seen
     ctl(first_sock, "run", "tasks", "--count", "2")
-    seen, deadline = "", time.monotonic() + 30
-    while "job 2:" not in seen and time.monotonic() < deadline:
-        ready, _, _ = select.select([follower.stdout], [], [], deadline - time.monotonic())
-        if not ready:
-            break
-        seen += follower.stdout.readline()
+    seen = follow_until("job 2: job succeeded", seen)
     # SIGKILL: the test runner may have SIGTERM blocked, and its children inherit the mask.
     follower.kill()
     follower.wait(timeout=10)
