@@ -118,14 +118,19 @@ struct SystemdIntegrationTests {
         #expect(IPCObjects.named(withPrefix: prefix).isEmpty)
     }
 
-    @Test func journalRecordsCarryThePooldFieldsAndPoolctlLogsReadsThem() throws {
+    /// Runs a script of Scripts/ in a private mount namespace, with a journald of its own, and
+    /// returns the result.json it wrote.
+    private func journalScript(_ name: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> JSONValue {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Scripts/journal-roundtrip.py").path
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Scripts/" + name).path
         let run = try runProgram("/usr/bin/unshare", ["--mount", "--propagation", "private", "python3", script, Binaries.directory, directory.path])
-        #expect(run.status == 0, "\(run.stderr)")
-        let data = try Data(contentsOf: URL(fileURLWithPath: directory.path + "/result.json"))
-        let result = try JSONDecoder().decode(JSONValue.self, from: data)
+        #expect(run.status == 0, "\(run.stderr)", sourceLocation: sourceLocation)
+        return try JSONDecoder().decode(JSONValue.self, from: Data(contentsOf: URL(fileURLWithPath: directory.path + "/result.json")))
+    }
+
+    @Test func journalRecordsCarryThePooldFieldsAndPoolctlLogsReadsThem() throws {
+        let result = try journalScript("journal-roundtrip.py")
         #expect(result["daemonExit"]?.intValue == 0)
         guard case .array(let records)? = result["journalctl"], case .array(let logs)? = result["poolctlLogs"] else {
             Issue.record("no records: \(result)")
@@ -153,12 +158,7 @@ struct SystemdIntegrationTests {
     }
 
     @Test func poolctlLogsShowsOnlyTheDaemonBehindItsSocket() throws {
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Scripts/journal-two-daemons.py").path
-        let run = try runProgram("/usr/bin/unshare", ["--mount", "--propagation", "private", "python3", script, Binaries.directory, directory.path])
-        #expect(run.status == 0, "\(run.stderr)")
-        let result = try JSONDecoder().decode(JSONValue.self, from: Data(contentsOf: URL(fileURLWithPath: directory.path + "/result.json")))
+        let result = try journalScript("journal-two-daemons.py")
         guard case .array(let instances)? = result["instances"], instances.count == 2,
               let first = instances[0].stringValue, let second = instances[1].stringValue else {
             Issue.record("no instances: \(result)")
