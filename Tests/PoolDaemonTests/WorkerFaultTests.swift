@@ -131,6 +131,36 @@ struct WorkerFaultTests {
         try daemon.stop()
     }
 
+    /// The stores of the locked counter's critical section (`FaultInjection.LockStep`), in order.
+    static let lockSteps = ["locked", "intent-before", "intent-done", "intent-marked", "counter", "count", "intent-cleared"]
+
+    @Test(arguments: lockSteps)
+    func theLockHolderKilledAfterAnyStoreOfTheCriticalSectionLeavesAnExactCount(step: String) throws {
+        // Participant 0 dies at its first update, right after `step`: the intent record then holds
+        // either nothing of this update or all of it, never the other worker's (or the initial)
+        // values, which would set participant 0's count from them.
+        let daemon = try DaemonHarness.start(workers: 2, arguments: ["--fault", "die-holding-lock=0@\(step)"])
+        defer { try? daemon.stop() }
+        let iterations = 200_000
+        let id = try submit(daemon, "counter", ["mode": .string("locked"), "iterations": .number(Double(iterations)),
+                                                "split": .bool(false)])
+        let job = try daemon.waitForJob(id)
+        #expect(job.state == .succeeded, "\(job.error ?? "")")
+        let result = try #require(try job.result?.decode(CounterResult.self))
+        #expect(result.actual == result.start + 2 * iterations && result.expected == result.actual && result.lost == 0, "\(result)")
+        #expect(result.operations == 2 * iterations, "\(result)")
+        #expect(result.workers.map(\.operations) == [iterations, iterations], "\(result.workers)")
+        #expect(result.lockRecoveries == 1, "the next locker found the mutex's owner dead: \(result)")
+        #expect(deadWorkers(job).count == 1 && deadWorkers(job).first?["replaced"] == .bool(true))
+        try daemon.stop()
+    }
+
+    @Test func anUnknownLockStepIsRefusedWithTheStepsThereAre() throws {
+        let run = try runProgram(Binaries.poold, ["--fault", "die-holding-lock=3@nowhere"])
+        #expect(run.status != 0)
+        #expect(run.stderr.contains("die-holding-lock=N@locked|intent-before"), "\(run.stderr)")
+    }
+
     @Test func aCrashLoopBacksOffExponentiallyAndFailsTheSlotWhileOthersWork() throws {
         let daemon = try DaemonHarness.start(workers: 2, arguments: ["--fault", "crash-at-start=1"], followNotifications: true)
         defer { try? daemon.stop() }
