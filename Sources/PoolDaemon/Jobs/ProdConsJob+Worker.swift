@@ -202,7 +202,10 @@ extension ProdConsJob: JobParticipantWork {
         /// never arrived; this producer sends its own of those again and marks the rest arrived.
         /// Every producer decides from the same quiet state, so they agree.
         private func settleParkedMessages() -> WorkerEvent.Outcome {
-            var stable: (since: Int64, snapshot: SettlementSnapshot)?
+            // A quiet snapshot, the consumers' receive counts read after it, and whether each has
+            // moved on since: a message a consumer had taken from the kernel but not yet copied to
+            // its ledger when the snapshot was read is in a ledger (or committed) by then.
+            var candidate: (snapshot: SettlementSnapshot, receives: [Int64], passed: Bool)?
             while true {
                 if context.segment.isCancelled { return .cancelled }
                 context.record.beat()
@@ -219,9 +222,8 @@ extension ProdConsJob: JobParticipantWork {
                     return .completed
                 }
                 if snapshot.isQuiet {
-                    // Seen the same twice, 20 ms apart: a consumer between the kernel's dequeue and
-                    // its copy into the ledger would show as a changed total.
-                    if let stable, stable.snapshot == snapshot, MonotonicClock.nanoseconds - stable.since >= 20_000_000 {
+                    // The same quiet state before and after every consumer returned from the queue.
+                    if let confirmed = candidate, confirmed.passed, confirmed.snapshot == snapshot {
                         guard let lost = snapshot.lostMessages() else {
                             return context.fail("cannot settle the messages dead producers left uncertain: consumers committed \(snapshot.committedCount) of \(items) items, and no choice of the \(snapshot.uncertainCount) uncertain messages accounts for the rest")
                         }
@@ -234,9 +236,14 @@ extension ProdConsJob: JobParticipantWork {
                         }
                         return .completed
                     }
-                    if stable?.snapshot != snapshot { stable = (MonotonicClock.nanoseconds, snapshot) }
+                    if let waiting = candidate, waiting.snapshot == snapshot {
+                        let receives = consumerReceives()
+                        candidate?.passed = zip(receives, waiting.receives).allSatisfy { $0 > $1 }
+                    } else {
+                        candidate = (snapshot, consumerReceives(), false)
+                    }
                 } else {
-                    stable = nil
+                    candidate = nil
                 }
                 _ = context.segment.pause(nanoseconds: 5_000_000, beating: context.record)
             }
@@ -273,6 +280,12 @@ extension ProdConsJob: JobParticipantWork {
             context.mine.done.store(account(of: context.participant).settled, ordering: .relaxed)
             context.logger.notice("a message a dead producer left uncertain was lost with it; sent its \(entry.items) items again")
             return nil
+        }
+
+        private func consumerReceives() -> [Int64] {
+            (producers..<(producers + consumers)).map {
+                ProdConsJob.atomic(area + Area.stats + $0 * Area.statsSize + Stats.receives).load(ordering: .acquiring)
+            }
         }
 
         /// What settling looks at: the queue, the consumers' commits, every producer's records.
@@ -413,7 +426,11 @@ extension ProdConsJob: JobParticipantWork {
         enum ReceiveResult { case received, finished, cancelled, failed(IPCError) }
 
         private func receive(_ buffer: UnsafeMutableRawBufferPointer, empty: inout Int64) -> ReceiveResult {
-            switch Result(catching: { () throws(IPCError) in try polling.receive(into: buffer) }) {
+            // Counted after each return, when a message taken is in the ledger (see `settleParkedMessages`).
+            let receives = stat(Stats.receives)
+            let polled = Result(catching: { () throws(IPCError) in try polling.receive(into: buffer) })
+            receives.wrappingIncrement(ordering: .releasing)
+            switch polled {
             case .success(.some): return .received
             case .success(nil): empty += 1
             case .failure(let error): return .failed(error)
@@ -422,7 +439,9 @@ extension ProdConsJob: JobParticipantWork {
                 if context.segment.isCancelled { return .cancelled }
                 if committedTotal() >= Int64(items) { return .finished }
                 context.record.beat()
-                switch blocking.receive(into: buffer, deadlineRealtimeNanos: MonotonicClock.realtimeNanoseconds + ProdConsJob.waitSlice) {
+                let result = blocking.receive(into: buffer, deadlineRealtimeNanos: MonotonicClock.realtimeNanoseconds + ProdConsJob.waitSlice)
+                receives.wrappingIncrement(ordering: .releasing)
+                switch result {
                 case .success(true): return .received
                 case .success(false): continue
                 case .failure(let error): return .failed(error)

@@ -67,6 +67,9 @@ struct ProdConsJob: JobPlan {
         /// Items a consumer's replacement took from the ledger (redelivered) or a producer's
         /// replacement sent again because the original was lost with its worker.
         static let recovered = 40
+        /// A consumer's count of returns from the queue (with a message or not): settling waits
+        /// for every consumer's next one, so that no message is between the kernel and a ledger.
+        static let receives = 48
     }
 
     /// How many uncertain messages (a producer died between a send and recording it) one producer
