@@ -7,7 +7,8 @@ import Glibc
 
 /// `make chaos`: randomized trials that SIGKILL one or two busy workers at random moments of a
 /// prodcons job (2 producers, 2 consumers) or a locked counter (4 workers), the same participant
-/// twice included (the replacement is killed too). Each trial runs on a daemon of its own (so that
+/// twice included (the replacement is killed too), and a first death at a fault point (inside a
+/// window a SIGKILL from outside rarely hits) followed by a SIGKILL. Each trial runs on a daemon of its own (so that
 /// no slot reaches its crash limit) and must end exact, or failed with a reason the README gives
 /// for an account that cannot be exact; a trial that does neither is wrong, one that does not end
 /// within the harness's bound (120 s) is hung. `CHAOS_TRIALS` (16 here, 200 in `make chaos`),
@@ -23,6 +24,9 @@ struct ChaosTests {
         case one = "one worker"
         case two = "two workers"
         case sameTwice = "same participant twice"
+        /// The first death at a fault point, inside a window (between a send and its record,
+        /// inside the lock after a random store), then a SIGKILL of its replacement or another.
+        case faultThenKill = "fault point, then kill"
     }
 
     enum Outcome {
@@ -96,14 +100,33 @@ struct ChaosTests {
     /// One trial: a daemon, a job, the kills, the verdict. Returns whether a kill came too late
     /// (the job had ended: the trial then says how the job ended without it).
     private func run(kind: Kind, pattern: KillPattern, random: inout SplitMix) throws -> (Outcome, Bool) {
-        let daemon = try DaemonHarness.start(workers: 4)
-        defer { try? daemon.stop() }
         let items = 900_000, iterations = 2_000_000
+        let batch = Int.random(in: 1...3, using: &random)
+        // The fault hits participant 0 (the first producer or the lock's first contender) or, for
+        // die-consuming, participant 2 (the first consumer).
+        var fault: [String] = []
+        var faulty = 0
+        if pattern == .faultThenKill {
+            switch kind {
+            case .prodcons:
+                let messages = Int.random(in: 1...(items / 2 / batch / 2), using: &random)
+                if Bool.random(using: &random) {
+                    fault = ["--fault", "die-producing=\(messages)"]
+                } else {
+                    fault = ["--fault", "die-consuming=\(messages)"]
+                    faulty = 2
+                }
+            case .counter:
+                let steps = ["locked", "intent-before", "intent-done", "intent-marked", "counter", "count", "intent-cleared"]
+                fault = ["--fault", "die-holding-lock=\(Int.random(in: 0..<(iterations / 2), using: &random))@\(steps.randomElement(using: &random)!)"]
+            }
+        }
+        let daemon = try DaemonHarness.start(workers: 4, arguments: fault)
+        defer { try? daemon.stop() }
         let parameters: [String: JSONValue]
         switch kind {
         case .prodcons:
-            parameters = ["producers": .number(2), "consumers": .number(2), "items": .number(Double(items)),
-                          "batch": .number(Double(Int.random(in: 1...3, using: &random)))]
+            parameters = ["producers": .number(2), "consumers": .number(2), "items": .number(Double(items)), "batch": .number(Double(batch))]
         case .counter:
             parameters = ["mode": .string("locked"), "workers": .number(4), "iterations": .number(Double(iterations))]
         }
@@ -115,9 +138,16 @@ struct ChaosTests {
         var late = false
         func moment(after fraction: Double) -> Double { Double.random(in: fraction...min(fraction + 0.3, 0.7), using: &random) }
         let atFirst = Double.random(in: 0.02...0.6, using: &random)
-        late = try !daemon.killBusyParticipant(first, of: id, atProgress: Int(atFirst * Double(total)), jitter: &random) || late
+        if pattern == .faultThenKill {
+            // The fault's replacement as soon as it has taken over or later, or another worker.
+            let at = Bool.random(using: &random) ? 0 : Int(atFirst * Double(total))
+            let victim = Bool.random(using: &random) ? faulty : (faulty + Int.random(in: 1..<4, using: &random)) % 4
+            late = try !daemon.killBusyParticipant(victim, of: id, atProgress: at, jitter: &random, replacementOnly: victim == faulty)
+        } else {
+            late = try !daemon.killBusyParticipant(first, of: id, atProgress: Int(atFirst * Double(total)), jitter: &random)
+        }
         switch pattern {
-        case .one:
+        case .one, .faultThenKill:
             break
         case .two:
             let second = (first + Int.random(in: 1..<4, using: &random)) % 4
