@@ -247,7 +247,7 @@ extension CounterJob: JobParticipantWork {
     }
 
     private static func lockFailed(_ rc: Int32, _ context: ParticipantContext) -> WorkerEvent.Outcome {
-        context.fail("cannot take the job's mutex: pthread_mutex_lock: \(String(cString: strerror(rc)))", errno: rc)
+        context.fail("cannot take the job's mutex: \(String(cString: strerror(rc)))", errno: rc)
     }
 
     /// Decides whether the update of a worker that died inside the critical section landed (the
