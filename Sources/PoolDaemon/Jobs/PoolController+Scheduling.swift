@@ -26,7 +26,7 @@ extension PoolController {
     /// rather than being overtaken: FIFO keeps a large job from starving behind small ones.
     func dispatch() {
         guard lifecycle == .running else { return }
-        while let head = queue.first, let job = jobs[head] {
+        while let head = queue.first, let job = jobs[head], !job.awaitingRecord {
             let idle = slots.values.filter { $0.state == .ready && !$0.retiring }.map(\.index).sorted()
             guard idle.count >= job.plan.workers else { return }
             queue.removeFirst()
@@ -39,7 +39,7 @@ extension PoolController {
         do {
             segment = try job.plan.createSegment(name: configuration.names.job(job.id))
         } catch {
-            job.failure = "cannot create the job's shared memory: \(error)"
+            job.failure = "cannot create the job's \(error.operation.hasPrefix("mq_") ? "message queue" : "shared memory"): \(error)"
             finish(job)
             return
         }
@@ -154,6 +154,10 @@ extension PoolController {
             SharedSegment.unlink(name: segment.segment.name)
             job.segment = nil
         }
+        // A finished job holds nothing: the record kept in the history is plain values. (The
+        // monitor may hold the queue open or the segment mapped.)
+        job.monitor?.close()
+        job.monitor = nil
         if job.failure != nil {
             job.state = .failed
         } else if job.cancelReason != nil {

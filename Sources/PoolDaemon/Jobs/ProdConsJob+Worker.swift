@@ -26,7 +26,7 @@ extension ProdConsJob: JobParticipantWork {
             blocking.close()
             polling.close()
         }
-        guard context.segment.arriveAndWaitForAll(beating: context.record) else { return .cancelled }
+        guard context.segment.arriveAndWaitForAll(beating: context.record, participant: context.participant) else { return .cancelled }
         if !context.isReplacement { context.mine.startedNanos.store(MonotonicClock.nanoseconds, ordering: .relaxed) }
         defer { context.mine.finishedNanos.store(MonotonicClock.nanoseconds, ordering: .relaxed) }
         let worker = Participant(context: context, producers: producers, blocking: blocking, polling: polling)

@@ -263,10 +263,15 @@ struct ProdConsJob: JobPlan {
     /// segment says what the dead one had in flight, so every item is still consumed exactly once.
     var resumesAfterWorkerDeath: Bool { true }
 
-    func createSegment(name: String) throws(IPCError) -> JobSegment {
+    var kindAreaSize: Int {
         let traceSize = trace ? 2 * items * Area.traceEntrySize : 0
-        let size = Area.traceEntries(workers, consumers: consumers, messageSize: messageSize) + traceSize
-        let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers, kindAreaSize: size)
+        return Area.traceEntries(workers, consumers: consumers, messageSize: messageSize) + traceSize
+    }
+
+    var messageQueue: (depth: Int, messageSize: Int)? { (capacity, messageSize) }
+
+    func createSegment(name: String) throws(IPCError) -> JobSegment {
+        let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers, kindAreaSize: kindAreaSize)
         let area = segment.kindArea
         for (offset, value) in [(Area.items, items), (Area.capacity, capacity), (Area.payloadBytes, payloadBytes),
                                 (Area.batch, batch), (Area.producers, producers), (Area.trace, trace ? 1 : 0)] {
@@ -305,7 +310,8 @@ struct ProdConsJob: JobPlan {
     /// Samples the queue's length while the job runs, keeping at most `limit` samples: when full,
     /// neighbours are averaged and the interval doubles, so a long run keeps its whole shape.
     final class OccupancySampler: JobMonitor {
-        let queue: MessageQueue
+        /// Open until the job finishes: an unlinked queue still open counts against queues_max.
+        private var queue: MessageQueue?
         private(set) var samples: [Double] = []
         private(set) var interval: Int64 = 10_000_000
         let limit = 512
@@ -316,10 +322,16 @@ struct ProdConsJob: JobPlan {
         }
 
         deinit {
-            queue.close()
+            close()
+        }
+
+        func close() {
+            queue?.close()
+            queue = nil
         }
 
         func tick() -> Duration? {
+            guard let queue else { return nil }
             samples.append(Double(queue.currentDepth))
             if samples.count >= limit {
                 samples = stride(from: 0, to: samples.count - 1, by: 2).map { (samples[$0] + samples[$0 + 1]) / 2 }
@@ -409,6 +421,8 @@ struct ProdConsJob: JobPlan {
             "latencyMicros": .object([
                 "p50": .number(Double(latency.values[0]) / 1000), "p90": .number(Double(latency.values[1]) / 1000),
                 "p99": .number(Double(latency.values[2]) / 1000), "max": .number(Double(latency.max) / 1000),
+                // The percentiles are bucket bounds, the max exact.
+                "percentileResolution": .number(LatencyHistogram.resolution),
             ]),
             "producers": .array(producerEntries), "consumers": .array(consumerEntries),
         ]

@@ -11,7 +11,8 @@ extension PoolController {
     /// Starts a worker in `slot`: a fresh command queue, a cleared scoreboard record, posix_spawn of
     /// our own binary, and a pidfd for the watcher.
     func spawn(slot index: Int) {
-        guard var slot = slots[index] else { return }
+        // Once stopped, the IPC objects are gone and must stay so: nothing may create one again.
+        guard lifecycle != .stopped, var slot = slots[index] else { return }
         slot.timer?.cancel()
         let name = configuration.names.commands(slot: index)
         slot.commands?.close()
@@ -20,13 +21,13 @@ extension PoolController {
         do {
             // Non-blocking on our side: the loop must never wait on a worker. Depth 2 suffices, one
             // job at a time plus an exit request.
-            let commands = try MessageQueue.create(name: name, depth: 2, messageSize: MemoryLayout<WorkerCommand>.size, nonBlocking: true)
+            let commands = try MessageQueue.create(name: name, depth: Self.commandQueueDepth, messageSize: MemoryLayout<WorkerCommand>.size, nonBlocking: true)
             slot.commands = commands
             let arguments = [
                 "poold", "worker", "--slot", "\(index)", "--prefix", configuration.names.prefix,
                 "--daemon-pid", "\(getpid())", "--log-level", configuration.logLevel.rawValue,
                 "--log-target", configuration.logTarget.rawValue,
-            ] + configuration.faults.workerArguments + (configuration.faults.crashAtStartSlot == index ? ["--crash-at-start"] : [])
+            ] + (configuration.instance.map { ["--instance", $0] } ?? []) + configuration.faults.workerArguments + (configuration.faults.crashAtStartSlot == index ? ["--crash-at-start"] : [])
             let process = try SpawnedProcess.spawn(path: "/proc/self/exe", arguments: arguments, environment: configuration.workerEnvironment)
             slot.process = process
             slot.state = .starting
@@ -179,7 +180,7 @@ extension PoolController {
         let delay = Int64(Double(ceiling) * Double.random(in: 0.5...1.0, using: &random))
         slot.state = .backoff
         slot.timer = eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(delay)) { [self] in
-            guard var current = slots[index], current.state == .backoff else { return }
+            guard var current = slots[index], current.state == .backoff, lifecycle != .stopped else { return }
             guard lifecycle != .draining || current.takeover != nil else { return stopBackedOffSlot(index) }
             current.restarts += 1
             slots[index] = current
@@ -215,7 +216,7 @@ extension PoolController {
         slot.commands?.close()
         slot.commands = nil
         MessageQueue.unlink(name: configuration.names.commands(slot: index))
-        if lifecycle == .draining {
+        if lifecycle == .draining || lifecycle == .stopped {
             slots[index] = slot
             finishShutdownIfIdle()
         } else if slot.retiring {

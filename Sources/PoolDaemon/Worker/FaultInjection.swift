@@ -3,7 +3,7 @@ import Glibc
 #endif
 
 /// Testing only: deterministic deaths at the worst moments, so that the recovery paths are tested
-/// on purpose rather than by luck. Given to `poold serve --fault KIND=N` (hidden from help) and
+/// on purpose rather than by luck. Given to `poold --fault KIND=N` (hidden from help) and
 /// passed on to the workers; every fault fires in a job's first worker only (attempt 0), never in
 /// its replacement, so recovery can be watched to completion. Never set in production.
 public struct FaultInjection: Sendable, Equatable {
