@@ -96,7 +96,7 @@ final class PoolController {
         switch message.kind {
         case .ready?: workerSaidReady(slot: Int(message.slot), pid: message.pid)
         case .jobEnded?: participantEnded(slot: Int(message.slot), pid: message.pid, jobID: Int(message.jobID),
-                                          outcome: message.outcome, errorCode: message.errorCode)
+                                          outcome: message.outcome, errorCode: message.errorCode, reason: message.reason)
         case nil: logger.warning("unknown event \(message.kindRaw) from slot \(message.slot); ignored")
         }
     }

@@ -162,7 +162,11 @@ extension AppendJob: JobParticipantWork {
         guard segment.arriveAndWaitForAll(beating: context.record, participant: context.participant) else { return .cancelled }
         for done in 1...max(count, 1) where count > 0 {
             if shared {
-                guard (try? mutex.lock()) != nil else { return .failed }
+                do {
+                    _ = try mutex.lock()
+                } catch {
+                    return context.fail("cannot take the job's mutex: \(error)", errno: error.errno)
+                }
                 let length = Int(area.load(fromByteOffset: Area.length, as: Int64.self))
                 if length < capacity {
                     text.storeBytes(of: character, toByteOffset: length, as: UInt8.self)

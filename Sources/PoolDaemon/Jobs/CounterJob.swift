@@ -26,7 +26,9 @@ struct CounterJob: JobPlan {
         // The locked mode's intent record, beside the counter and written under the mutex: which
         // participant is updating, the counter before and its `done` after. A worker killed inside
         // the critical section leaves it set, and the next locker (EOWNERDEAD) settles whether the
-        // update landed, so the dead worker's count, and its replacement's start, are exact.
+        // update landed, so the dead worker's count, and its replacement's start, are exact. The
+        // values are stored before the marker (`pendingParticipant`), so that a marker that is set
+        // always comes with its own values, never with the previous holder's.
         static let pendingParticipant = 72   // Int64: participant + 1, 0 when none
         static let pendingBefore = 80        // Int64
         static let pendingDone = 88          // Int64
@@ -197,7 +199,8 @@ extension CounterJob: JobParticipantWork {
             // Resume where the dead worker stopped. Under the lock, so that its update in flight is
             // settled first (this may be the EOWNERDEAD locker).
             if modeCode == 1 {
-                guard lock(mutex, segment: segment, record: record) else { return .failed }
+                let rc = lock(mutex, segment: segment, record: record)
+                guard rc == 0 else { return lockFailed(rc, context) }
                 done = Int(record.done.load(ordering: .relaxed))
                 pthread_mutex_unlock(mutex.raw)
             } else {
@@ -214,7 +217,8 @@ extension CounterJob: JobParticipantWork {
         let pendingBefore = atomic(area + Area.pendingBefore)
         let pendingDone = atomic(area + Area.pendingDone)
         let me = Int64(participant + 1)
-        let dieAt = participant == 0 ? context.faults.dieHoldingLockAfter ?? -1 : -1
+        let fault = LockFault(update: participant == 0 ? context.faults.dieHoldingLockAfter ?? -1 : -1,
+                              step: context.faults.dieHoldingLockAt)
         while done < operations {
             let count = min(chunk, operations - done)
             switch modeCode {
@@ -229,18 +233,27 @@ extension CounterJob: JobParticipantWork {
                 done += count
             case 1:
                 for _ in 0..<count {
-                    guard lock(mutex, segment: segment, record: record) else { return .failed }
-                    // Intent first, then the update, then the count, then clear the intent: the
-                    // releasing stores keep that order visible to whoever settles a death.
+                    let rc = lock(mutex, segment: segment, record: record)
+                    guard rc == 0 else { return lockFailed(rc, context) }
+                    let dying = done == fault.update
+                    fault.reached(.locked, dying)
+                    // The intent's values, then its marker, then the update, then the count, then
+                    // clear the marker: the releasing stores keep that order for whoever settles a
+                    // death (a marker is never seen with another update's values).
                     let before = counter.load(ordering: .relaxed)
-                    pendingParticipant.store(me, ordering: .relaxed)
                     pendingBefore.store(before, ordering: .relaxed)
+                    fault.reached(.intentBefore, dying)
                     pendingDone.store(Int64(done + 1), ordering: .relaxed)
+                    fault.reached(.intentDone, dying)
+                    pendingParticipant.store(me, ordering: .releasing)
+                    fault.reached(.intentMarked, dying)
                     counter.store(before &+ delta, ordering: .releasing)
-                    if done == dieAt { FaultInjection.die() }
+                    fault.reached(.counter, dying)
                     done += 1
                     record.done.store(Int64(done), ordering: .releasing)
+                    fault.reached(.count, dying)
                     pendingParticipant.store(0, ordering: .releasing)
+                    fault.reached(.intentCleared, dying)
                     pthread_mutex_unlock(mutex.raw)
                 }
             default:
@@ -253,6 +266,18 @@ extension CounterJob: JobParticipantWork {
             if segment.isCancelled { return .cancelled }
         }
         return .completed
+    }
+
+    /// Testing only: participant 0 dies inside the critical section of update `update`, right
+    /// after the store `step` names (`--fault die-holding-lock=N@STEP`).
+    struct LockFault {
+        let update: Int
+        let step: FaultInjection.LockStep
+
+        @inline(__always)
+        func reached(_ point: FaultInjection.LockStep, _ dying: Bool) {
+            if dying && point == step { FaultInjection.die() }
+        }
     }
 
     /// Unsafe mode: waits (spinning, a few milliseconds at most) while another unfinished
@@ -275,16 +300,23 @@ extension CounterJob: JobParticipantWork {
     }
 
     /// Takes the job's mutex. After EOWNERDEAD (the holder died inside the critical section) the
-    /// intent record is settled and the mutex made consistent; the recovery is counted.
-    private static func lock(_ mutex: RobustMutex, segment: JobSegment, record: JobSegment.Participant) -> Bool {
+    /// intent record is settled and the mutex made consistent; the recovery is counted. Returns
+    /// 0, or the error number of the failed call.
+    private static func lock(_ mutex: RobustMutex, segment: JobSegment, record: JobSegment.Participant) -> Int32 {
         let rc = pthread_mutex_lock(mutex.raw)
         if rc == EOWNERDEAD {
             settleIntent(segment: segment)
-            _ = pool_mutex_consistent(mutex.raw)
+            let consistent = pool_mutex_consistent(mutex.raw)
             record.extra.wrappingIncrement(ordering: .relaxed)
-            return true
+            // Not left held: the others then fail with ENOTRECOVERABLE instead of waiting forever.
+            if consistent != 0 { pthread_mutex_unlock(mutex.raw) }
+            return consistent
         }
-        return rc == 0
+        return rc
+    }
+
+    private static func lockFailed(_ rc: Int32, _ context: ParticipantContext) -> WorkerEvent.Outcome {
+        context.fail("cannot take the job's mutex: \(String(cString: strerror(rc)))", errno: rc)
     }
 
     /// Decides whether the update of a worker that died inside the critical section landed (the

@@ -156,4 +156,21 @@ struct ParticipantContext {
     var mine: JobSegment.Participant { segment.participant(participant) }
     /// This worker took over from one that died.
     var isReplacement: Bool { attempt > 0 }
+    /// Why the part failed, for the daemon to put in the job's `error`.
+    let failure = FailureNote()
+
+    /// Logs why the part failed and keeps the reason for the daemon: every `.failed` goes through
+    /// here, so that the job says what happened rather than "an error".
+    func fail(_ reason: String, errno: Int32 = 0) -> WorkerEvent.Outcome {
+        logger.error("\(reason)")
+        failure.reason = failure.reason ?? reason
+        failure.errno = failure.errno == 0 ? errno : failure.errno
+        return .failed
+    }
+}
+
+/// A participant's failure reason, set once where the failure is found.
+final class FailureNote {
+    var reason: String?
+    var errno: Int32 = 0
 }

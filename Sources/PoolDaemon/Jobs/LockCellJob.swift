@@ -161,7 +161,7 @@ extension LockCellJob: JobParticipantWork {
             if try mutex.lock() == .recoveredFromDeadOwner { context.mine.extra.wrappingIncrement(ordering: .relaxed) }
             return true
         } catch {
-            context.logger.error("cannot take the job's lock: \(error)")
+            _ = context.fail("cannot take the job's lock: \(error)", errno: error.errno)
             return false
         }
     }

@@ -82,7 +82,7 @@ extension PoolController {
     }
 
     /// A worker reports that its part of a job ended.
-    func participantEnded(slot index: Int, pid: Int32, jobID: Int, outcome: WorkerEvent.Outcome, errorCode: Int32) {
+    func participantEnded(slot index: Int, pid: Int32, jobID: Int, outcome: WorkerEvent.Outcome, errorCode: Int32, reason: String) {
         guard var slot = slots[index], slot.process?.pid == pid, slot.job == jobID else { return }
         slot.job = nil
         if slot.state == .busy { slot.state = .ready }
@@ -90,8 +90,9 @@ extension PoolController {
         if let job = jobs[jobID], let participant = job.slots.firstIndex(of: index) {
             job.ended.insert(participant)
             if outcome == .failed {
-                let reason = errorCode != 0 ? String(cString: strerror(errorCode)) : "an error"
-                job.failure = job.failure ?? "the worker in slot \(index) failed: \(reason)"
+                // The reason names the errno already when there was one.
+                let reason = !reason.isEmpty ? reason : errorCode != 0 ? String(cString: strerror(errorCode)) : "it gave no reason"
+                job.failure = job.failure ?? "participant \(participant) (slot \(index), pid \(pid)) failed: \(reason)"
                 job.segment?.cancel()
             }
             if job.ended.count == job.slots.count { finish(job) }
