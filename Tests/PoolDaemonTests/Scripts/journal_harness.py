@@ -18,6 +18,7 @@ class PrivateJournal:
             os.makedirs(path, exist_ok=True)
             subprocess.run(["mount", "-t", "tmpfs", "tmpfs", path], check=True)
         self.work = tempfile.mkdtemp(prefix="poold-journal-")
+        self.daemons = []
         self.journald = self.start_and_wait_ready(["/lib/systemd/systemd-journald"], "journald")
 
     def start_and_wait_ready(self, argv, name, **kwargs):
@@ -43,6 +44,7 @@ class PrivateJournal:
             [os.path.join(bin_dir, "poold"), "--socket", sock, "--workers", str(workers),
              "--ipc-prefix", "/poold-journaltest-%d-%s" % (os.getpid(), name), "--state-dir", os.path.join(self.work, name + ".state")],
             name, stderr=subprocess.DEVNULL)
+        self.daemons.append(process)
         return process, sock
 
     @staticmethod
@@ -51,6 +53,14 @@ class PrivateJournal:
         subprocess.run(["journalctl", "--sync"], check=False)
 
     def close(self):
+        # A script that failed half-way leaves no daemon behind: SIGTERM makes each clean up.
+        for daemon in self.daemons:
+            if daemon.poll() is None:
+                daemon.terminate()
+                try:
+                    daemon.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    daemon.kill()
         self.journald.terminate()
         self.journald.wait(timeout=30)
         shutil.rmtree(self.work, ignore_errors=True)
