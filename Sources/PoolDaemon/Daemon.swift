@@ -13,7 +13,7 @@ import Glibc
 /// order when asked to stop.
 public enum Daemon {
     /// Runs until shutdown; returns the process exit status. `signalDescriptor` is a signalfd for
-    /// SIGTERM, SIGINT and SIGHUP, made in `main` before any thread existed.
+    /// SIGTERM, SIGINT, SIGHUP and SIGCHLD, made in `main` before any thread existed.
     public static func run(configuration: DaemonConfiguration, signalDescriptor: Int32, environment: [String: String],
                            logger: Logger) -> Int32 {
         // With socket activation systemd owns the socket and its path; otherwise the daemon claims

@@ -23,6 +23,8 @@ final class PoolController {
     var slots: [Int: Slot] = [:]
     var targetSize: Int
     var random = SystemRandomNumberGenerator()
+    /// Workers that died while traced, which their tracer has not let go of yet.
+    var unreapedProcesses: [SpawnedProcess] = []
 
     // Scheduling.
     var jobs: [Int: Job] = [:]
@@ -100,6 +102,8 @@ final class PoolController {
             beginShutdown(reason: number == SIGTERM ? "SIGTERM" : "SIGINT")
         case SIGHUP:
             reload()
+        case SIGCHLD:
+            reapReleasedProcesses()
         default:
             logger.info("signal \(number) ignored")
         }
