@@ -47,12 +47,6 @@ public enum Daemon {
         }
         defer { history?.store.close() }
 
-        let descriptors = ControlServer.raiseDescriptorLimit()
-        logger.debug("control socket limits", metadata: [
-            "maxConnections": "\(configuration.control.maxConnections)",
-            "maxConnectionsPerUID": "\(configuration.control.maxConnectionsPerUID)",
-            "controlGroup": "\(configuration.control.controlGroup)", "openFileLimit": "\(descriptors)"])
-
         let names = configuration.names
         // The scoreboard first: it claims the prefix (removing a dead instance that had it), and
         // its lock tells other instances this one lives. Then the leftovers of dead instances.
@@ -98,11 +92,25 @@ public enum Daemon {
                 bound.value.onStopped = { stopped.succeed() }
             }.wait()
             watcher.start()
+            // Now that the daemon's own descriptors are open: the connections get what is left.
+            var fitted = configuration.control
+            DescriptorBudget.fit(&fitted, workers: configuration.workers, logger: logger)
+            let control = fitted
+            logger.debug("control socket limits", metadata: [
+                "maxConnections": "\(control.maxConnections)", "maxConnectionsPerUID": "\(control.maxConnectionsPerUID)",
+                "controlGroup": "\(control.controlGroup)"])
             let server = try loop.submit {
-                NIOLoopBound(ControlServer(controller: bound.value, settings: configuration.control, logger: logger), eventLoop: loop)
+                NIOLoopBound(ControlServer(controller: bound.value, settings: control, logger: logger), eventLoop: loop)
             }.wait()
             let bootstrap = ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: 256)
+                .serverChannelInitializer { channel in
+                    // Out of descriptors (EMFILE, ENFILE) or memory, accept fails at once again and
+                    // again while clients wait: pause accepting instead of spinning.
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(AcceptBackoff.handler(logger: logger))
+                    }
+                }
                 .childChannelOption(.writeBufferWaterMark, value: .init(low: configuration.control.outputLowWaterMark,
                                                                         high: configuration.control.outputHighWaterMark))
                 .childChannelInitializer { channel in

@@ -23,6 +23,8 @@ final class PoolController {
     var slots: [Int: Slot] = [:]
     var targetSize: Int
     var random = SystemRandomNumberGenerator()
+    /// Descriptors kept for spawning workers and setting up jobs when clients have taken the rest.
+    let descriptorReserve = DescriptorReserve(capacity: 8)
     /// Workers that died while traced, which their tracer has not let go of yet.
     var unreapedProcesses: [SpawnedProcess] = []
 

@@ -37,7 +37,9 @@ extension PoolController {
     private func start(_ job: Job, on assigned: [Int]) {
         let segment: JobSegment
         do {
-            segment = try job.plan.createSegment(name: configuration.names.job(job.id))
+            segment = try descriptorReserve.whileReleased { () throws(IPCError) in
+                try job.plan.createSegment(name: configuration.names.job(job.id))
+            }
         } catch {
             job.failure = "cannot create the job's shared memory: \(error)"
             finish(job)

@@ -18,17 +18,19 @@ extension PoolController {
         slot.commands?.close()
         MessageQueue.unlink(name: name)
         scoreboard.reset(slot: index)
+        let arguments = [
+            "poold", "worker", "--slot", "\(index)", "--prefix", configuration.names.prefix,
+            "--daemon-pid", "\(getpid())", "--log-level", configuration.logLevel.rawValue,
+            "--log-target", configuration.logTarget.rawValue,
+        ] + configuration.faults.workerArguments + (configuration.faults.crashAtStartSlot == index ? ["--crash-at-start"] : [])
         do {
-            // Non-blocking on our side: the loop must never wait on a worker. Depth 2 suffices, one
-            // job at a time plus an exit request.
-            let commands = try MessageQueue.create(name: name, depth: 2, messageSize: MemoryLayout<WorkerCommand>.size, nonBlocking: true)
-            slot.commands = commands
-            let arguments = [
-                "poold", "worker", "--slot", "\(index)", "--prefix", configuration.names.prefix,
-                "--daemon-pid", "\(getpid())", "--log-level", configuration.logLevel.rawValue,
-                "--log-target", configuration.logTarget.rawValue,
-            ] + configuration.faults.workerArguments + (configuration.faults.crashAtStartSlot == index ? ["--crash-at-start"] : [])
-            let process = try SpawnedProcess.spawn(path: "/proc/self/exe", arguments: arguments, environment: configuration.workerEnvironment)
+            // The queue and the pidfd come out of the reserve: clients cannot have taken them.
+            let process = try descriptorReserve.whileReleased { () throws(IPCError) -> SpawnedProcess in
+                // Non-blocking on our side: the loop must never wait on a worker. Depth 2 suffices,
+                // one job at a time plus an exit request.
+                slot.commands = try MessageQueue.create(name: name, depth: 2, messageSize: MemoryLayout<WorkerCommand>.size, nonBlocking: true)
+                return try SpawnedProcess.spawn(path: "/proc/self/exe", arguments: arguments, environment: configuration.workerEnvironment)
+            }
             slot.process = process
             slot.state = .starting
             slot.timer = eventLoop.assumeIsolated().scheduleTask(in: timeAmount(configuration.startTimeout)) { [self] in
@@ -114,7 +116,7 @@ extension PoolController {
         guard let index = slots.values.first(where: { $0.process?.pidfd == pidfd })?.index,
               var slot = slots[index], let process = slot.process else { return }
         let exit = process.reap()
-        if exit == nil { heldByTracer(process) }
+        if exit == nil { heldByTracer(process) } else { descriptorReserve.refill() }  // its pidfd is closed
         slot.timer?.cancel()
         slot.timer = nil
         slot.process = nil
@@ -250,6 +252,7 @@ extension PoolController {
         guard var slot = slots[index] else { return }
         slot.commands?.close()
         slot.commands = nil
+        descriptorReserve.refill()
         MessageQueue.unlink(name: configuration.names.commands(slot: index))
         if lifecycle == .draining {
             slots[index] = slot

@@ -1,0 +1,77 @@
+import Foundation
+import PoolProtocol
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A daemon started with few descriptors (`ulimit -n 64`): it fits its connection limit to them,
+/// answers or closes every client, never spins on EMFILE, and still respawns its workers.
+@Suite(.serialized, .timeLimit(.minutes(3)))
+struct DescriptorLimitTests {
+    @Test func withSixtyFourDescriptorsAHundredClientsAreAnsweredOrClosedAndAKilledWorkerIsRespawned() throws {
+        let daemon = try DaemonHarness.start(workers: 2, descriptorLimit: 64)
+        defer { try? daemon.stop() }
+        #expect(daemon.log.contains("lowering --max-connections"), "\(daemon.log.suffix(3000))")
+        let victim = try #require(try daemon.status().workers.first { $0.slot == 0 })
+        let cpuBefore = processCPUSeconds(daemon.pid)
+
+        // A follower first: it sees the pool change while the clients hold every connection.
+        let follower = try RawConnection(socketPath: daemon.socketPath)
+        try follower.send(Array(#"{"method":"io.poold.Pool.Status","more":true}"#.utf8) + [0])
+        _ = try follower.reply()
+
+        let clients = try (0..<100).map { _ in try RawConnection(socketPath: daemon.socketPath) }
+        for client in clients { try client.send(RawConnection.call("io.poold.Pool.Status")) }
+        var outcomes: [Int: RawConnection.Event] = [:]
+        let deadline = Date().addingTimeInterval(60)
+        while outcomes.count < clients.count, deadline.timeIntervalSinceNow > 0 {
+            var waiting = clients.indices.filter { outcomes[$0] == nil }.map { pollfd(fd: clients[$0].descriptor, events: Int16(POLLIN), revents: 0) }
+            let ready = poll(&waiting, nfds_t(waiting.count), 1000)
+            guard ready > 0 else { continue }
+            for entry in waiting where entry.revents != 0 {
+                let index = clients.firstIndex { $0.descriptor == entry.fd }!
+                outcomes[index] = try clients[index].next(timeoutSeconds: 10)
+            }
+        }
+        #expect(outcomes.count == clients.count, "\(clients.count - outcomes.count) clients got neither an answer nor a close")
+        var answered = 0, refused = 0, closed = 0
+        for outcome in outcomes.values {
+            switch outcome {
+            case .message(let bytes):
+                let reply = try JSONDecoder().decode(VarlinkReply<JSONValue>.self, from: Data(bytes))
+                if reply.error == nil { answered += 1 } else {
+                    #expect(reply.error == "io.poold.Pool.TooManyConnections", "\(reply)")
+                    refused += 1
+                }
+            case .closed: closed += 1
+            case .nothing: Issue.record("a client was left waiting")
+            }
+        }
+        #expect(answered >= 1 && refused >= 1, "answered \(answered), refused \(refused), closed \(closed)")
+        let cpu = processCPUSeconds(daemon.pid) - cpuBefore
+        print("descriptor limit 64: \(answered) answered, \(refused) refused, \(closed) closed; daemon CPU \(String(format: "%.2f", cpu)) s")
+        #expect(cpu < 3, "the daemon used \(cpu) s of CPU serving 100 clients: a busy loop")
+
+        // With every connection it allows taken, a killed worker is still replaced.
+        #expect(kill(Int32(victim.pid), SIGKILL) == 0)
+        var respawned = false
+        while !respawned {
+            let reply = try follower.reply()
+            let status = try #require(reply.parameters).decode(StatusReply.self)
+            respawned = status.workers.contains { $0.slot == 0 && $0.state == .ready && $0.pid != victim.pid && $0.pid != 0 }
+        }
+        withExtendedLifetime(clients) {}
+        try daemon.stop()
+    }
+}
+
+/// User plus system CPU time a process has used, in seconds (/proc/PID/stat utime and stime).
+func processCPUSeconds(_ pid: Int32) -> Double {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let end = stat.lastIndex(of: ")") else { return 0 }
+    // Fields after the command: state is field 3, utime 14, stime 15.
+    let fields = stat[stat.index(after: end)...].split(separator: " ")
+    guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+}
