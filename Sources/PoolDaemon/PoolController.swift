@@ -28,6 +28,9 @@ final class PoolController {
     /// Workers that died while traced, which their tracer has not let go of yet.
     var unreapedProcesses: [SpawnedProcess] = []
 
+    /// A RestartWorkers in progress (PoolController+Restart).
+    var restart = RestartState()
+
     // Scheduling.
     var jobs: [Int: Job] = [:]
     var queue: [Int] = []

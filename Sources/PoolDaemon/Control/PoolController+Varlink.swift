@@ -73,6 +73,15 @@ extension PoolController {
             guard lifecycle == .running else { throw PoolError.shuttingDown("the daemon is \(lifecycle == .starting ? "starting" : "shutting down")") }
             resize(to: request.workers)
             responder.reply(ResizeReply(poolSize: targetSize, workers: statusReply().workers))
+        case PoolInterface.Method.restartWorkers.qualifiedName:
+            let request = try parameters(RestartWorkersRequest.self)
+            guard lifecycle == .running else { throw PoolError.shuttingDown("the daemon is \(lifecycle == .starting ? "starting" : "shutting down")") }
+            try restartWorkers(slots: request.slots) { result in
+                switch result {
+                case .success(let reply): responder.reply(reply)
+                case .failure(let error): responder.fail(error)
+                }
+            }
         case PoolInterface.Method.shutdown.qualifiedName:
             _ = try parameters(NoParameters.self)
             responder.reply(NoParameters())
@@ -92,6 +101,7 @@ extension PoolController {
         }
         let limits = JobLimits(poolSize: targetSize)
         let plan = try JobCatalog.plan(kind: request.kind, parameters: request.parameters, limits: limits)
+        if let refusal = poolTooSmall(forWorkers: plan.workers) { throw refusal }
         var timeout: Duration?
         if let text = request.timeout {
             guard let nanos = DurationText.nanoseconds(text), nanos > 0 else {

@@ -14,6 +14,7 @@ extension PoolController {
     func spawn(slot index: Int) {
         guard var slot = slots[index] else { return }
         slot.timer?.cancel()
+        slot.replaceAfterJob = false
         let name = configuration.names.commands(slot: index)
         slot.commands?.close()
         MessageQueue.unlink(name: name)
@@ -47,6 +48,7 @@ extension PoolController {
             crashed(slot: index)
         }
         noteChange()
+        advanceRestart()
     }
 
     func workerSaidReady(slot index: Int, pid: Int32) {
@@ -65,6 +67,7 @@ extension PoolController {
         }
         checkReady()
         noteChange()
+        advanceRestart()
     }
 
     /// Sends `READY=1` (via `onReady`) once no initial worker is still starting.
@@ -153,6 +156,7 @@ extension PoolController {
         checkReady()
         noteChange()
         dispatch()
+        advanceRestart()
     }
 
     /// A dead worker that its tracer has not collected yet: kept until the kernel lets it go.
@@ -260,6 +264,7 @@ extension PoolController {
         } else if slot.retiring {
             slots[index] = nil
             logger.info("slot removed", metadata: ["slot": "\(index)"])
+            advanceRestart()
         } else {
             slots[index] = slot
             spawn(slot: index)
