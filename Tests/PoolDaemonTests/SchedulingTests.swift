@@ -163,6 +163,28 @@ struct SchedulingTests {
         try daemon.stop()
     }
 
+    @Test func restartReplacesEveryWorkerOneAtATime() throws {
+        let daemon = try DaemonHarness.start(workers: 3)
+        defer { try? daemon.stop() }
+        let before = try daemon.status().workers
+        let restart = try daemon.poolctl("--json", "pool", "restart")
+        #expect(restart.status == 0, "\(restart.stderr)")
+        let reply = try restart.json(RestartWorkersReply.self)
+        #expect(reply.restarted == [0, 1, 2] && reply.afterJob.isEmpty)
+        for worker in reply.workers {
+            #expect(worker.state == .ready && !before.map(\.pid).contains(worker.pid), "\(worker)")
+        }
+        // Each slot's new worker was ready before the next slot's old worker was asked to exit.
+        let lines = daemon.log.split(separator: "\n")
+        for (slot, next) in [(0, 1), (1, 2)] {
+            let newPID = reply.workers[slot].pid, oldNextPID = before[next].pid
+            let ready = try #require(lines.firstIndex { $0.contains("worker ready") && $0.contains("pid=\(newPID) ") })
+            let exited = try #require(lines.firstIndex { $0.contains("worker exited") && $0.contains("pid=\(oldNextPID) ") })
+            #expect(ready < exited, "slot \(next) was replaced before slot \(slot)'s new worker was ready")
+        }
+        try daemon.stop()
+    }
+
     @Test func aQueuedJobSaysWhatItWaitsForLetsSmallerOnesByAndFailsWhenASlotFails() throws {
         let daemon = try DaemonHarness.start(workers: 2)
         defer { try? daemon.stop() }
