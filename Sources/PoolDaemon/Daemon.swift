@@ -108,7 +108,7 @@ public enum Daemon {
                     // Out of descriptors (EMFILE, ENFILE) or memory, accept fails at once again and
                     // again while clients wait: pause accepting instead of spinning.
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(AcceptBackoff.handler(logger: logger))
+                        try channel.pipeline.syncOperations.addHandler(AcceptBackoff(logger: logger))
                     }
                 }
                 .childChannelOption(.writeBufferWaterMark, value: .init(low: configuration.control.outputLowWaterMark,

@@ -64,6 +64,40 @@ struct DescriptorLimitTests {
         withExtendedLifetime(clients) {}
         try daemon.stop()
     }
+
+    @Test func outOfDescriptorsTheDaemonPausesAcceptingInsteadOfSpinning() throws {
+        let daemon = try DaemonHarness.start(workers: 2, descriptorLimit: 64)
+        defer { try? daemon.stop() }
+        // Twelve more workers take 24 of the descriptors the connections were given at start, so
+        // accept(2) runs out (EMFILE) while clients wait.
+        #expect(try daemon.poolctl("pool", "resize", "14").status == 0)
+        try daemon.waitForStatus { $0.workers.count == 14 && $0.workers.allSatisfy { $0.state == .ready } }
+        let clients = try (0..<20).map { _ in try RawConnection(socketPath: daemon.socketPath) }
+        for client in clients { try client.send(RawConnection.call("io.poold.Pool.Status")) }
+
+        // Not a synchronisation: a window in which to see what the daemon does with clients it
+        // cannot accept. Spinning, it would use all of it.
+        let cpuBefore = processCPUSeconds(daemon.pid)
+        usleep(1_000_000)
+        let cpu = processCPUSeconds(daemon.pid) - cpuBefore
+        print("out of descriptors: daemon CPU \(String(format: "%.2f", cpu)) s over a 1 s window")
+        #expect(cpu < 0.5, "the daemon used \(cpu) s of CPU in 1 s while out of descriptors: a busy loop")
+        #expect(daemon.log.contains("cannot accept control connections"), "\(daemon.log.suffix(2000))")
+
+        // The clients accepted so far were answered; the others wait in the backlog until
+        // descriptors are free again, and are answered then.
+        var answered: [Int] = []
+        for (index, client) in clients.enumerated() {
+            if case .message = try client.next(timeoutSeconds: 0.01) { answered.append(index) }
+        }
+        #expect(!answered.isEmpty && answered.count < clients.count, "\(answered.count) of \(clients.count) answered at first")
+        for index in answered { shutdown(clients[index].descriptor, Int32(SHUT_RDWR)) }
+        for (index, client) in clients.enumerated() where !answered.contains(index) {
+            let outcome = try client.next(timeoutSeconds: 30)
+            #expect(outcome != .nothing, "client \(index) was never accepted")
+        }
+        try daemon.stop()
+    }
 }
 
 /// User plus system CPU time a process has used, in seconds (/proc/PID/stat utime and stime).
