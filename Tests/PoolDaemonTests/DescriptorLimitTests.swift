@@ -81,7 +81,7 @@ struct DescriptorLimitTests {
         usleep(1_000_000)
         let cpu = processCPUSeconds(daemon.pid) - cpuBefore
         print("out of descriptors: daemon CPU \(String(format: "%.2f", cpu)) s over a 1 s window")
-        #expect(cpu < 0.5, "the daemon used \(cpu) s of CPU in 1 s while out of descriptors: a busy loop")
+        #expect(cpu < 0.2, "the daemon used \(cpu) s of CPU in 1 s while out of descriptors: a busy loop")
         #expect(daemon.log.contains("cannot accept control connections"), "\(daemon.log.suffix(2000))")
 
         // The clients accepted so far were answered; the others wait in the backlog until
