@@ -138,6 +138,8 @@ struct SchedulingTests {
         let daemon = try DaemonHarness.start(workers: 2)
         defer { try? daemon.stop() }
         try failSlot(1, of: daemon)
+        let shown = try daemon.poolctl("status")
+        #expect(shown.stdout.contains("bring them back with `poolctl pool restart 1`"), "\(shown.stdout)")
 
         let refused = try daemon.poolctl("run", "counter", "--detach", "--workers", "2")
         #expect(refused.status == 4, "\(refused.stdout)")
