@@ -33,7 +33,10 @@ extension PoolController {
         var passed: [Job] = []
         var firstClaim: Job?
         for id in queue {
-            guard let job = jobs[id] else { continue }
+            // Starting a job can reply to a client, whose next call may dispatch in turn: what
+            // that started is no longer queued or idle here.
+            guard let job = jobs[id], job.state == .queued else { continue }
+            idle.removeAll { slots[$0]?.state != .ready }
             if firstClaim == nil, idle.count >= job.plan.workers {
                 queue.removeAll { $0 == id }
                 let assigned = Array(idle.prefix(job.plan.workers))
@@ -53,7 +56,7 @@ extension PoolController {
         guard !waiting.isEmpty else { return }
         let pool = poolOccupancy
         var behindFirstClaim = false
-        for job in waiting {
+        for job in waiting where job.state == .queued {
             var text: String
             if behindFirstClaim, let firstClaim {
                 text = "waiting behind job \(firstClaim.id), which was overtaken \(firstClaim.overtaken) times and gets the next free workers"
