@@ -93,10 +93,8 @@ struct Pool: ParsableCommand {
     struct Restart: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Replace the workers of the given slots (default: all) with new ones, and bring failed slots back.",
-            discussion: """
-                One slot at a time, each new worker ready before the next is replaced, so the pool keeps serving. A busy
-                slot's worker is replaced when its job ends. Exits 1 if a slot failed again (see `poolctl status`).
-                """)
+            discussion: "One slot at a time, each new worker ready before the next is replaced, so the pool keeps serving. "
+                + "A busy slot's worker is replaced when its job ends. Exits 1 if a slot failed again (see `poolctl status`).")
 
         @OptionGroup var global: GlobalOptions
 
