@@ -68,10 +68,13 @@ struct DescriptorLimitTests {
     @Test func outOfDescriptorsTheDaemonPausesAcceptingInsteadOfSpinning() throws {
         let daemon = try DaemonHarness.start(workers: 2, descriptorLimit: 64)
         defer { try? daemon.stop() }
-        // Twelve more workers take 24 of the descriptors the connections were given at start, so
-        // accept(2) runs out (EMFILE) while clients wait.
-        #expect(try daemon.poolctl("pool", "resize", "14").status == 0)
-        try daemon.waitForStatus { $0.workers.count == 14 && $0.workers.allSatisfy { $0.state == .ready } }
+        // Fifteen more workers take 30 of the descriptors the connections were given at start, so
+        // accept(2) runs out (EMFILE) after a few connections while clients wait.
+        #expect(try daemon.poolctl("pool", "resize", "17").status == 0)
+        try daemon.waitForStatus { $0.workers.count == 17 && $0.workers.allSatisfy { $0.state == .ready } }
+        let follower = try RawConnection(socketPath: daemon.socketPath)
+        try follower.send(Array(#"{"method":"io.poold.Pool.Status","more":true}"#.utf8) + [0])
+        var status = try #require(try follower.reply().parameters).decode(StatusReply.self)
         let clients = try (0..<20).map { _ in try RawConnection(socketPath: daemon.socketPath) }
         for client in clients { try client.send(RawConnection.call("io.poold.Pool.Status")) }
 
@@ -91,11 +94,36 @@ struct DescriptorLimitTests {
             if case .message = try client.next(timeoutSeconds: 0.01) { answered.append(index) }
         }
         #expect(!answered.isEmpty && answered.count < clients.count, "\(answered.count) of \(clients.count) answered at first")
-        for index in answered { shutdown(clients[index].descriptor, Int32(SHUT_RDWR)) }
-        for (index, client) in clients.enumerated() where !answered.contains(index) {
-            let outcome = try client.next(timeoutSeconds: 30)
-            #expect(outcome != .nothing, "client \(index) was never accepted")
+
+        // While clients wait for every descriptor that frees up, a killed worker is still
+        // respawned: the reserve holds what the respawn needs. Twice, the second time after a
+        // longer backoff, when the waiting clients would certainly have taken its descriptors.
+        for _ in 0..<2 {
+            let victim = try #require(status.workers.first { $0.slot == 0 })
+            #expect(kill(Int32(victim.pid), SIGKILL) == 0)
+            repeat {
+                status = try #require(try follower.reply().parameters).decode(StatusReply.self)
+            } while !status.workers.contains { $0.slot == 0 && (($0.state == .ready && $0.pid != victim.pid) || $0.state == .failed) }
+            let slot0 = try #require(status.workers.first { $0.slot == 0 })
+            #expect(slot0.state == .ready, "slot 0 could not be respawned: \(slot0.lastExit ?? "")")
         }
+        // Each client that hangs up frees a descriptor, and a waiting one is accepted and answered.
+        var waiting = Set(clients.indices).subtracting(answered)
+        for index in answered { shutdown(clients[index].descriptor, Int32(SHUT_RDWR)) }
+        let deadline = Date().addingTimeInterval(60)
+        while !waiting.isEmpty, deadline.timeIntervalSinceNow > 0 {
+            var descriptors = waiting.map { pollfd(fd: clients[$0].descriptor, events: Int16(POLLIN), revents: 0) }
+            guard poll(&descriptors, nfds_t(descriptors.count), 1000) > 0 else { continue }
+            for entry in descriptors where entry.revents != 0 {
+                let index = clients.firstIndex { $0.descriptor == entry.fd }!
+                guard try clients[index].next(timeoutSeconds: 10) != .nothing else { continue }
+                waiting.remove(index)
+                shutdown(entry.fd, Int32(SHUT_RDWR))
+            }
+        }
+        #expect(waiting.isEmpty, "\(waiting.count) clients were never accepted")
+        // Hang up, so that the stop's own Status call finds a descriptor.
+        for connection in clients + [follower] { shutdown(connection.descriptor, Int32(SHUT_RDWR)) }
         try daemon.stop()
     }
 }

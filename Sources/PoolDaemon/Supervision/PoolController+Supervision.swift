@@ -119,7 +119,8 @@ extension PoolController {
         guard let index = slots.values.first(where: { $0.process?.pidfd == pidfd })?.index,
               var slot = slots[index], let process = slot.process else { return }
         let exit = process.reap()
-        if exit == nil { heldByTracer(process) } else { descriptorReserve.refill() }  // its pidfd is closed
+        // Reaping closed the pidfd: hold its place for the respawn.
+        if exit == nil { heldByTracer(process) } else { descriptorReserve.hold(1) }
         slot.timer?.cancel()
         slot.timer = nil
         slot.process = nil
@@ -256,7 +257,6 @@ extension PoolController {
         guard var slot = slots[index] else { return }
         slot.commands?.close()
         slot.commands = nil
-        descriptorReserve.refill()
         MessageQueue.unlink(name: configuration.names.commands(slot: index))
         if lifecycle == .draining {
             slots[index] = slot
