@@ -3,7 +3,7 @@ SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := libsystemd-dev libsqlite3-dev pkg-config python3-pip systemd
 
-.PHONY: all deps mqueue build release demo test test-reliability clean
+.PHONY: all deps mqueue build release demo race-rate test test-reliability chaos clean
 
 all: build
 
@@ -28,54 +28,89 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
-# The notebook's counter cells on a private, temporary daemon.
+# The notebook, cell by cell, on a private, temporary daemon (under a minute).
 demo: release
 	scripts/demo.sh "$$($(SWIFT) build -c release --show-bin-path)"
 
+# Benchmark: in how many of 100 runs the unsafe counter loses updates at the notebook's parameters.
+race-rate: release
+	scripts/race-rate.sh "$$($(SWIFT) build -c release --show-bin-path)" 100
+
 test: deps mqueue
 	$(SWIFT) build --build-tests
+	$(SWIFT) build --product generate-manual
 	$(SWIFT) test --skip-build
 
 # The reliability suite alone (also part of `test`): faults, shutdown and restarts, history, hostile clients.
-RELIABILITY = WorkerFaultTests|DaemonLifecycleTests|JobHistoryTests|JobHistoryStoreTests|HostileClientTests|FuzzTests
+RELIABILITY = WorkerFaultTests|ChaosTests|DaemonLifecycleTests|JobHistoryTests|JobHistoryStoreTests|HostileClientTests|IPCResourceTests|FuzzTests
 test-reliability: deps mqueue
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --filter '$(RELIABILITY)'
 
+# Random SIGKILLs of busy workers during prodcons and locked counter jobs (16 trials in `test`).
+# Prints a table (kind, kill pattern, trials, exact, failed, wrong, hung) and the seed;
+# CHAOS_SEED=S replays a run's choices, CHAOS_TRIAL=N one trial of it.
+CHAOS_TRIALS ?= 200
+chaos: deps mqueue
+	$(SWIFT) build --build-tests
+	CHAOS_TRIALS=$(CHAOS_TRIALS) $(SWIFT) test --skip-build --filter ChaosTests
+
 clean:
 	$(SWIFT) package clean
 
-# Installation under systemd (see README, "Running under systemd"). PREFIX is where the binaries go;
-# the unit, sysusers.d, tmpfiles.d and catalog files go to the vendor directories under /usr/lib, so
-# that /etc stays the administrator's (`systemctl edit poold` drop-ins, enablement symlinks) and
-# `systemctl revert` cannot delete the units. DESTDIR stages everything under another root (packaging);
-# only a direct install (no DESTDIR) creates the user and tells a running systemd.
+# Installation under systemd (see README, "Running under systemd"). PREFIX is where everything goes,
+# in the places systemd looks for that prefix: /usr/local/lib/systemd/system (and sysusers.d,
+# tmpfiles.d, systemd/catalog under /usr/local/lib) for /usr/local, /usr/lib/... for /usr. /etc stays
+# the administrator's (`systemctl edit poold` drop-ins, enablement symlinks). Man pages poold(8) and
+# poolctl(1) are generated from the argument parsers, completions for bash, zsh and fish from poolctl.
+# DESTDIR stages everything under another root (packaging); only a direct install (no DESTDIR)
+# creates the user and tells a running systemd. install builds (release) but fetches nothing: run
+# `make deps` first on a new machine. BINARIES=DIR installs binaries already built there instead.
 PREFIX ?= /usr/local
 DESTDIR ?=
-UNITDIR ?= /usr/lib/systemd/system
-SYSUSERSDIR ?= /usr/lib/sysusers.d
-TMPFILESDIR ?= /usr/lib/tmpfiles.d
-CATALOGDIR ?= /usr/lib/systemd/catalog
+BINARIES ?=
+SYSTEMDLIBDIR ?= $(if $(filter /usr,$(PREFIX)),/usr/lib,$(PREFIX)/lib)
+UNITDIR ?= $(SYSTEMDLIBDIR)/systemd/system
+SYSUSERSDIR ?= $(SYSTEMDLIBDIR)/sysusers.d
+TMPFILESDIR ?= $(SYSTEMDLIBDIR)/tmpfiles.d
+CATALOGDIR ?= $(SYSTEMDLIBDIR)/systemd/catalog
+MANDIR ?= $(PREFIX)/share/man
+BASHCOMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPLETIONDIR ?= $(PREFIX)/share/zsh/site-functions
+FISHCOMPLETIONDIR ?= $(PREFIX)/share/fish/vendor_completions.d
+# The manuals' date: the last commit's, so that the same sources make the same pages.
+MANDATE := $(shell git log -1 --format=%cs 2>/dev/null || date +%F)
 
 .PHONY: install uninstall
 
-install: release
-	@bin="$$($(SWIFT) build -c release --show-bin-path)" && \
-		install -D -m 0755 "$$bin/poold" "$(DESTDIR)$(PREFIX)/bin/poold" && \
-		install -D -m 0755 "$$bin/poolctl" "$(DESTDIR)$(PREFIX)/bin/poolctl"
+install:
+	@set -e; bin="$(BINARIES)"; \
+	if [ -z "$$bin" ]; then \
+		$(SWIFT) build -c release --product poold; $(SWIFT) build -c release --product poolctl; \
+		$(SWIFT) build -c release --product generate-manual; bin="$$($(SWIFT) build -c release --show-bin-path)"; \
+	fi; \
+	install -D -m 0755 "$$bin/poold" "$(DESTDIR)$(PREFIX)/bin/poold"; \
+	install -D -m 0755 "$$bin/poolctl" "$(DESTDIR)$(PREFIX)/bin/poolctl"; \
+	install -d -m 0755 "$(DESTDIR)$(MANDIR)/man1" "$(DESTDIR)$(MANDIR)/man8"; \
+	"$$bin/generate-manual" "$$bin/poolctl" --section 1 --date $(MANDATE) -o "$(DESTDIR)$(MANDIR)/man1"; \
+	"$$bin/generate-manual" "$$bin/poold" --section 8 --date $(MANDATE) -o "$(DESTDIR)$(MANDIR)/man8"; \
+	sed -i 's/^$$/.Pp/' "$(DESTDIR)$(MANDIR)/man1/poolctl.1" "$(DESTDIR)$(MANDIR)/man8/poold.8"; \
+	chmod 0644 "$(DESTDIR)$(MANDIR)/man1/poolctl.1" "$(DESTDIR)$(MANDIR)/man8/poold.8"; \
+	install -d -m 0755 "$(DESTDIR)$(BASHCOMPLETIONDIR)" "$(DESTDIR)$(ZSHCOMPLETIONDIR)" "$(DESTDIR)$(FISHCOMPLETIONDIR)"; \
+	"$$bin/poolctl" --generate-completion-script bash > "$(DESTDIR)$(BASHCOMPLETIONDIR)/poolctl"; \
+	"$$bin/poolctl" --generate-completion-script zsh > "$(DESTDIR)$(ZSHCOMPLETIONDIR)/_poolctl"; \
+	"$$bin/poolctl" --generate-completion-script fish > "$(DESTDIR)$(FISHCOMPLETIONDIR)/poolctl.fish"
 	install -d -m 0755 "$(DESTDIR)$(UNITDIR)"
 	sed 's|/usr/local/bin/|$(PREFIX)/bin/|g' systemd/poold.service > "$(DESTDIR)$(UNITDIR)/poold.service"
 	chmod 0644 "$(DESTDIR)$(UNITDIR)/poold.service"
 	install -m 0644 systemd/poold.socket "$(DESTDIR)$(UNITDIR)/poold.socket"
 	install -D -m 0644 systemd/poold.sysusers "$(DESTDIR)$(SYSUSERSDIR)/poold.conf"
-	@if [ -f systemd/poold.tmpfiles ]; then \
-		install -D -m 0644 systemd/poold.tmpfiles "$(DESTDIR)$(TMPFILESDIR)/poold.conf"; fi
-	@if [ -f systemd/poold.catalog ]; then \
-		install -D -m 0644 systemd/poold.catalog "$(DESTDIR)$(CATALOGDIR)/poold.catalog"; fi
+	install -D -m 0644 systemd/poold.tmpfiles "$(DESTDIR)$(TMPFILESDIR)/poold.conf"
+	install -D -m 0644 systemd/poold.catalog "$(DESTDIR)$(CATALOGDIR)/poold.catalog"
 	@if [ -z "$(DESTDIR)" ]; then \
 		echo "systemd-sysusers $(SYSUSERSDIR)/poold.conf"; systemd-sysusers "$(SYSUSERSDIR)/poold.conf" || exit 1; \
-		if [ -f "$(TMPFILESDIR)/poold.conf" ]; then systemd-tmpfiles --create "$(TMPFILESDIR)/poold.conf" || exit 1; fi; \
-		if [ -f "$(CATALOGDIR)/poold.catalog" ] && command -v journalctl >/dev/null; then journalctl --update-catalog || exit 1; fi; \
+		systemd-tmpfiles --create "$(TMPFILESDIR)/poold.conf" || exit 1; \
+		if command -v journalctl >/dev/null; then journalctl --update-catalog || exit 1; fi; \
 		if [ -d /run/systemd/system ]; then echo "systemctl daemon-reload"; systemctl daemon-reload; \
 		else echo "systemd is not running: no daemon-reload"; fi; \
 	fi
@@ -91,7 +126,8 @@ uninstall:
 	for f in "$(DESTDIR)$(PREFIX)/bin/poold" "$(DESTDIR)$(PREFIX)/bin/poolctl" \
 		"$(DESTDIR)$(UNITDIR)/poold.service" "$(DESTDIR)$(UNITDIR)/poold.socket" \
 		"$(DESTDIR)$(SYSUSERSDIR)/poold.conf" "$(DESTDIR)$(TMPFILESDIR)/poold.conf" \
-		"$(DESTDIR)$(CATALOGDIR)/poold.catalog"; do \
+		"$(DESTDIR)$(CATALOGDIR)/poold.catalog" "$(DESTDIR)$(MANDIR)/man1/poolctl.1" "$(DESTDIR)$(MANDIR)/man8/poold.8" \
+		"$(DESTDIR)$(BASHCOMPLETIONDIR)/poolctl" "$(DESTDIR)$(ZSHCOMPLETIONDIR)/_poolctl" "$(DESTDIR)$(FISHCOMPLETIONDIR)/poolctl.fish"; do \
 		if [ -e "$$f" ]; then echo "rm $$f"; rm -f "$$f"; fi; \
 	done; \
 	if [ -z "$(DESTDIR)" ]; then \

@@ -1,6 +1,9 @@
 import ArgumentParser
 import Foundation
 import PoolProtocol
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Options every subcommand takes.
 struct GlobalOptions: ParsableArguments {
@@ -12,12 +15,17 @@ struct GlobalOptions: ParsableArguments {
 
     var socketPath: String { socket ?? DefaultSocket.path(environment: ProcessInfo.processInfo.environment) }
 
-    /// Connects, or exits with status 3 and a message naming the socket.
+    /// Connects, or exits with status 3 and a message saying why (nothing there, permission,
+    /// a stale socket, not a socket) and what to do.
     func connect() throws -> VarlinkClient {
         do {
             return try VarlinkClient(socketPath: socketPath)
         } catch {
-            Output.error("\(error)\n  is poold running? Start it with `poold --socket \(socketPath)`, or point --socket or $POOLD_SOCKET at its socket.")
+            guard case .unreachable(_, let reason, let errno) = error else { throw report(error) }
+            let unreachable = UnreachableDaemon(socket: socketPath, errno: errno, reason: reason)
+            if json { Output.json(unreachable.json) }
+            Output.error(unreachable.reason)
+            Output.info("  hint: " + unreachable.hint)
             throw Outcome.unreachable.exitCode
         }
     }
@@ -42,6 +50,8 @@ struct GlobalOptions: ParsableArguments {
             if let hint = Self.hint(for: refusal) { Output.info("  hint: " + hint) }
             return Outcome.refused.exitCode
         case let failure as VarlinkClientError:
+            if json { Output.json(UnreachableJSON(error: "poolctl.ConnectionLost", parameters: .init(
+                socket: socketPath, cause: .other, reason: "\(failure)", hint: "check that poold still runs (`poolctl status`)"))) }
             Output.error("\(failure) (socket \(socketPath))")
             return Outcome.unreachable.exitCode
         default:
@@ -56,8 +66,10 @@ extension GlobalOptions {
     static func hint(for refusal: PoolError) -> String? {
         switch refusal.shortName {
         case "PermissionDenied":
-            let group = refusal.parameters.group ?? "poold"
-            return "reading (status, jobs, job) is open to anyone; to change things run poolctl as root (sudo), or ask an administrator for membership of group '\(group)' (usermod -aG \(group) $USER) and log in again"
+            let reading = "reading (status, jobs, job) is open to anyone; to change things run poolctl as root (sudo)"
+            // Membership is worth suggesting only for a group that exists on this machine.
+            guard let group = refusal.parameters.group, getgrnam(group) != nil else { return reading + " or as the daemon's own user" }
+            return reading + ", or ask an administrator for membership of group '\(group)' (`sudo usermod -aG \(group) $USER`) and log in again"
         case "TooManyConnections":
             return "too many clients are connected; end some (a `status --follow`, a waiting `run`) and try again"
         default:

@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import PoolProtocol
 
+extension JobState: ExpressibleByArgument {}
+
 struct Jobs: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List recent jobs, newest first.")
 
@@ -10,19 +12,27 @@ struct Jobs: ParsableCommand {
     @Option(help: "How many jobs to list.")
     var limit: Int = 20
 
+    @Option(help: "Only jobs in this state: queued, running, succeeded, failed, cancelled or interrupted.")
+    var state: JobState?
+
+    @Option(help: "Only jobs of this kind (counter, prodcons, event, tasks, append).")
+    var kind: String?
+
     func validate() throws {
         guard limit >= 1 else { throw ValidationError("--limit must be at least 1") }
     }
 
     func run() throws {
         let client = try global.connect()
-        let reply = try global.call(client, .listJobs, ListJobsRequest(limit: limit), returning: ListJobsReply.self)
+        let request = ListJobsRequest(limit: limit, state: state?.rawValue, kind: kind)
+        let reply = try global.call(client, .listJobs, request, returning: ListJobsReply.self)
         if global.json {
             Output.json(reply)
             return
         }
         if reply.jobs.isEmpty {
-            Output.line("no jobs yet; run one with `poolctl run counter`")
+            let filtered = [state.map { "\($0.rawValue) " }, kind.map { "\($0) " }].compactMap { $0 }.joined()
+            Output.line(filtered.isEmpty ? "no jobs yet; run one with `poolctl run counter`" : "no \(filtered)jobs")
             return
         }
         Output.table(["ID", "KIND", "STATE", "SLOTS", "SUBMITTED", "SUMMARY"], reply.jobs.map { job in
@@ -124,13 +134,75 @@ struct Pool: ParsableCommand {
 }
 
 struct Shutdown: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Stop the daemon: cancel jobs, stop workers, exit.")
+    static let configuration = CommandConfiguration(
+        abstract: "Stop the daemon: running jobs drain until its drain timeout, then it stops its workers and exits.",
+        discussion: """
+            Examples:
+              poolctl shutdown
+              poolctl shutdown --wait
+            """)
+
+    @OptionGroup var global: GlobalOptions
+
+    @Flag(help: "Wait until the daemon has exited, printing the drain as it goes.")
+    var wait = false
+
+    func run() throws {
+        let client = try global.connect()
+        _ = try global.call(client, .shutdown, returning: NoParameters.self)
+        if !global.json { Output.line("poold is shutting down") }
+        guard wait else {
+            if global.json { Output.json(NoParameters()) }
+            return
+        }
+        // The daemon answers Status with `more` until it exits; the connection closing is the end.
+        var last: String?
+        do {
+            try client.stream(PoolInterface.Method.status.qualifiedName, NoParameters()) { reply in
+                let status = try VarlinkClient.decode(reply, as: StatusReply.self)
+                let line = status.drain.map { drain in
+                    status.jobsRunning > 0 && drain.secondsLeft > 0
+                        ? "draining \(status.jobsRunning) job(s): cancelled in \(Int(drain.secondsLeft.rounded(.up)))s"
+                        : "waiting for \(status.workers.filter { $0.pid != 0 }.count) worker(s) to exit"
+                }
+                if let line, line != last, !global.json { Output.line("  " + line) }
+                last = line
+                return true
+            }
+        } catch VarlinkClientError.connectionLost {
+            // Closed by the daemon as it exited.
+        } catch {
+            throw global.report(error)
+        }
+        if global.json { Output.json(NoParameters()) } else { Output.line("poold has stopped") }
+    }
+}
+
+struct Reload: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Re-read the daemon's configuration file (as SIGHUP or `systemctl reload poold` do) and say what changed.",
+        discussion: """
+            workers, drain-timeout, heartbeat-timeout and max-queued-jobs take effect at once; the other keys at the \
+            next start; a key also given on the daemon's command line stays as the command line says.
+
+            Example:
+              poolctl reload
+            """)
 
     @OptionGroup var global: GlobalOptions
 
     func run() throws {
         let client = try global.connect()
-        _ = try global.call(client, .shutdown, returning: NoParameters.self)
-        if global.json { Output.json(NoParameters()) } else { Output.line("poold is shutting down") }
+        let reply = try global.call(client, .reload, returning: ReloadReply.self)
+        if global.json { return Output.json(reply) }
+        let changed = !(reply.applied + reply.pending + reply.ignored).isEmpty
+        Output.line("reloaded \(reply.configurationFile)" + (changed ? "" : ": nothing changed"))
+        if !reply.applied.isEmpty { Output.line("  applied now: " + reply.applied.joined(separator: ", ")) }
+        if !reply.pending.isEmpty {
+            Output.line("  at the next start: " + reply.pending.joined(separator: ", ") + " (`sudo systemctl restart poold`)")
+        }
+        if !reply.ignored.isEmpty {
+            Output.line("  unchanged, set on the daemon's command line: " + reply.ignored.joined(separator: ", "))
+        }
     }
 }

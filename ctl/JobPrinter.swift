@@ -28,6 +28,7 @@ struct JobPrinter {
         case "event": printEvent(result)
         case "tasks": printTasks(result)
         case "append": printAppend(result)
+        case "lockcell": Output.line("  counter = \(Int(number(result["counter"]))) (expected \(Int(number(result["expected"]))))")
         default: Output.line("  result: \(result)")
         }
         printDeadWorkers(result)
@@ -42,9 +43,11 @@ struct JobPrinter {
         }
     }
 
+    /// A result's number, within what `Int(_:)` converts without trapping: a record comes from the
+    /// daemon's history file, which may hold anything.
     private func number(_ value: JSONValue?) -> Double {
-        if case .number(let number)? = value { return number }
-        return 0
+        guard case .number(let number)? = value, number.isFinite else { return 0 }
+        return min(max(number, -9.0e18), 9.0e18)
     }
 
     private func printProdCons(_ result: JSONValue) {
@@ -55,8 +58,10 @@ struct JobPrinter {
             Output.line("  recovered from dead workers: \(redelivered) items redelivered from a consumer's ledger, \(resent) sent again for a producer")
         }
         if let latency = result["latencyMicros"] {
-            let parts = ["p50", "p90", "p99", "max"].map { "\($0) \(String(format: "%.1f", number(latency[$0])))us" }
-            Output.line("  enqueue-to-dequeue latency: " + parts.joined(separator: ", "))
+            let parts = ["p50", "p90", "p99"].map { "\($0) \(String(format: "%.1f", number(latency[$0])))us" }
+            let resolution = latency["percentileResolution"].map { String(format: " (to %g%%)", number($0) * 100) } ?? ""
+            Output.line("  enqueue-to-dequeue latency: " + parts.joined(separator: ", ") + resolution
+                        + String(format: ", max %.1fus (exact)", number(latency["max"])))
         }
         if case .array(let samples)? = result["occupancy"]?["samples"], !samples.isEmpty {
             let capacity = max(number(result["occupancy"]?["capacity"]), 1)
@@ -75,7 +80,8 @@ struct JobPrinter {
         let blocks = Array("▁▂▃▄▅▆▇█")
         let step = max(1, values.count / 60)
         return String(stride(from: 0, to: values.count, by: step).map { index in
-            blocks[min(blocks.count - 1, max(0, Int(values[index] * Double(blocks.count - 1) + 0.5)))]
+            let level = values[index] * Double(blocks.count - 1) + 0.5
+            return blocks[level.isFinite ? Int(min(max(level, 0), Double(blocks.count - 1))) : 0]
         })
     }
 
@@ -114,7 +120,8 @@ struct JobPrinter {
 
     private func printCounter(_ result: CounterResult) {
         Output.line("  counter = \(result.actual) (expected \(result.expected), start \(result.start), mode \(result.mode.rawValue))")
-        Output.line("  lost updates: \(result.lost)\(result.lockRecoveries > 0 ? ", lock recovered from a dead holder \(result.lockRecoveries) times" : "")")
+        let split = result.lostIncrements.map { " (\($0) increments, \(result.lostDecrements ?? 0) decrements)" } ?? ""
+        Output.line("  lost updates: \(result.lost)\(split)\(result.lockRecoveries > 0 ? ", lock recovered from a dead holder \(result.lockRecoveries) times" : "")")
         Output.line("  \(result.operations) operations in \(Output.duration(result.durationSeconds)), \(Output.rate(result.opsPerSecond)) ops/s")
         for worker in result.workers {
             let sign = worker.delta > 0 ? "+1" : "-1"
@@ -154,6 +161,9 @@ struct JobPrinter {
         if job.kind == "event", case .array(let waiters)? = job.result?["waiters"] {
             let received = waiters.filter { $0["received"] == .bool(true) }.count
             return "\(received) of \(waiters.count) waiters received the event"
+        }
+        if job.kind == "lockcell", let result = job.result {
+            return "Counter: \(result["counter"]?.intValue ?? 0), expected \(result["expected"]?.intValue ?? 0)"
         }
         if job.kind == "append", let result = job.result {
             return result["text"]?.stringValue ?? "private copies; daemon's copy empty"

@@ -39,9 +39,30 @@ final class JournalReader {
         }
     }
 
+    /// Moves to the first record at or after `date`.
+    func seek(to date: Date) {
+        sd_journal_seek_realtime_usec(journal, UInt64(max(0, date.timeIntervalSince1970 * 1e6)))
+    }
+
+    /// Moves to the last `count` records as the journal stands now, so that a record written
+    /// while they are printed comes after them (with `--follow`, -n 0 shows only new ones).
+    func seekToLast(_ count: Int) {
+        sd_journal_seek_tail(journal)
+        // On the last record, or `count` back from it; `read` goes on from there.
+        let moved = sd_journal_previous_skip(journal, UInt64(max(count, 1)))
+        startsOnCurrent = count > 0 && moved > 0
+    }
+
+    /// Whether the record the journal is on is the first to read (after `seekToLast`).
+    private var startsOnCurrent = false
+
     /// Calls `body` with every record's fields, oldest first; with `follow`, then waits for new
     /// ones until `body` returns false or the process is interrupted.
     func read(follow: Bool, _ body: ([String: String]) -> Bool) {
+        if startsOnCurrent {
+            startsOnCurrent = false
+            guard body(currentFields()) else { return }
+        }
         while true {
             while sd_journal_next(journal) > 0 {
                 guard body(currentFields()) else { return }

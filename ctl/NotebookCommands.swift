@@ -115,3 +115,27 @@ struct AppendCommand: ParsableCommand {
         try JobRunner(global: global, options: options).run(kind: "append", parameters: parameters.object)
     }
 }
+
+struct LockCellCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lockcell",
+        abstract: "The notebook's first Counter cell: workers sleep, wait for the lock, increment under it, twice.",
+        discussion: "Each step is a line, as the notebook logs it (Sleeping 0.42, Waiting for lock, Acquired lock, Done), then Counter: 4."
+    )
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var options: RunOptions
+    @Option(help: "Workers (default 2).") var workers: Int?
+    @Option(help: "Increments per worker (default 2).") var increments: Int?
+    @Option(help: "Sleep before each increment, a duration or range (default 0..1s).") var pause: String?
+    @Option(help: "Seed of the sleeps (default: a new one each run, shown in the job's parameters).") var seed: Int?
+
+    func run() throws {
+        var parameters = ParameterBuilder()
+        parameters.set("workers", workers)
+        parameters.set("increments", increments)
+        parameters.set("pause", pause)
+        parameters.set("seed", seed)
+        try JobRunner(global: global, options: options).run(kind: "lockcell", parameters: parameters.object)
+    }
+}

@@ -10,7 +10,7 @@ struct Poolctl: ParsableCommand {
             4 refused by the daemon.
             """,
         version: PooldVersionText.string,
-        subcommands: [Status.self, Run.self, Jobs.self, JobCommand.self, Cancel.self, Pool.self, Shutdown.self, Logs.self]
+        subcommands: [Status.self, Run.self, Jobs.self, JobCommand.self, Cancel.self, Pool.self, Reload.self, Shutdown.self, Logs.self]
     )
 
     @OptionGroup var global: GlobalOptions

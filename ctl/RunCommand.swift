@@ -5,7 +5,8 @@ import PoolProtocol
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run one of the notebook's jobs and wait for its result.",
-        subcommands: [CounterCommand.self, ProdConsCommand.self, EventCommand.self, TasksCommand.self, AppendCommand.self]
+        subcommands: [CounterCommand.self, ProdConsCommand.self, EventCommand.self, TasksCommand.self, AppendCommand.self,
+                      LockCellCommand.self]
     )
 }
 

@@ -41,6 +41,8 @@ struct Status: ParsableCommand {
                 : "shutting down (\(drain.reason)): cancelling what runs, stopping the workers")
         }
         Output.line("pool: \(status.poolSize) workers (\(ready) ready, \(busy) busy); jobs: \(status.jobsRunning) running, \(status.jobsQueued) queued, \(status.jobsFinished) finished")
+        if let problem = status.history?.problem { Output.line("job history failing: \(problem)") }
+        if let incident = status.history?.lastIncident { Output.line("job history, last incident: \(incident)") }
         Output.table(["SLOT", "PID", "STATE", "JOB", "RESTARTS", "LAST EXIT"], status.workers.map { worker in
             [String(worker.slot), worker.pid == 0 ? "-" : String(worker.pid), worker.state.rawValue,
              worker.job.map(String.init) ?? "-", String(worker.restarts), worker.lastExit ?? "-"]

@@ -18,6 +18,11 @@ do {
         print(Poolctl.fullMessage(for: error))
         Foundation.exit(0)
     }
-    Output.error(Poolctl.fullMessage(for: error))
+    let message = Poolctl.fullMessage(for: error)
+    // With --json every failure is an object on stdout, a usage error too.
+    if CommandLine.arguments.contains("--json") {
+        Output.json(UsageErrorJSON(parameters: .init(reason: message)))
+    }
+    Output.error(message)
     Foundation.exit(Outcome.usage.rawValue)
 }

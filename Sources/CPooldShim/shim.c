@@ -8,13 +8,16 @@
 #include <linux/futex.h>
 #include <mqueue.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
+#include <string.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -194,3 +197,34 @@ int64_t pool_msgqueue_rlimit(void) {
 }
 
 int pool_set_thread_name(const char *name) { return pthread_setname_np(pthread_self(), name); }
+
+const char *pool_signal_abbreviation(int signal) { return sigabbrev_np(signal); }
+
+// MARK: CPU affinity
+
+_Static_assert(sizeof(pool_cpu_mask) == sizeof(cpu_set_t), "pool_cpu_mask must hold a cpu_set_t");
+
+int pool_pin_to_nth_cpu(int index, pool_cpu_mask *saved) {
+    cpu_set_t allowed;
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return errno;
+    memcpy(saved, &allowed, sizeof allowed);
+    int count = CPU_COUNT(&allowed);
+    if (count <= 0) return EINVAL;
+    int wanted = index % count;
+    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+        if (!CPU_ISSET(cpu, &allowed)) continue;
+        if (wanted-- == 0) {
+            cpu_set_t one;
+            CPU_ZERO(&one);
+            CPU_SET(cpu, &one);
+            return sched_setaffinity(0, sizeof one, &one) == 0 ? 0 : errno;
+        }
+    }
+    return EINVAL;
+}
+
+int pool_restore_affinity(const pool_cpu_mask *saved) {
+    cpu_set_t mask;
+    memcpy(&mask, saved, sizeof mask);
+    return sched_setaffinity(0, sizeof mask, &mask) == 0 ? 0 : errno;
+}

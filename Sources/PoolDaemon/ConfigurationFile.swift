@@ -11,7 +11,7 @@ import Glibc
 ///     drain-timeout = 30s
 ///     history-limit = 5000
 public struct ConfigurationFile: Sendable, Equatable {
-    /// Every option of `poold serve` but `--config` itself (and the hidden testing switches).
+    /// Every option of `poold` but `--config` itself (and the hidden testing switches).
     public static let keys = [
         "socket", "workers", "max-workers", "ipc-prefix", "log-level", "log-target", "heartbeat-timeout",
         "drain-timeout", "state-dir", "history-limit", "control-group", "client-timeout", "idle-timeout",
@@ -38,6 +38,15 @@ public struct ConfigurationFile: Sendable, Equatable {
 
     public struct Problem: Error, CustomStringConvertible {
         public let description: String
+    }
+
+    /// `--config`'s value: a path, or `-PATH` for a file that may be missing (as systemd's
+    /// `EnvironmentFile=-PATH`), so that the packaged service starts without /etc/poold.conf.
+    public static func load(_ reference: String) throws(Problem) -> ConfigurationFile {
+        guard reference.hasPrefix("-") else { return try read(path: reference) }
+        let path = String(reference.dropFirst())
+        if access(path, F_OK) != 0, errno == ENOENT { return ConfigurationFile() }
+        return try read(path: path)
     }
 
     public static func read(path: String) throws(Problem) -> ConfigurationFile {

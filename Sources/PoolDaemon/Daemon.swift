@@ -47,15 +47,21 @@ public enum Daemon {
         }
         defer { history?.store.close() }
 
+        // The event loop before any IPC object: NIO cannot report a failure to make one (it traps,
+        // on EMFILE for instance), and a trap must find nothing created yet.
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let loop = group.next()
+
         let names = configuration.names
         // The scoreboard first: it claims the prefix (removing a dead instance that had it), and
         // its lock tells other instances this one lives. Then the leftovers of dead instances.
-        // Both read /dev/shm synchronously, before the event loop exists.
+        // Both read /dev/shm synchronously, before the event loop runs anything.
         let scoreboard: Scoreboard
         do {
             scoreboard = try StaleInstanceCleaner.claim(names: names, capacity: configuration.maxWorkers, logger: logger)
         } catch {
             logger.critical("cannot claim the IPC prefix: \(error)")
+            try? group.syncShutdownGracefully()
             return 1
         }
         StaleInstanceCleaner.removeDeadInstances(except: names.prefix, logger: logger)
@@ -67,11 +73,10 @@ public enum Daemon {
         } catch {
             logger.critical("cannot create the pool's IPC objects: \(error)")
             SharedSegment.unlink(name: names.scoreboard)
+            try? group.syncShutdownGracefully()
             return 1
         }
 
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let loop = group.next()
         let notifier = ServiceNotifier(environment: environment)
         let stopped = loop.makePromise(of: Void.self)
 
@@ -111,6 +116,8 @@ public enum Daemon {
                         try channel.pipeline.syncOperations.addHandler(AcceptBackoff(logger: logger))
                     }
                 }
+                // A client that shuts down its writing side still gets its replies.
+                .childChannelOption(.allowRemoteHalfClosure, value: true)
                 .childChannelOption(.writeBufferWaterMark, value: .init(low: configuration.control.outputLowWaterMark,
                                                                         high: configuration.control.outputHighWaterMark))
                 .childChannelInitializer { channel in

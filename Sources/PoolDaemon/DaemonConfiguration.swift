@@ -11,8 +11,15 @@ public struct DaemonConfiguration: Sendable {
     public var logLevel: Logger.Level
     /// Resolved (never `auto`): workers are told where to log.
     public var logTarget: LogTarget
+    /// The pool's identity in the journal (PoolInstance), given to the workers too.
+    public var instance: String?
     /// The configuration file re-read on SIGHUP, if any.
     public var configurationFile: String?
+    /// The file's values in effect (as read at start, then as reloads applied them), by key: what
+    /// a reload compares the file with.
+    public var configurationFileValues: [String: String] = [:]
+    /// The options given on the command line, which the file cannot override.
+    public var commandLineKeys: Set<String> = []
     /// The environment workers are spawned with (the daemon's, less what is meant for it alone).
     public var workerEnvironment: [String]
 

@@ -10,7 +10,8 @@ import PoolProtocol
 /// lock; the watcher thread and the sockets only hand it events. Its concerns are split over
 /// extensions: supervision (slots and processes), scheduling (jobs), the varlink methods, shutdown.
 final class PoolController {
-    let configuration: DaemonConfiguration
+    /// Mostly fixed at start; a reload changes the keys it applies (see `reloadConfiguration`).
+    var configuration: DaemonConfiguration
     let eventLoop: any EventLoop
     let logger: Logger
     let scoreboard: Scoreboard
@@ -22,6 +23,8 @@ final class PoolController {
     // Supervision.
     var slots: [Int: Slot] = [:]
     var targetSize: Int
+    /// The largest pool the kernel's queue limits allowed at start (at most --max-workers).
+    let queueLimitedPoolSize: Int
     var random = SystemRandomNumberGenerator()
     /// Descriptors kept for spawning workers and setting up jobs when clients have taken the rest.
     let descriptorReserve = DescriptorReserve(capacity: 8)
@@ -69,10 +72,14 @@ final class PoolController {
         self.events = events
         self.notifier = notifier
         self.targetSize = configuration.workers
+        self.queueLimitedPoolSize = min(configuration.maxWorkers, Self.poolSizeAllowedByQueueLimits(events: events))
     }
 
     /// Spawns the initial workers. Runs on the loop.
     func start() {
+        if queueLimitedPoolSize < configuration.maxWorkers {
+            logger.notice("the pool can grow to \(queueLimitedPoolSize) worker\(queueLimitedPoolSize == 1 ? "" : "s"), not --max-workers \(configuration.maxWorkers): each worker needs a command queue besides the event queue, within /proc/sys/fs/mqueue/queues_max = \(SystemLimits.messageQueueMaxQueues) and RLIMIT_MSGQUEUE = \(SystemLimits.messageQueueByteLimit) bytes; raise them for more")
+        }
         for index in 0..<targetSize {
             slots[index] = Slot(index: index)
             spawn(slot: index)
@@ -96,7 +103,7 @@ final class PoolController {
         switch message.kind {
         case .ready?: workerSaidReady(slot: Int(message.slot), pid: message.pid)
         case .jobEnded?: participantEnded(slot: Int(message.slot), pid: message.pid, jobID: Int(message.jobID),
-                                          outcome: message.outcome, errorCode: message.errorCode)
+                                          outcome: message.outcome, errorCode: message.errorCode, reason: message.reason)
         case nil: logger.warning("unknown event \(message.kindRaw) from slot \(message.slot); ignored")
         }
     }
@@ -133,7 +140,8 @@ final class PoolController {
         return StatusReply(
             pid: Int(getpid()), version: PooldVersion.string, poolSize: targetSize, workers: workers,
             jobsQueued: queue.count, jobsRunning: runningJobIDs.count, jobsFinished: jobsFinished,
-            uptimeSeconds: Double(MonotonicClock.nanoseconds - startedAt) / 1e9, drain: drainInfo())
+            uptimeSeconds: Double(MonotonicClock.nanoseconds - startedAt) / 1e9, drain: drainInfo(),
+            history: history?.status, instance: configuration.instance)
     }
 
     /// The one-line summary for systemd's STATUS=.
@@ -143,6 +151,11 @@ final class PoolController {
         let failed = status.workers.filter { $0.state == .failed }.count
         var line = "\(ready)/\(status.poolSize) workers up, \(status.jobsRunning) jobs running, \(status.jobsQueued) queued, \(status.jobsFinished) done"
         if failed > 0 { line += ", \(failed) slots failed" }
+        if let problem = status.history?.problem {
+            line += "; job history failing: " + problem
+        } else if let incident = status.history?.lastIncident {
+            line += "; job history: " + incident
+        }
         return line
     }
 }

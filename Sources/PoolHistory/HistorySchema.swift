@@ -39,8 +39,22 @@ enum HistorySchema {
                 DROP INDEX job_finishedAt;
                 """)
         }
+        migrator.registerMigration("v3: rows set aside") { db in
+            // Rows the daemon cannot use as they are (an id no poold hands out), kept for whoever
+            // wants to look at them rather than deleted.
+            try db.execute(sql: """
+                CREATE TABLE job_set_aside (
+                  id INTEGER, kind TEXT, state TEXT, parameters TEXT, slots TEXT, submittedAt TEXT,
+                  startedAt TEXT, finishedAt TEXT, result TEXT, error TEXT, log TEXT,
+                  reason TEXT NOT NULL, setAsideAt TEXT NOT NULL
+                );
+                """)
+        }
         return migrator
     }
+
+    /// The columns of a job row, in the order of `upsert`'s arguments.
+    static let columns = ["id", "kind", "state", "parameters", "slots", "submittedAt", "startedAt", "finishedAt", "result", "error", "log"]
 
     /// Inserts a job or replaces every column of the row with its id.
     static let upsert = """

@@ -186,6 +186,9 @@ public struct MessageQueue: Sendable {
             let limit = SystemLimits.messageQueueByteLimit
             let cost = SystemLimits.messageQueueCost(depth: depth, messageSize: messageSize)
             return "RLIMIT_MSGQUEUE is \(limit) bytes for this user and this queue needs about \(cost); other queues of this user count too (ulimit -q, or LimitMSGQUEUE= under systemd)"
+        case ENOSPC:
+            let maxQueues = SystemLimits.messageQueueMaxQueues
+            return "this IPC namespace has /proc/sys/fs/mqueue/queues_max = \(maxQueues) queues already, all users' together (unlinked queues still open count too); raise it with sysctl fs.mqueue.queues_max=\(maxQueues * 2) or run fewer workers and prodcons jobs"
         case EEXIST:
             return "a queue of that name exists already; another instance may be using this prefix"
         case EACCES:

@@ -25,6 +25,15 @@ public final class SharedSegment: @unchecked Sendable {
             shm_unlink(name)
             throw error
         }
+        // tmpfs allocates a page when it is first touched, and a page it cannot allocate is a
+        // SIGBUS in whoever touches it (the daemon reading a trace, a worker writing one). Reserved
+        // here, a shortage is an error now instead. posix_fallocate returns the error; errno is untouched.
+        let reserved = posix_fallocate(fd, 0, off_t(size))
+        guard reserved == 0 else {
+            shm_unlink(name)
+            throw IPCError("posix_fallocate(\(name), \(size) bytes)", errno: reserved,
+                           hint: reserved == ENOSPC ? SharedMemorySpace.shortageHint(needed: size) : nil)
+        }
         do {
             return try SharedSegment(name: name, descriptor: fd, size: size)
         } catch {
@@ -69,5 +78,30 @@ public final class SharedSegment: @unchecked Sendable {
     @discardableResult
     public static func unlink(name: String) -> Bool {
         shm_unlink(name) == 0
+    }
+}
+
+/// The room left for shared memory: /dev/shm, where glibc's shm_open puts its objects.
+public enum SharedMemorySpace {
+    public static let directory = "/dev/shm"
+
+    /// Bytes that can still be allocated there, and its size; nil when it cannot be asked.
+    public static func available() -> (free: Int, total: Int)? {
+        var info = statvfs()
+        guard statvfs(directory, &info) == 0 else { return nil }
+        let block = Int(info.f_frsize)
+        return (Int(info.f_bavail) * block, Int(info.f_blocks) * block)
+    }
+
+    /// What a segment of `needed` bytes occupies: tmpfs allocates whole pages.
+    public static func pages(_ needed: Int) -> Int {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        return (needed + page - 1) / page * page
+    }
+
+    /// Why `needed` bytes do not fit, and what to do.
+    public static func shortageHint(needed: Int) -> String {
+        let free = available().map { "\($0.free) of its \($0.total) bytes are free" } ?? "its free space is unknown"
+        return "\(directory) is full: this needs \(pages(needed)) bytes and \(free); free some, or enlarge it (mount -o remount,size=... \(directory))"
     }
 }

@@ -53,8 +53,11 @@ public enum ProcessExit: Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .exited(let code): return "exited with status \(code)"
         case .signalled(let signal):
-            let name = strsignal(signal).map { String(cString: $0) } ?? "signal \(signal)"
-            return "killed by signal \(signal) (\(name))"
+            // Both names: SIGBUS says more to whoever reads a job's record than "Bus error" alone.
+            let abbreviation = pool_signal_abbreviation(signal).map { "SIG" + String(cString: $0) }
+            let description = strsignal(signal).map { String(cString: $0) }
+            let name = [abbreviation, description].compactMap { $0 }.joined(separator: ": ")
+            return "killed by signal \(signal)" + (name.isEmpty ? "" : " (\(name))")
         }
     }
 }

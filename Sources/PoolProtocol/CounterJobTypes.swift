@@ -50,8 +50,14 @@ public struct CounterResult: Codable, Sendable, Equatable {
     public var start: Int
     public var expected: Int
     public var actual: Int
-    /// |expected - actual|: the updates that another worker's store overwrote.
+    /// Updates that another worker's store overwrote. In `unsafe` mode the count is exact and
+    /// split into `lostIncrements + lostDecrements` (with --split a lost increment and a lost
+    /// decrement cancel out in the counter, so `|expected - actual|` can be 0 with updates lost).
+    /// The exact modes lose none; there it is `|expected - actual|`.
     public var lost: Int
+    /// Unsafe mode: additions and subtractions that were lost (nil in the other modes).
+    public var lostIncrements: Int?
+    public var lostDecrements: Int?
     public var operations: Int
     public var durationSeconds: Double
     public var opsPerSecond: Double
@@ -59,13 +65,16 @@ public struct CounterResult: Codable, Sendable, Equatable {
     public var lockRecoveries: Int
     public var workers: [CounterWorkerResult]
 
-    public init(mode: CounterMode, start: Int, expected: Int, actual: Int, lost: Int, operations: Int,
-                durationSeconds: Double, opsPerSecond: Double, lockRecoveries: Int, workers: [CounterWorkerResult]) {
+    public init(mode: CounterMode, start: Int, expected: Int, actual: Int, lost: Int, lostIncrements: Int? = nil,
+                lostDecrements: Int? = nil, operations: Int, durationSeconds: Double, opsPerSecond: Double,
+                lockRecoveries: Int, workers: [CounterWorkerResult]) {
         self.mode = mode
         self.start = start
         self.expected = expected
         self.actual = actual
         self.lost = lost
+        self.lostIncrements = lostIncrements
+        self.lostDecrements = lostDecrements
         self.operations = operations
         self.durationSeconds = durationSeconds
         self.opsPerSecond = opsPerSecond

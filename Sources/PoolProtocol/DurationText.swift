@@ -15,13 +15,18 @@ public enum DurationText {
 
     /// A range `low..high` (or a single duration, meaning exactly that) in nanoseconds.
     public static func range(_ text: String) -> ClosedRange<Int64>? {
-        guard text.contains("..") else { return nanoseconds(text).map { $0...$0 } }
+        guard let (low, high) = bounds(text), low <= high else { return nil }
+        return low...high
+    }
+
+    /// The two ends of `low..high` as written, in either order; nil when either is not a duration.
+    public static func bounds(_ text: String) -> (low: Int64, high: Int64)? {
+        guard text.contains("..") else { return nanoseconds(text).map { ($0, $0) } }
         let sides = text.components(separatedByDots: true)
         guard sides.count == 2, let high = nanoseconds(sides[1]) else { return nil }
         let unit = String(sides[1].drop(while: { $0.isNumber || $0 == "." }))
-        let low = nanoseconds(sides[0]) ?? nanoseconds(sides[0] + unit)
-        guard let low, low <= high else { return nil }
-        return low...high
+        guard let low = nanoseconds(sides[0]) ?? nanoseconds(sides[0] + unit) else { return nil }
+        return (low, high)
     }
 
     /// Formats nanoseconds compactly (`1.5s`, `600ms`, `250us`).

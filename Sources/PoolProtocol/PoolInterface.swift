@@ -12,6 +12,7 @@ public enum PoolInterface {
         case resize = "Resize"
         case restartWorkers = "RestartWorkers"
         case shutdown = "Shutdown"
+        case reload = "Reload"
 
         public var qualifiedName: String { PoolInterface.name + "." + rawValue }
     }
@@ -72,6 +73,21 @@ public enum PoolInterface {
           waiting: ?string
         )
 
+        # The job history on disk (poold --state-dir).
+        type History (
+          # The database file.
+          path: string,
+          # While the history cannot be written (a full disk, the state directory removed):
+          # why, and what is done about it. Absent when every record is written.
+          problem: ?string,
+          # The last problem the history had (a damaged file found at start, the state
+          # directory removed and rebuilt, writes that failed for a while), when, and how it
+          # was resolved.
+          lastIncident: ?string,
+          # Job records held in memory, not written yet.
+          unwrittenJobs: int
+        )
+
         # The pool and its jobs. With `more`, a reply follows every change.
         method Status() -> (
           pid: int,
@@ -83,15 +99,21 @@ public enum PoolInterface {
           jobsFinished: int,
           uptimeSeconds: float,
           # Only while the daemon shuts down.
-          drain: ?Drain
+          drain: ?Drain,
+          # Absent when the daemon keeps no job history.
+          history: ?History,
+          # The pool's records in the journal carry it as POOLD_INSTANCE (journalctl
+          # POOLD_INSTANCE=...): the same across restarts on one state directory.
+          instance: ?string
         )
 
-        # Runs a job of `kind` (counter, prodcons, event, tasks or append) and replies when it has finished. With `more`, replies
-        # follow as it is queued, starts and progresses. With `detach`, replies once it is queued.
+        # Runs a job of `kind` (counter, prodcons, event, tasks, append or lockcell) and replies when it has finished. With `more`, replies
+        # follow as it is queued, starts and progresses. With `detach`, replies once it is queued
+        # and recorded in the job history (ResourceLimit, naming the disk, when it cannot be).
         method Run(kind: string, parameters: ?object, detach: ?bool, timeout: ?string) -> (job: Job)
 
-        # The most recent jobs first.
-        method ListJobs(limit: ?int) -> (jobs: []Job)
+        # The most recent jobs first; with `state` or `kind`, only those (the limit counts what matches).
+        method ListJobs(limit: ?int, state: ?string, kind: ?string) -> (jobs: []Job)
 
         # With `more`, replies follow as the job progresses, the last when it has finished.
         method GetJob(id: int) -> (job: Job)
@@ -111,6 +133,11 @@ public enum PoolInterface {
         # Stops accepting jobs, cancels queued ones, lets running ones finish until the drain
         # deadline (then cancels them), stops the workers, removes every IPC object and exits.
         method Shutdown() -> ()
+
+        # Re-reads the configuration file (poold --config), as SIGHUP does: what changed and took
+        # effect (workers, drain-timeout, heartbeat-timeout, max-queued-jobs), what takes effect at
+        # the next start, and what the command line overrides; each as `key = value`.
+        method Reload() -> (configurationFile: string, applied: []string, pending: []string, ignored: []string)
 
         error InvalidParameter (parameter: string, reason: string)
         error NotFound (id: int, reason: string)

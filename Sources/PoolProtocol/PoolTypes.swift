@@ -104,9 +104,15 @@ public struct StatusReply: Codable, Sendable, Equatable {
     public var uptimeSeconds: Double
     /// Set while the daemon shuts down (SIGTERM, SIGINT, Shutdown).
     public var drain: DrainInfo?
+    /// The job history on disk; nil when the daemon keeps none.
+    public var history: HistoryStatus?
+    /// The pool's identity in the journal (POOLD_INSTANCE): the same across restarts on one state
+    /// directory, different for another daemon.
+    public var instance: String?
 
     public init(pid: Int, version: String, poolSize: Int, workers: [WorkerInfo], jobsQueued: Int, jobsRunning: Int,
-                jobsFinished: Int, uptimeSeconds: Double, drain: DrainInfo? = nil) {
+                jobsFinished: Int, uptimeSeconds: Double, drain: DrainInfo? = nil, history: HistoryStatus? = nil,
+                instance: String? = nil) {
         self.pid = pid
         self.version = version
         self.poolSize = poolSize
@@ -116,7 +122,37 @@ public struct StatusReply: Codable, Sendable, Equatable {
         self.jobsFinished = jobsFinished
         self.uptimeSeconds = uptimeSeconds
         self.drain = drain
+        self.history = history
+        self.instance = instance
     }
+}
+
+/// How the job history on disk fares: whether what the daemon holds is being written, and the
+/// last trouble it had (a damaged file found at start, the state directory removed, writes that
+/// failed for a while).
+public struct HistoryStatus: Codable, Sendable, Equatable {
+    /// The database file.
+    public var path: String
+    /// While the history cannot be written: why, and what is done about it. Nil when it can.
+    public var problem: String?
+    /// The last problem the history had and how it was resolved, with its time (UTC).
+    public var lastIncident: String?
+    /// Job records held in memory that are not written yet.
+    public var unwrittenJobs: Int
+
+    public init(path: String, problem: String? = nil, lastIncident: String? = nil, unwrittenJobs: Int = 0) {
+        self.path = path
+        self.problem = problem
+        self.lastIncident = lastIncident
+        self.unwrittenJobs = unwrittenJobs
+    }
+}
+
+/// Job ids: 1, 2, 3 ... up to the largest integer every JSON reader holds exactly (2^53 - 1), so
+/// that no client ever sees an id rounded; a larger one read from disk is set aside.
+public enum JobID {
+    public static let maximum = (1 << 53) - 1
+    public static let valid = 1...maximum
 }
 
 public struct RunRequest: Codable, Sendable {
@@ -147,7 +183,34 @@ public struct JobIDRequest: Codable, Sendable {
 
 public struct ListJobsRequest: Codable, Sendable {
     public var limit: Int?
-    public init(limit: Int? = nil) { self.limit = limit }
+    /// Only jobs in this state (queued, running, succeeded, failed, cancelled, interrupted).
+    public var state: String?
+    /// Only jobs of this kind.
+    public var kind: String?
+
+    public init(limit: Int? = nil, state: String? = nil, kind: String? = nil) {
+        self.limit = limit
+        self.state = state
+        self.kind = kind
+    }
+}
+
+/// What a reload of the configuration file did, each entry as `key = value`.
+public struct ReloadReply: Codable, Sendable, Equatable {
+    public var configurationFile: String
+    /// Changed and in effect now.
+    public var applied: [String]
+    /// Changed, in effect from the next start.
+    public var pending: [String]
+    /// Changed in the file but set on the daemon's command line, which wins.
+    public var ignored: [String]
+
+    public init(configurationFile: String, applied: [String] = [], pending: [String] = [], ignored: [String] = []) {
+        self.configurationFile = configurationFile
+        self.applied = applied
+        self.pending = pending
+        self.ignored = ignored
+    }
 }
 
 public struct ListJobsReply: Codable, Sendable {

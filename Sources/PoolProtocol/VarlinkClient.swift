@@ -5,8 +5,9 @@ import Glibc
 
 /// Why a call did not produce a reply.
 public enum VarlinkClientError: Error, CustomStringConvertible, Sendable {
-    /// Nothing accepts connections at the path (errno from connect, or a path that cannot be one).
-    case unreachable(path: String, reason: String)
+    /// Nothing accepts connections at the path: `errno` from socket or connect (0: a path that
+    /// cannot be one), so that a caller can say why.
+    case unreachable(path: String, reason: String, errno: Int32)
     /// The connection broke or closed before the reply was complete.
     case connectionLost(String)
     /// The server sent something that is not a varlink reply.
@@ -14,7 +15,7 @@ public enum VarlinkClientError: Error, CustomStringConvertible, Sendable {
 
     public var description: String {
         switch self {
-        case .unreachable(let path, let reason): return "cannot connect to \(path): \(reason)"
+        case .unreachable(let path, let reason, _): return "cannot connect to \(path): \(reason)"
         case .connectionLost(let reason): return "connection lost: \(reason)"
         case .malformedReply(let reason): return "malformed reply: \(reason)"
         }
@@ -36,21 +37,21 @@ public final class VarlinkClient {
         address.sun_family = sa_family_t(AF_UNIX)
         let capacity = MemoryLayout.size(ofValue: address.sun_path)
         guard socketPath.utf8.count < capacity else {
-            throw .unreachable(path: socketPath, reason: "the path is longer than \(capacity - 1) bytes, the limit for a Unix socket")
+            throw .unreachable(path: socketPath, reason: "the path is longer than \(capacity - 1) bytes, the limit for a Unix socket", errno: ENAMETOOLONG)
         }
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
             raw.copyBytes(from: socketPath.utf8)
             raw[socketPath.utf8.count] = 0
         }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw .unreachable(path: socketPath, reason: String(cString: strerror(errno))) }
+        guard fd >= 0 else { throw .unreachable(path: socketPath, reason: String(cString: strerror(errno)), errno: errno) }
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
         guard connected == 0 else {
-            let reason = String(cString: strerror(errno))
+            let error = errno
             close(fd)
-            throw .unreachable(path: socketPath, reason: reason)
+            throw .unreachable(path: socketPath, reason: String(cString: strerror(error)), errno: error)
         }
         if let timeoutSeconds {
             var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
@@ -92,10 +93,21 @@ public final class VarlinkClient {
     /// Turns a reply into `Reply`, or throws its error.
     public static func decode<Reply: Decodable>(_ reply: VarlinkReply<JSONValue>, as type: Reply.Type) throws -> Reply {
         if let error = reply.error {
-            let parameters = (try? reply.parameters?.decode(PoolError.Parameters.self)) ?? PoolError.Parameters()
-            throw PoolError(name: error, parameters: parameters)
+            throw PoolError(name: error, parameters: errorParameters(reply.parameters))
         }
         return try (reply.parameters ?? .object([:])).decode(Reply.self)
+    }
+
+    /// An error's parameters; field by field when they do not decode whole (an `id` no Int holds, as
+    /// in a NotFound for the id a user typed), so that the reason is never lost.
+    static func errorParameters(_ value: JSONValue?) -> PoolError.Parameters {
+        guard let value else { return PoolError.Parameters() }
+        if let whole = try? value.decode(PoolError.Parameters.self) { return whole }
+        return PoolError.Parameters(
+            reason: value["reason"]?.stringValue, parameter: value["parameter"]?.stringValue, id: value["id"]?.intValue,
+            requested: value["requested"]?.intValue, poolSize: value["poolSize"]?.intValue, method: value["method"]?.stringValue,
+            interface: value["interface"]?.stringValue, rule: value["rule"]?.stringValue, group: value["group"]?.stringValue,
+            limit: value["limit"]?.intValue)
     }
 
     /// Writes raw bytes: for tests that speak broken varlink on purpose.

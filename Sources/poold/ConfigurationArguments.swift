@@ -10,13 +10,15 @@ struct ConfigurationArguments {
     /// The file and the entries taken from it, for error messages.
     let path: String?
     let taken: [ConfigurationFile.Entry]
+    /// The file as read (what a reload compares with), and the options the command line sets.
+    var file: ConfigurationFile?
+    var commandLineKeys: Set<String> = []
 
     static func merge(_ commandLine: [String]) throws(ConfigurationFile.Problem) -> ConfigurationArguments {
-        // The worker subcommand takes no configuration file.
-        guard commandLine.first != "worker", let path = value(of: "config", in: commandLine) else {
+        guard let path = value(of: "config", in: commandLine) else {
             return ConfigurationArguments(arguments: commandLine, path: nil, taken: [])
         }
-        let file = try ConfigurationFile.read(path: path)
+        let file = try ConfigurationFile.load(path)
         var arguments = commandLine
         var taken: [ConfigurationFile.Entry] = []
         for key in ConfigurationFile.keys where value(of: key, in: commandLine) == nil {
@@ -24,7 +26,8 @@ struct ConfigurationArguments {
             arguments += ["--\(key)", entry.value]
             taken.append(entry)
         }
-        return ConfigurationArguments(arguments: arguments, path: path, taken: taken)
+        return ConfigurationArguments(arguments: arguments, path: path, taken: taken, file: file,
+                                      commandLineKeys: Set(ConfigurationFile.keys.filter { value(of: $0, in: commandLine) != nil }))
     }
 
     /// The value of `--name VALUE` or `--name=VALUE` (the last one), up to a `--`.

@@ -16,24 +16,26 @@ let handledSignals: [Int32] = [SIGTERM, SIGINT, SIGHUP, SIGCHLD, 0]
 let signalDescriptor = handledSignals.withUnsafeBufferPointer { pool_signalfd_for($0.baseAddress!) }
 signal(SIGPIPE, SIG_IGN)
 
-struct Poold: ParsableCommand {
+extension LogTarget: ExpressibleByArgument {}
+
+/// The daemon itself is the root command, so that `poold --help` and poold(8) show its options.
+struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "poold",
         abstract: "A supervised pool of worker processes that runs the concurrency notebook's jobs.",
+        usage: "poold [<options>]",
         discussion: """
-            Runs in the foreground and logs to stderr. Control it with poolctl over the varlink socket.
-            Socket: --socket, else $POOLD_SOCKET, else /run/poold.sock (root) or $XDG_RUNTIME_DIR/poold.sock.
+            Runs in the foreground. Logs go to the journal under systemd (or when journald runs and stderr is no terminal), \
+            else to stderr. Control it with poolctl(1) over the varlink socket: --socket, else $POOLD_SOCKET, else \
+            /run/poold.sock for root or $XDG_RUNTIME_DIR/poold.sock for anyone else.
+
+            Examples:
+              poold --socket /tmp/p.sock --workers 4
+              poold --config /etc/poold.conf --drain-timeout 2m
+              systemd-socket-activate -l /tmp/p.sock poold
             """,
-        version: PooldVersion.string,
-        subcommands: [Serve.self, Worker.self],
-        defaultSubcommand: Serve.self
+        version: PooldVersion.string
     )
-}
-
-extension LogTarget: ExpressibleByArgument {}
-
-struct Serve: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run the daemon (the default).")
 
     @Option(help: "The control socket's path.")
     var socket: String?
@@ -41,10 +43,10 @@ struct Serve: ParsableCommand {
     @Option(help: "Worker processes in the pool (default: the configuration file's, else the number of CPUs).")
     var workers: Int?
 
-    @Option(help: "A configuration file of `option = value` lines (any option below, without its dashes; the command line wins). SIGHUP re-reads it and applies `workers`.")
+    @Option(help: "A configuration file of `option = value` lines (any option below, without its dashes; the command line wins). SIGHUP re-reads it and applies `workers`. With a leading '-' (--config=-/etc/poold.conf), as in systemd's EnvironmentFile=-, a missing file is no error.")
     var config: String?
 
-    @Option(help: "The largest pool size a resize may ask for.")
+    @Option(help: "The largest pool size a resize may ask for (lowered at start to what the kernel's queue limits allow, as the log says).")
     var maxWorkers: Int = 256
 
     @Option(help: "Prefix of this instance's message queues and shared memory (default: /poold-<pid>).")
@@ -134,9 +136,12 @@ struct Serve: ParsableCommand {
         let level = Logger.Level(rawValue: logLevel)!
         let environment = inheritedEnvironment.daemon
         let target = logTarget.resolved(environment: environment)
-        let logger = target.logger(label: "poold", level: level)
+        let socketPath = socket ?? DefaultSocket.path(environment: environment)
+        let stateDirectory = stateDir ?? StateDirectory.path(environment: environment)
+        let instance = PoolInstance.identifier(stateDirectory: stateDirectory, socketPath: socketPath)
+        let logger = target.logger(label: "poold", level: level, instance: instance)
         var configuration = DaemonConfiguration(
-            socketPath: socket ?? DefaultSocket.path(environment: environment),
+            socketPath: socketPath,
             workers: min(workers ?? ProcessEnvironment.cpuCount, maxWorkers),
             maxWorkers: maxWorkers,
             names: ipcPrefix.map(IPCNames.init(prefix:)) ?? IPCNames.forProcess(getpid()),
@@ -144,12 +149,17 @@ struct Serve: ParsableCommand {
             logTarget: target,
             workerEnvironment: inheritedEnvironment.forWorkers)
         configuration.configurationFile = config
+        if let file = commandLine.file {
+            configuration.configurationFileValues = Dictionary(file.entries.map { ($0.key, $0.value) }) { $1 }
+        }
+        configuration.commandLineKeys = commandLine.commandLineKeys
         configuration.heartbeatTimeout = .nanoseconds(DurationText.nanoseconds(heartbeatTimeout)!)
         if let drain = drainTimeout.flatMap(DurationText.nanoseconds) {
             configuration.drainTimeout = .nanoseconds(drain)
         }
         configuration.faults = try! FaultInjection(specifications: fault)
-        configuration.stateDirectory = stateDir ?? StateDirectory.path(environment: environment)
+        configuration.stateDirectory = stateDirectory
+        configuration.instance = instance
         configuration.historyLimit = historyLimit
         configuration.maxQueuedJobs = maxQueuedJobs
         do {
@@ -190,15 +200,17 @@ extension Serve {
     }
 }
 
-/// The hidden subcommand the daemon spawns its workers with.
+/// `poold worker ...`: how the daemon spawns its workers (an entry point, not a command for people,
+/// so it is kept out of the daemon's parser, its help and its manual).
 struct Worker: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "worker", shouldDisplay: false)
+    static let configuration = CommandConfiguration(commandName: "poold worker")
 
     @Option var slot: Int
     @Option var prefix: String
     @Option var daemonPid: Int32
     @Option var logLevel: String = "info"
     @Option var logTarget: LogTarget = .stderr
+    @Option var instance: String?
     @Flag var crashAtStart = false
     @Option var fault: [String] = []
 
@@ -206,12 +218,16 @@ struct Worker: ParsableCommand {
         if crashAtStart { kill(getpid(), SIGKILL) }
         let faults = (try? FaultInjection(specifications: fault)) ?? FaultInjection()
         let level = Logger.Level(rawValue: logLevel) ?? .info
-        let logger = logTarget.logger(label: "worker-\(slot)", level: level, isWorker: true)
+        let logger = logTarget.logger(label: "worker-\(slot)", level: level, isWorker: true, instance: instance)
         let runtime = WorkerRuntime(slot: slot, names: IPCNames(prefix: prefix), daemonPID: daemonPid, faults: faults, logger: logger)
         throw ExitCode(runtime.run())
     }
 }
 
+if CommandLine.arguments.dropFirst().first == "worker" {
+    Worker.main(Array(CommandLine.arguments.dropFirst(2)))
+    exit(0)
+}
 let commandLine: ConfigurationArguments
 do {
     commandLine = try ConfigurationArguments.merge(Array(CommandLine.arguments.dropFirst()))
@@ -220,14 +236,14 @@ do {
     exit(1)
 }
 do {
-    var command = try Poold.parseAsRoot(commandLine.arguments)
+    var command = try Serve.parseAsRoot(commandLine.arguments)
     try command.run()
 } catch {
-    let code = Poold.exitCode(for: error)
+    let code = Serve.exitCode(for: error)
     if code == .validationFailure {
-        FileHandleOutput.standardError(Poold.fullMessage(for: error))
+        FileHandleOutput.standardError(Serve.fullMessage(for: error))
         if let provenance = commandLine.provenance { FileHandleOutput.standardError("note: \(provenance)") }
         exit(2)
     }
-    Poold.exit(withError: error)
+    Serve.exit(withError: error)
 }

@@ -56,8 +56,24 @@ struct ConfigurationFileTests {
         #expect(missing.stderr.contains("cannot read \(directory.path)/nonexistent.conf: No such file or directory"), "\(missing.stderr)")
     }
 
+    @Test func aLeadingDashMakesAMissingFileNoErrorAndAPresentOneStillRead() throws {
+        // poold.service runs `--config=-/etc/poold.conf`: the service starts without the file.
+        let (directory, path) = try file("history-limit = 1\n")
+        defer { directory.remove() }
+        let missing = try DaemonHarness.start(workers: 1, arguments: ["--config=-" + directory.path + "/nonexistent.conf"])
+        defer { try? missing.stop() }
+        #expect(try missing.status().poolSize == 1)
+        try missing.stop()
+
+        let present = try DaemonHarness.start(workers: 1, arguments: ["--config=-" + path])
+        defer { try? present.stop() }
+        for _ in 0..<2 { #expect(try present.poolctl("run", "tasks", "--count", "1").status == 0) }
+        #expect(try listedJobs(present) == [2], "history-limit = 1 from the file")
+        try present.stop()
+    }
+
     @Test func everyKeyIsAnOptionOfPoold() throws {
-        let help = try runProgram(Binaries.poold, ["serve", "--help"])
+        let help = try runProgram(Binaries.poold, ["--help"])
         #expect(help.status == 0)
         for key in ConfigurationFile.keys {
             #expect(help.stdout.contains("--\(key) "), "`\(key)` is accepted in the file but poold has no --\(key)")

@@ -172,7 +172,8 @@ final class DaemonHarness {
     /// with `namespace` the daemon runs in that private IPC namespace (and the checks look there);
     /// `asNobody` runs it as the user nobody instead of root; `descriptorLimit` starts it with that
     /// RLIMIT_NOFILE, soft and hard (`ulimit -n`).
-    static func start(workers: Int, arguments extra: [String] = [], environment: [String: String] = [:],
+    /// `workers` nil gives no --workers (the configuration file's, else the number of CPUs).
+    static func start(workers: Int?, arguments extra: [String] = [], environment: [String: String] = [:],
                       followNotifications: Bool = false, stateDirectory: String? = nil, prefix: String? = nil,
                       namespace: IPCNamespace? = nil, asNobody: Bool = false, descriptorLimit: Int? = nil) throws -> DaemonHarness {
         #expect(IPCObjects.mqueueMounted, "the mqueue filesystem must be mounted on /dev/mqueue to check for leaks (make test does it)")
@@ -192,7 +193,7 @@ final class DaemonHarness {
         notify.receive(timeoutSeconds: seconds)
     }
 
-    private init(directory: TemporaryDirectory, prefix: String, workers: Int, extra: [String],
+    private init(directory: TemporaryDirectory, prefix: String, workers: Int?, extra: [String],
                  environment extraEnvironment: [String: String], followNotifications: Bool, stateDirectory: String,
                  namespace: IPCNamespace?, asNobody: Bool, descriptorLimit: Int?) throws {
         self.directory = directory
@@ -204,8 +205,8 @@ final class DaemonHarness {
         notify = try NotifyListener(path: directory.path + "/notify.sock")
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         process = Process()
-        let arguments = ["--socket", socketPath, "--workers", "\(workers)", "--ipc-prefix", prefix, "--log-level", "debug", "--log-target", "stderr",
-                         "--state-dir", stateDirectory] + extra
+        let arguments = ["--socket", socketPath] + (workers.map { ["--workers", "\($0)"] } ?? [])
+            + ["--ipc-prefix", prefix, "--log-level", "debug", "--log-target", "stderr", "--state-dir", stateDirectory] + extra
         if let namespace {
             // nsenter execs poold in the namespace: the process is poold itself.
             process.executableURL = URL(fileURLWithPath: "/usr/bin/nsenter")

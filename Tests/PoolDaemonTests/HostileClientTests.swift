@@ -253,8 +253,8 @@ struct HostileClientTests {
         for _ in 0..<20 { _ = try daemon.status() }
         let before = residentBytes(pid: daemon.pid)
         let greedy = try RawConnection(socketPath: daemon.socketPath)
-        // Calls worth 20 MB of replies (about 500 bytes each): sent until the socket takes no more.
-        let calls = Array([[UInt8]](repeating: RawConnection.call(Self.status), count: 40_000).joined())
+        // Calls worth 40 MB of replies (about 500 bytes each): sent until the socket takes no more.
+        let calls = Array([[UInt8]](repeating: RawConnection.call(Self.status), count: 80_000).joined())
         var offset = 0
         var stalled = false
         let deadline = Date().addingTimeInterval(30)
@@ -277,6 +277,74 @@ struct HostileClientTests {
         #expect(greedy.peerHasClosed(timeoutSeconds: 10), "the daemon keeps a client that never reads")
         #expect(daemon.log.contains("its replies were not taken within 2s"), "\(daemon.log)")
         print("never-reading client: \(offset) bytes of calls taken before the daemon stopped reading; RSS \(before >> 10) KiB -> \(during >> 10) KiB")
+        try daemon.stop()
+    }
+
+    @Test func aReversedRangeIsNamedWithTheRightForm() throws {
+        let daemon = try DaemonHarness.start(workers: 2)
+        defer { try? daemon.stop() }
+        let reversed = try daemon.poolctl("run", "prodcons", "--items", "10", "--produce-delay", "5..3s")
+        #expect(reversed.status == 4, "\(reversed.stderr)")
+        #expect(reversed.stderr.contains("[produceDelay]: '5..3s' is reversed: it goes from 5s down to 3s; write the lower bound first: 3s..5s"),
+                "\(reversed.stderr)")
+        #expect(try daemon.status().jobsFinished == 0)
+        try daemon.stop()
+    }
+
+    // MARK: Protocol corners
+
+    @Test func aClientThatHalfClosesAfterItsCallsGetsEveryReply() throws {
+        let daemon = try DaemonHarness.start(workers: 2)
+        defer { try? daemon.stop() }
+        let connection = try RawConnection(socketPath: daemon.socketPath)
+        // A Run that waits for its job, a Status behind it, then EOF from the client.
+        try connection.send(RawConnection.call(Self.run, #"{"kind":"counter","parameters":{"mode":"atomic","iterations":20000}}"#)
+                            + RawConnection.call(Self.status))
+        try connection.shutdownWrite()
+        let run = try connection.reply()
+        #expect(run.error == nil && run.parameters?["job"]?["state"]?.stringValue == "succeeded", "\(run)")
+        let status = try connection.reply()
+        #expect(status.parameters?["poolSize"]?.intValue == 2, "\(status)")
+        // Then the daemon closes: nothing more was asked.
+        #expect(try connection.next(timeoutSeconds: 10) == .closed)
+        try daemon.stop()
+    }
+
+    @Test func onewayCallsGetNoReplyAndHoldNothing() throws {
+        let daemon = try DaemonHarness.start(workers: 1, arguments: ["--client-timeout", "500ms", "--idle-timeout", "1s"])
+        defer { try? daemon.stop() }
+        let connection = try RawConnection(socketPath: daemon.socketPath)
+        // A oneway Run of a job that lasts 3 s, then a oneway Status that asks to follow: neither
+        // replies, and the Status behind them is answered at once, while the job still runs.
+        try connection.send(Array(#"{"method":"io.poold.Pool.Run","oneway":true,"parameters":{"kind":"event","parameters":{"waiters":1,"timeoutWaiters":0,"setAfter":"3s"}}}"#.utf8) + [0]
+                            + Array(#"{"method":"io.poold.Pool.Status","more":true,"oneway":true}"#.utf8) + [0]
+                            + RawConnection.call(Self.status))
+        let status = try connection.reply(timeoutSeconds: 2)
+        #expect(status.continues == nil, "the first reply is the plain Status's: \(status)")
+        #expect(status.parameters?["jobsQueued"]?.intValue == 0 && status.parameters?["jobsRunning"]?.intValue == 1, "\(status)")
+        // Nothing is left waiting on the connection: it is idle, and closed as such, with no
+        // reply to either oneway call, while the job runs on.
+        #expect(try connection.next(timeoutSeconds: 5) == .closed)
+        #expect(daemon.log.contains("idle for 1s"), "\(daemon.log)")
+        let job = try daemon.waitForJob(1)
+        #expect(job.state == .succeeded, "\(job)")
+        try daemon.stop()
+    }
+
+    @Test func aClientThatWritesAllItsCallsBeforeReadingGetsEveryReply() throws {
+        let daemon = try DaemonHarness.start(workers: 2, arguments: ["--client-timeout", "1s"])
+        defer { try? daemon.stop() }
+        let connection = try RawConnection(socketPath: daemon.socketPath)
+        // 10,000 calls (340 KB): far more replies (about 5 MB) than the daemon buffers for a
+        // client, written whole before the first read. The daemon keeps reading calls while it
+        // waits for the client to take replies, so the client is never stuck in its write.
+        let count = 10_000
+        let calls = Array([[UInt8]](repeating: RawConnection.call(Self.status), count: count).joined())
+        try connection.send(calls)
+        var answered = 0
+        while answered < count, case .message = try connection.next(timeoutSeconds: 10) { answered += 1 }
+        #expect(answered == count, "\(answered) of \(count) calls were answered")
+        #expect(!daemon.log.contains("control connection closed"), "\(daemon.log)")
         try daemon.stop()
     }
 

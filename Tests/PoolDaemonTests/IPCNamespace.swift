@@ -21,11 +21,18 @@ final class IPCNamespace {
 
     /// With `mqueueOnDevMqueue` false, /dev/mqueue shows an empty tmpfs (as where the mqueue
     /// filesystem is not mounted) and the queues are mounted elsewhere, for the test's eyes only.
-    init(mqueueOnDevMqueue: Bool = true) throws {
+    /// `smallDisk` mounts a tmpfs of that many KiB on an existing directory (seen only in the
+    /// namespace): a disk that fills up, for a daemon's state directory. `sharedMemorySize` sizes
+    /// its /dev/shm (a tmpfs `size=`); `queueLimits` sets the namespace's own mqueue sysctls
+    /// (`queues_max`, `msg_max`, `msgsize_max`: each IPC namespace has its own).
+    init(mqueueOnDevMqueue: Bool = true, smallDisk: (path: String, kilobytes: Int)? = nil, sharedMemorySize: String = "64m",
+         queueLimits: [String: Int] = [:]) throws {
         let mountQueues = mqueueOnDevMqueue
             ? "mount -t mqueue none /dev/mqueue"
             : "mount -t tmpfs -o size=1m tmpfs /dev/mqueue && mkdir /dev/mqueue/hidden && mount -t mqueue none /dev/mqueue/hidden"
-        let script = "mount -t tmpfs -o size=64m,mode=1777 tmpfs /dev/shm && \(mountQueues) && echo ready && exec sleep infinity"
+        let mountDisk = smallDisk.map { " && mount -t tmpfs -o size=\($0.kilobytes)k,mode=0755 tmpfs '\($0.path)'" } ?? ""
+        let limits = queueLimits.sorted { $0.key < $1.key }.map { "echo \($0.value) > /proc/sys/fs/mqueue/\($0.key) && " }.joined()
+        let script = "mount -t tmpfs -o size=\(sharedMemorySize),mode=1777 tmpfs /dev/shm && \(mountQueues)\(mountDisk) && \(limits)echo ready && exec sleep infinity"
         let output = Pipe()
         holder = Process()
         holder.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
@@ -43,6 +50,11 @@ final class IPCNamespace {
         pid = holder.processIdentifier
         sharedMemoryDirectory = "/proc/\(pid)/root/dev/shm"
         mqueueDirectory = "/proc/\(pid)/root/dev/mqueue" + (mqueueOnDevMqueue ? "" : "/hidden")
+    }
+
+    /// A path as the namespace sees it, from outside.
+    func inside(_ path: String) -> String {
+        "/proc/\(pid)/root" + path
     }
 
     /// nsenter's arguments to run a program in the namespace.

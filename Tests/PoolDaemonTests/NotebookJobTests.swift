@@ -172,6 +172,75 @@ struct NotebookJobTests {
         try daemon.stop()
     }
 
+    /// As the notebook's ten threads each print their line, the tasks' lines come from every
+    /// worker: task i runs on participant i mod n.
+    @Test func taskIRunsOnParticipantIModN() throws {
+        let daemon = try DaemonHarness.start(workers: 4)
+        defer { try? daemon.stop() }
+        let (job, result) = try run(daemon, "tasks", "--count", "10", "--workers", "4")
+        guard case .array(let tasks)? = result["tasks"] else { Issue.record("no tasks"); return }
+        #expect(tasks.count == 10 && job.slots.count == 4)
+        for task in tasks {
+            let index = try #require(task["index"]?.intValue)
+            #expect(task["participant"]?.intValue == index % 4, "\(task)")
+            #expect(task["slot"]?.intValue == job.slots[index % 4], "task \(index) ran on the slot of participant \(index % 4): \(task)")
+        }
+        #expect(Set(tasks.compactMap { $0["slot"]?.intValue }).count == 4, "every worker ran tasks")
+        try daemon.stop()
+    }
+
+    /// The notebook's first Counter cell: per worker, twice, Sleeping / Waiting for lock / Acquired
+    /// lock, then Done; at the end Counter: 4. Streamed to poolctl and in the daemon's log.
+    @Test func theCounterCellTracesItsLockAndCountsFour() throws {
+        let daemon = try DaemonHarness.start(workers: 2)
+        defer { try? daemon.stop() }
+        let (job, result) = try run(daemon, "lockcell", "--pause", "0..50ms")
+        #expect(result["counter"]?.intValue == 4 && result["expected"]?.intValue == 4)
+        let log = job.log ?? []
+        #expect(log.count == 15 && log.last == "Counter: 4", "\(log)")
+        let pattern = /^\(slot (\d)\s*\) (Sleeping 0\.\d\d|Waiting for lock|Acquired lock|Done)$/
+        var steps: [String: [String]] = [:]
+        for line in log.dropLast() {
+            guard let match = try? pattern.wholeMatch(in: line) else { Issue.record("not the notebook's form: \(line)"); continue }
+            steps[String(match.1), default: []].append(match.2.hasPrefix("Sleeping") ? "Sleeping" : String(match.2))
+        }
+        let cycle = ["Sleeping", "Waiting for lock", "Acquired lock"]
+        #expect(steps.count == 2 && steps.values.allSatisfy { $0 == cycle + cycle + ["Done"] }, "each worker's steps in order: \(steps)")
+        #expect(Set(steps.keys) == Set(job.slots.map(String.init)))
+
+        let shown = try daemon.poolctl("run", "lockcell", "--pause", "0..20ms")
+        #expect(shown.status == 0, "\(shown.stderr)")
+        #expect(shown.stdout.components(separatedBy: "Acquired lock").count - 1 == 4, "poolctl streams the lines: \(shown.stdout)")
+        #expect(shown.stdout.contains("Counter: 4\n") && shown.stdout.contains("counter = 4 (expected 4)"), "\(shown.stdout)")
+        #expect(daemon.log.components(separatedBy: "Acquired lock").count - 1 == 8, "the daemon logs every line")
+        try daemon.stop()
+    }
+
+    @Test func theCounterCellRefusesAWorkerCountAboveThePool() throws {
+        let daemon = try DaemonHarness.start(workers: 2)
+        defer { try? daemon.stop() }
+        let refused = try daemon.poolctl("run", "lockcell", "--workers", "3")
+        #expect(refused.status == 4 && refused.stderr.contains("3"), "\(refused.stderr)")
+        try daemon.stop()
+    }
+
+    /// The maximum latency is measured, not a histogram bucket's edge: with four items sent at once
+    /// and a consumer that takes 100 ms for each, the last waits at least 300 ms; the percentiles,
+    /// bucket bounds, say their resolution.
+    @Test func prodconsLatencyMaxIsExactAndPercentilesSayTheirResolution() throws {
+        let daemon = try DaemonHarness.start(workers: 2)
+        defer { try? daemon.stop() }
+        let (_, result) = try run(daemon, "prodcons", "--items", "4", "--produce-delay", "0", "--consume-delay", "100ms")
+        let latency = try #require(result["latencyMicros"])
+        let max = try #require(latency["max"]?.doubleValue), p99 = try #require(latency["p99"]?.doubleValue)
+        #expect(max >= 299_000, "the last item waited for three 100 ms pauses: \(latency)")
+        #expect(max > p99 && max < p99 * (1 + 1.0 / 16), "p99 is the lower bound of max's bucket, max itself is exact: \(latency)")
+        #expect(latency["percentileResolution"]?.doubleValue == 1.0 / 16)
+        let shown = try daemon.poolctl("run", "prodcons", "--items", "4", "--produce-delay", "0", "--consume-delay", "10ms")
+        #expect(shown.stdout.contains("(to 6.25%), max ") && shown.stdout.contains("us (exact)"), "\(shown.stdout)")
+        try daemon.stop()
+    }
+
     @Test func appendToSharedMemoryInterleavesBothCharacters() throws {
         let daemon = try DaemonHarness.start(workers: 2)
         defer { try? daemon.stop() }

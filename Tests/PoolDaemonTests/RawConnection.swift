@@ -43,6 +43,13 @@ final class RawConnection {
         try send(Array(text.utf8))
     }
 
+    /// Shuts down the writing side (the daemon reads EOF) while this side still reads.
+    func shutdownWrite() throws {
+        guard shutdown(descriptor, Int32(SHUT_WR)) == 0 else {
+            throw HarnessError(description: "shutdown: \(String(cString: strerror(errno)))")
+        }
+    }
+
     /// A call as a client library would write it, NUL-terminated.
     static func call(_ method: String, _ parameters: String = "{}") -> [UInt8] {
         Array(#"{"method":"\#(method)","parameters":\#(parameters)}"#.utf8) + [0]

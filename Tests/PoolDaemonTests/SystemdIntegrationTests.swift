@@ -42,12 +42,36 @@ struct SystemdIntegrationTests {
         try daemon.stop()
     }
 
+    @Test func theDrainExtendsSystemdsStopTimeoutBeyondTheDrainTimeout() throws {
+        // A drain longer than the unit's TimeoutStopSec=45s: systemd must be told to wait for it.
+        let daemon = try DaemonHarness.start(workers: 1, arguments: ["--drain-timeout", "120s"], followNotifications: true)
+        defer { try? daemon.stop() }
+        let run = try daemon.poolctl("run", "counter", "--detach", "--mode", "atomic", "--workers", "1", "--no-split", "--iterations", "10000000000")
+        #expect(run.status == 0, "\(run.stderr)")
+        _ = try daemon.waitForStatus { $0.jobsRunning == 1 }
+        daemon.signal(SIGTERM)
+        var extensions: [Int64] = []
+        while extensions.count < 2, let message = daemon.nextNotification() {
+            for line in message.split(separator: "\n") where line.hasPrefix("EXTEND_TIMEOUT_USEC=") {
+                extensions.append(Int64(line.dropFirst("EXTEND_TIMEOUT_USEC=".count)) ?? -1)
+            }
+        }
+        #expect(extensions.count == 2, "EXTEND_TIMEOUT_USEC at the start of the drain and as it counts down")
+        // The first covers the whole drain (120 s) plus the cancel grace and a worker's stop timeout.
+        let first = try #require(extensions.first)
+        #expect(first > 130_000_000 && first <= 131_000_000, "\(extensions)")
+        #expect(extensions[1] > 120_000_000 && extensions[1] < first, "each covers what is left: \(extensions)")
+        // A second SIGTERM ends the drain at once: the job is cancelled and the daemon exits.
+        daemon.signal(SIGTERM)
+        try daemon.stop()
+    }
+
     @Test func sighupReloadsTheConfigurationAndResizes() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let config = directory.path + "/poold.conf"
         try "workers = 1\n".write(toFile: config, atomically: true, encoding: .utf8)
-        let daemon = try DaemonHarness.start(workers: 1, arguments: ["--config", config], followNotifications: true)
+        let daemon = try DaemonHarness.start(workers: nil, arguments: ["--config", config], followNotifications: true)
         defer { try? daemon.stop() }
         try "# grown by a reload\nworkers = 3\n".write(toFile: config, atomically: true, encoding: .utf8)
         daemon.signal(SIGHUP)
@@ -94,14 +118,19 @@ struct SystemdIntegrationTests {
         #expect(IPCObjects.named(withPrefix: prefix).isEmpty)
     }
 
-    @Test func journalRecordsCarryThePooldFieldsAndPoolctlLogsReadsThem() throws {
+    /// Runs a script of Scripts/ in a private mount namespace, with a journald of its own, and
+    /// returns the result.json it wrote.
+    private func journalScript(_ name: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> JSONValue {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Scripts/journal-roundtrip.py").path
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Scripts/" + name).path
         let run = try runProgram("/usr/bin/unshare", ["--mount", "--propagation", "private", "python3", script, Binaries.directory, directory.path])
-        #expect(run.status == 0, "\(run.stderr)")
-        let data = try Data(contentsOf: URL(fileURLWithPath: directory.path + "/result.json"))
-        let result = try JSONDecoder().decode(JSONValue.self, from: data)
+        #expect(run.status == 0, "\(run.stderr)", sourceLocation: sourceLocation)
+        return try JSONDecoder().decode(JSONValue.self, from: Data(contentsOf: URL(fileURLWithPath: directory.path + "/result.json")))
+    }
+
+    @Test func journalRecordsCarryThePooldFieldsAndPoolctlLogsReadsThem() throws {
+        let result = try journalScript("journal-roundtrip.py")
         #expect(result["daemonExit"]?.intValue == 0)
         guard case .array(let records)? = result["journalctl"], case .array(let logs)? = result["poolctlLogs"] else {
             Issue.record("no records: \(result)")
@@ -126,6 +155,40 @@ struct SystemdIntegrationTests {
         }
         #expect(result["poolctlLogsExit"]?.intValue == 0)
         #expect(logs.compactMap { $0["MESSAGE"]?.stringValue } == messages, "poolctl logs 1 shows the same records")
+    }
+
+    @Test func poolctlLogsShowsOnlyTheDaemonBehindItsSocket() throws {
+        let result = try journalScript("journal-two-daemons.py")
+        guard case .array(let instances)? = result["instances"], instances.count == 2,
+              let first = instances[0].stringValue, let second = instances[1].stringValue else {
+            Issue.record("no instances: \(result)")
+            return
+        }
+        #expect(first != second, "two daemons, two identities")
+        func records(_ key: String) -> [JSONValue] {
+            if case .array(let list)? = result[key] { return list }
+            return []
+        }
+        func tasks(_ list: [JSONValue]) -> Int { list.filter { $0["MESSAGE"]?.stringValue?.hasPrefix("I'm the task") == true }.count }
+        // Job 1 ran 3 tasks on the first daemon and 5 on the second: each socket shows its own.
+        #expect(tasks(records("firstJob1")) == 3 && tasks(records("secondJob1")) == 5)
+        #expect(records("firstJob1").allSatisfy { $0["POOLD_INSTANCE"]?.stringValue == first })
+        #expect(records("secondJob1").allSatisfy { $0["POOLD_INSTANCE"]?.stringValue == second })
+        let text = result["firstText"]?["stdout"]?.stringValue ?? ""
+        #expect(text.split(separator: "\n").allSatisfy { $0.contains(" job 1: ") }, "each line names its job:\n\(text)")
+        // -n 2: the last two of job 1's records.
+        #expect(records("lastTwo").compactMap { $0["MESSAGE"]?.stringValue } == records("firstJob1").suffix(2).compactMap { $0["MESSAGE"]?.stringValue })
+        #expect(result["sinceFuture"]?["exit"]?.intValue == 0 && result["sinceFuture"]?["stderr"]?.stringValue?.contains("no records") == true)
+        #expect(records("sinceHour").count == records("firstJob1").count)
+        // --follow -n 1 printed the last record, then job 2's records as they came.
+        let followed = result["followed"]?.stringValue ?? ""
+        #expect(result["followedFirst"]?.stringValue?.split(separator: "\n").count == 1, "\(result["followedFirst"] ?? .null)")
+        #expect(followed.contains("job 2: job started") && followed.contains("job 2: job succeeded"), "\(followed)")
+        // Once the daemon has stopped, its socket cannot say whose records to show: exit 3 with
+        // the way to ask by identity, which still works.
+        #expect(result["stopped"]?["exit"]?.intValue == 3)
+        #expect(result["stopped"]?["stderr"]?.stringValue?.contains("--instance") == true, "\(result["stopped"] ?? .null)")
+        #expect(tasks(records("stoppedByInstance")) == 3)
     }
 
     @Test func poolctlLogsWithoutAJournalSaysSo() throws {

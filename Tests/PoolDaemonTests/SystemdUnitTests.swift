@@ -1,4 +1,5 @@
 import Foundation
+import PoolDaemon
 import PoolIPC
 import Testing
 #if canImport(Glibc)
@@ -122,7 +123,7 @@ struct SystemdUnitTests {
         let text = try #require(service.value("Service", "LimitMSGQUEUE"))
         let limit = try #require(Self.bytes(text), "LimitMSGQUEUE=\(text) is not a byte count")
 
-        let help = try runProgram(Binaries.poold, ["serve", "--help"])
+        let help = try runProgram(Binaries.poold, ["--help"])
         let flattened = help.stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")
         let maxWorkers = try #require(Self.defaultValue(of: "--max-workers", in: flattened), "no --max-workers default in:\n\(help.stdout)")
 
@@ -165,13 +166,14 @@ struct SystemdUnitTests {
         }
     }
 
-    /// The service runs `poold --config /etc/poold.conf`; tmpfiles.d creates that file when it is
+    /// The service runs `poold --config=-/etc/poold.conf`; tmpfiles.d creates that file when it is
     /// missing, keeps an existing one, and the daemon starts with what it created.
     @Test func tmpfilesCreatesTheConfigurationTheServiceReads() throws {
         let service = try UnitFile(path: Repository.file("poold.service"))
         let arguments = try #require(service.value("Service", "ExecStart")).split(separator: " ").map(String.init)
-        let configIndex = try #require(arguments.firstIndex(of: "--config"))
-        let configPath = try #require(arguments.dropFirst(configIndex + 1).first)
+        // `--config=-/etc/poold.conf`: the file may be missing, and tmpfiles.d creates it anyway.
+        let configArgument = try #require(arguments.first { $0.hasPrefix("--config=-") })
+        let configPath = String(configArgument.dropFirst("--config=-".count))
 
         let root = try TemporaryDirectory()
         defer { root.remove() }
@@ -189,6 +191,66 @@ struct SystemdUnitTests {
         let again = try SystemdTool.run("systemd-tmpfiles", ["--root=\(root.path)", "--create", Repository.file("poold.tmpfiles")])
         #expect(again.status == 0)
         #expect(try String(contentsOfFile: created, encoding: .utf8) == "workers = 3\n", "tmpfiles.d overwrote an existing \(configPath)")
+    }
+
+    // MARK: make install
+
+    @Test func installPutsEachFileWhereSystemdAndManLookForThePrefix() throws {
+        for (prefix, systemdLibrary) in [("/usr/local", "/usr/local/lib"), ("/usr", "/usr/lib"), ("/opt/poold", "/opt/poold/lib")] {
+            let root = try InstalledRoot(prefix: prefix)
+            defer { root.remove() }
+            for file in ["\(prefix)/bin/poold", "\(prefix)/bin/poolctl", "\(systemdLibrary)/systemd/system/poold.service",
+                         "\(systemdLibrary)/systemd/system/poold.socket", "\(systemdLibrary)/sysusers.d/poold.conf",
+                         "\(systemdLibrary)/tmpfiles.d/poold.conf", "\(systemdLibrary)/systemd/catalog/poold.catalog",
+                         "\(prefix)/share/man/man8/poold.8", "\(prefix)/share/man/man1/poolctl.1",
+                         "\(prefix)/share/bash-completion/completions/poolctl", "\(prefix)/share/zsh/site-functions/_poolctl",
+                         "\(prefix)/share/fish/vendor_completions.d/poolctl.fish"] {
+                #expect(FileManager.default.fileExists(atPath: root.path + file), "make install PREFIX=\(prefix) left no \(file)")
+            }
+            let service = try UnitFile(path: root.unitPath("poold.service"))
+            #expect(service.value("Service", "ExecStart")?.hasPrefix("\(prefix)/bin/poold ") == true)
+        }
+    }
+
+    @Test func installFetchesNothing() throws {
+        let plan = try Repository.makeInstall(destination: "/nonexistent", prefix: "/usr/local", dryRun: true)
+        #expect(plan.status == 0, "\(plan.stderr)")
+        for fetcher in ["apt-get", "pip", "dpkg"] {
+            #expect(!plan.stdout.contains(fetcher), "make install runs \(fetcher):\n\(plan.stdout)")
+        }
+    }
+
+    @Test func theManualPagesRenderAndDescribeEveryOption() throws {
+        let root = try InstalledRoot()
+        defer { root.remove() }
+        var environment = ProcessInfo.processInfo.environment
+        environment["MANWIDTH"] = "100"
+        environment["MAN_KEEP_FORMATTING"] = nil
+        let daemon = try runProgram("/usr/bin/man", ["-P", "cat", "-l", root.path + "/usr/local/share/man/man8/poold.8"], environment: environment)
+        #expect(daemon.status == 0 && daemon.stderr.isEmpty, "man -l poold.8: \(daemon.stderr)")
+        #expect(daemon.stdout.contains("POOLD(8)") && daemon.stdout.contains("poold --socket /tmp/p.sock --workers 4"))
+        for key in ConfigurationFile.keys { #expect(daemon.stdout.contains("--\(key)"), "poold(8) does not describe --\(key)") }
+        #expect(!daemon.stdout.contains("--fault") && !daemon.stdout.contains("worker --slot"), "poold(8) shows what is for tests and workers")
+        let control = try runProgram("/usr/bin/man", ["-P", "cat", "-l", root.path + "/usr/local/share/man/man1/poolctl.1"], environment: environment)
+        #expect(control.status == 0 && control.stderr.isEmpty, "man -l poolctl.1: \(control.stderr)")
+        for command in ["status", "run", "jobs", "cancel", "pool", "shutdown", "logs"] {
+            #expect(control.stdout.contains(command), "poolctl(1) does not describe \(command)")
+        }
+        let service = try UnitFile(path: root.unitPath("poold.service"))
+        #expect(service.values("Unit", "Documentation").joined(separator: " ").contains("man:poold(8)"))
+    }
+
+    @Test func theBashCompletionCompletesPoolctlsCommands() throws {
+        let root = try InstalledRoot()
+        defer { root.remove() }
+        let script = root.path + "/usr/local/share/bash-completion/completions/poolctl"
+        // As bash-completion would: source the script, then ask for the words after `poolctl `.
+        let probe = "source '\(script)'; COMP_WORDS=(poolctl ''); COMP_CWORD=1; COMP_LINE='poolctl '; COMP_POINT=8; " +
+            "$(complete -p poolctl | sed -E 's/.*-F ([^ ]+).*/\\1/') poolctl '' poolctl; printf '%s\\n' \"${COMPREPLY[@]}\""
+        let completed = try runProgram("/bin/bash", ["-c", probe], environment: ["PATH": root.path + "/usr/local/bin:/usr/bin:/bin"])
+        #expect(completed.status == 0, "\(completed.stderr)")
+        let words = Set(completed.stdout.split(separator: "\n").map(String.init))
+        #expect(words.isSuperset(of: ["status", "run", "jobs", "cancel", "pool", "shutdown", "logs"]), "\(words)")
     }
 
     // MARK: Helpers
@@ -219,11 +281,18 @@ struct SystemdUnitTests {
 
 /// The package's `systemd/` folder, found from this file's path.
 private enum Repository {
-    static let systemdDirectory: String = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("systemd").path
+    static let root: String = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    static let systemdDirectory = root + "/systemd"
 
     static func file(_ name: String) -> String { systemdDirectory + "/" + name }
+
+    /// `make install` into `destination`, of the binaries this test run uses (`make test` builds
+    /// the manual generator beside them).
+    static func makeInstall(destination: String, prefix: String, dryRun: Bool = false) throws -> CommandResult {
+        try runProgram("/usr/bin/make", ["-C", root] + (dryRun ? ["-n"] : []) +
+                       ["install", "DESTDIR=" + destination, "PREFIX=" + prefix, "BINARIES=" + Binaries.directory])
+    }
 }
 
 /// systemd's command-line tools, run with plain (uncoloured) output.
@@ -246,49 +315,44 @@ private enum SystemdTool {
     }
 }
 
-/// A temporary root laid out as `make install` leaves the system: the units in
-/// /usr/lib/systemd/system beside this machine's own (their dependencies: sysinit.target,
-/// sockets.target, ...), the daemon at ExecStart's path, and the other programs the units run
-/// copied from this machine.
+/// A temporary root as `make install DESTDIR=...` leaves it, with the binaries this test run
+/// built: the units where systemd looks for PREFIX, beside a copy of this machine's own units
+/// (their dependencies: sysinit.target, sockets.target, ...) and the other programs they run.
 private struct InstalledRoot {
-    static let unitDirectory = "/usr/lib/systemd/system"
+    static let hostUnitDirectory = "/usr/lib/systemd/system"
     let directory: TemporaryDirectory
+    let prefix: String
     let daemonExecutable: String
 
     var path: String { directory.path }
+    /// Where systemd looks for vendor units of this prefix.
+    var unitDirectory: String { (prefix == "/usr" ? "/usr/lib" : prefix + "/lib") + "/systemd/system" }
 
-    func unitPath(_ name: String) -> String { path + Self.unitDirectory + "/" + name }
+    func unitPath(_ name: String) -> String { path + unitDirectory + "/" + name }
 
-    init(withDaemonBinary: Bool = true) throws {
+    init(withDaemonBinary: Bool = true, prefix: String = "/usr/local") throws {
         directory = try TemporaryDirectory()
+        self.prefix = prefix
         let files = FileManager.default
         do {
             try files.createDirectory(atPath: directory.path + "/usr/lib/systemd", withIntermediateDirectories: true)
-            let copy = try runProgram(SystemdTool.path("cp"), ["-a", Self.unitDirectory, directory.path + Self.unitDirectory])
-            guard copy.status == 0 else { throw HarnessError(description: "cannot copy \(Self.unitDirectory): \(copy.stderr)") }
-            for unit in ["poold.service", "poold.socket"] {
-                let target = directory.path + Self.unitDirectory + "/" + unit
-                try? files.removeItem(atPath: target)
-                try files.copyItem(atPath: Repository.file(unit), toPath: target)
-            }
+            let copy = try runProgram(SystemdTool.path("cp"), ["-a", Self.hostUnitDirectory, directory.path + Self.hostUnitDirectory])
+            guard copy.status == 0 else { throw HarnessError(description: "cannot copy \(Self.hostUnitDirectory): \(copy.stderr)") }
+            let install = try Repository.makeInstall(destination: directory.path, prefix: prefix)
+            guard install.status == 0 else { throw HarnessError(description: "make install failed:\n\(install.stdout)\(install.stderr)") }
+            daemonExecutable = prefix + "/bin/poold"
+            if !withDaemonBinary { try files.removeItem(atPath: directory.path + daemonExecutable) }
 
-            let service = try UnitFile(path: Repository.file("poold.service"))
+            let service = try UnitFile(path: directory.path + unitDirectory + "/poold.service")
             let commands = ["ExecStartPre", "ExecStart", "ExecStartPost", "ExecReload", "ExecStop", "ExecStopPost"]
                 .flatMap { service.values("Service", $0) }
                 .compactMap { $0.split(separator: " ").first.map { String($0.drop { "-@:+!".contains($0) }) } }
-            let daemon = try #require(commands.first { $0.hasSuffix("/poold") }, "no ExecStart= runs poold")
-            daemonExecutable = daemon
-            for program in Set(commands) {
+            #expect(commands.first { $0.hasSuffix("/poold") } == daemonExecutable, "ExecStart= runs the installed poold")
+            for program in Set(commands) where program != daemonExecutable {
                 let target = directory.path + program
+                #expect(files.isExecutableFile(atPath: program), "the unit runs \(program), which this machine does not have")
                 try files.createDirectory(atPath: URL(fileURLWithPath: target).deletingLastPathComponent().path, withIntermediateDirectories: true)
-                if program == daemon {
-                    guard withDaemonBinary else { continue }
-                    // A hard link when the build folder shares the file system, else a copy.
-                    if link(Binaries.poold, target) != 0 { try files.copyItem(atPath: Binaries.poold, toPath: target) }
-                } else {
-                    #expect(files.isExecutableFile(atPath: program), "the unit runs \(program), which this machine does not have")
-                    try files.copyItem(atPath: URL(fileURLWithPath: program).resolvingSymlinksInPath().path, toPath: target)
-                }
+                try files.copyItem(atPath: URL(fileURLWithPath: program).resolvingSymlinksInPath().path, toPath: target)
             }
         } catch {
             directory.remove()

@@ -1,4 +1,5 @@
 import Foundation
+import PoolIPC
 import PoolProtocol
 import Testing
 #if canImport(Glibc)
@@ -82,6 +83,30 @@ struct WorkerFaultTests {
         try daemon.stop()
     }
 
+    @Test func theSameProducerKilledTwiceStillHasEveryItemConsumedOnce() throws {
+        // The producer dies between a send and recording it: its replacement cannot know whether
+        // that message is in the queue, parks it and goes on, recording what it sends. Then the
+        // replacement is killed too, at a random moment: the next one finds both records intact
+        // and settles the parked message at the end.
+        let daemon = try DaemonHarness.start(workers: 3, arguments: ["--fault", "die-producing=30"])
+        defer { try? daemon.stop() }
+        let items = 1_000_000
+        let id = try submit(daemon, "prodcons", ["producers": .number(1), "consumers": .number(2), "items": .number(Double(items))])
+        let producerSlot = try #require(try daemon.jobRecord(id).slots.first)
+        let replacement = try daemon.waitForStatus { status in
+            status.workers.contains { $0.slot == producerSlot && $0.restarts == 1 && $0.state == .busy && $0.job == id }
+        }.workers.first { $0.slot == producerSlot }!
+        try daemon.waitForProgress(job: id, atLeast: items / 2)
+        #expect(kill(Int32(replacement.pid), SIGKILL) == 0)
+        let job = try daemon.waitForJob(id)
+        expectExactProdCons(job, items: items)
+        let dead = deadWorkers(job)
+        #expect(dead.count == 2 && dead.allSatisfy { number($0["participant"]) == 0 && $0["replaced"] == .bool(true) }, "\(dead)")
+        #expect(number(dead.last?["pid"]) == replacement.pid)
+        #expect(job.result?["unsettled"] == nil)
+        try daemon.stop()
+    }
+
     @Test func aProducerKilledAtARandomMomentIsReplaced() throws {
         let daemon = try DaemonHarness.start(workers: 2)
         defer { try? daemon.stop() }
@@ -129,6 +154,36 @@ struct WorkerFaultTests {
         #expect(result.lockRecoveries == 1)
         #expect(deadWorkers(job).count == 1 && deadWorkers(job).first?["replaced"] == .bool(true))
         try daemon.stop()
+    }
+
+    /// The stores of the locked counter's critical section (`FaultInjection.LockStep`), in order.
+    static let lockSteps = ["locked", "intent-before", "intent-done", "intent-marked", "counter", "count", "intent-cleared"]
+
+    @Test(arguments: lockSteps)
+    func theLockHolderKilledAfterAnyStoreOfTheCriticalSectionLeavesAnExactCount(step: String) throws {
+        // Participant 0 dies at its first update, right after `step`: the intent record then holds
+        // either nothing of this update or all of it, never the other worker's (or the initial)
+        // values, which would set participant 0's count from them.
+        let daemon = try DaemonHarness.start(workers: 2, arguments: ["--fault", "die-holding-lock=0@\(step)"])
+        defer { try? daemon.stop() }
+        let iterations = 200_000
+        let id = try submit(daemon, "counter", ["mode": .string("locked"), "iterations": .number(Double(iterations)),
+                                                "split": .bool(false)])
+        let job = try daemon.waitForJob(id)
+        #expect(job.state == .succeeded, "\(job.error ?? "")")
+        let result = try #require(try job.result?.decode(CounterResult.self))
+        #expect(result.actual == result.start + 2 * iterations && result.expected == result.actual && result.lost == 0, "\(result)")
+        #expect(result.operations == 2 * iterations, "\(result)")
+        #expect(result.workers.map(\.operations) == [iterations, iterations], "\(result.workers)")
+        #expect(result.lockRecoveries == 1, "the next locker found the mutex's owner dead: \(result)")
+        #expect(deadWorkers(job).count == 1 && deadWorkers(job).first?["replaced"] == .bool(true))
+        try daemon.stop()
+    }
+
+    @Test func anUnknownLockStepIsRefusedWithTheStepsThereAre() throws {
+        let run = try runProgram(Binaries.poold, ["--fault", "die-holding-lock=3@nowhere"])
+        #expect(run.status != 0)
+        #expect(run.stderr.contains("die-holding-lock=N@locked|intent-before"), "\(run.stderr)")
     }
 
     @Test func aCrashLoopBacksOffExponentiallyAndFailsTheSlotWhileOthersWork() throws {
@@ -205,6 +260,27 @@ struct WorkerFaultTests {
         #expect(result.actual == result.expected, "the account of a stopped locked counter is exact: \(result)")
         let bad = try daemon.poolctl("run", "counter", "--timeout", "soon")
         #expect(bad.status == 2 && bad.stderr.contains("--timeout"), "\(bad.stderr)")
+        try daemon.stop()
+    }
+
+    @Test func aWorkerSideFailureReachesTheJobWithItsReason() throws {
+        // The job's queue is removed behind the daemon's back, then a consumer is killed: its
+        // replacement cannot open the queue, and the job's error says so (not "an error").
+        let daemon = try DaemonHarness.start(workers: 2)
+        defer { try? daemon.stop() }
+        let items = 1_000_000
+        let id = try submit(daemon, "prodcons", ["producers": .number(1), "consumers": .number(1), "items": .number(Double(items))])
+        try daemon.waitForProgress(job: id, atLeast: items / 10)
+        let queue = daemon.prefix + ".job\(id).queue"
+        #expect(MessageQueue.unlink(name: queue))
+        let consumerSlot = try #require(try daemon.jobRecord(id).slots.last)
+        let victim = try #require(try daemon.status().workers.first { $0.slot == consumerSlot })
+        #expect(kill(Int32(victim.pid), SIGKILL) == 0)
+        let job = try daemon.waitForJob(id)
+        #expect(job.state == .failed)
+        let error = job.error ?? ""
+        #expect(error.contains("participant 1 (slot \(consumerSlot)") && error.contains("cannot open the job's queue")
+                && error.contains(queue) && error.contains("No such file or directory"), "\(error)")
         try daemon.stop()
     }
 

@@ -101,8 +101,8 @@ import Glibc
         for id in 2...6 { history.save(record(id, .succeeded)) }
         let written = Mutex(false)
         let done = DispatchSemaphore(value: 0)
-        history.whenWritten {
-            written.withLock { $0 = true }
+        history.whenWritten { failure in
+            written.withLock { $0 = failure == nil }
             done.signal()
         }
         done.wait()
@@ -154,6 +154,29 @@ import Glibc
         try database.close()
         let error = #expect(throws: HistoryError.self) { try JobHistory.open(directory: directory, limit: 10, logger: logger) }
         #expect(error?.description.contains("newer poold") == true, "\(error?.description ?? "")")
+    }
+
+    @Test func idsHandedOutAreKeptByTheLockFileWhateverTheDatabaseHolds() throws {
+        let directory = try makeDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let history = try JobHistory.open(directory: directory, limit: 10, logger: logger)
+        history.save(record(1, .succeeded))
+        // Handed out, never saved (a full disk, a crash before the write).
+        try history.reserve(id: 7)
+        history.close()
+        let (reopened, recovered) = try reopen(directory)
+        #expect(recovered.records.map(\.id) == [1] && recovered.highestID == 7)
+        reopened.close()
+        let lock = try String(contentsOfFile: directory + "/history.lock", encoding: .utf8)
+        #expect(lock.hasPrefix("pid=\(getpid()) last-job=7 ") && lock.utf8.count == 64, "\(lock)")
+
+        // A lock file of an earlier poold (the pid alone) or one holding no job id poold hands out.
+        for text in ["4242\n", "pid=1 last-job=\(Int.max)\n", "pid=1 last-job=-5\n"] {
+            try text.write(toFile: directory + "/history.lock", atomically: false, encoding: .utf8)
+            let (again, found) = try reopen(directory)
+            #expect(found.highestID == 1, "\(text)")
+            again.close()
+        }
     }
 
     @Test func anUnusableDirectoryIsNamedWithTheSystemsReason() throws {

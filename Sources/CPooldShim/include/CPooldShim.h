@@ -56,6 +56,16 @@ int pool_futex_wait(uint32_t *word, uint32_t expected, int64_t timeout_ns);
 
 int pool_futex_wake(uint32_t *word, int count);
 
+/// The CPU's spin-wait hint (x86 `pause`): a spinning core yields its pipeline to its sibling and
+/// leaves the loop without a memory-order flush when the awaited word changes.
+static inline void pool_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 int pool_robust_mutex_init(void *mutex);
 
 
@@ -72,5 +82,18 @@ int64_t pool_msgqueue_rlimit(void);
 
 /// Names the calling thread (15 bytes at most), for top -H and gdb.
 int pool_set_thread_name(const char *name);
+
+/// The signal's abbreviation without "SIG" ("BUS" for 7), or NULL when it has none (sigabbrev_np).
+const char *pool_signal_abbreviation(int signal);
+
+/// A saved CPU affinity mask (the size of glibc's cpu_set_t).
+typedef struct { unsigned char bits[128]; } pool_cpu_mask;
+
+/// Pins the calling thread to the `index`-th CPU it may run on (counted modulo their number),
+/// saving the mask it had in `saved`. Returns 0 or an errno.
+int pool_pin_to_nth_cpu(int index, pool_cpu_mask *saved);
+
+/// Gives the calling thread back a mask saved by pool_pin_to_nth_cpu.
+int pool_restore_affinity(const pool_cpu_mask *saved);
 
 #endif

@@ -23,9 +23,15 @@ public struct ControlSocketSettings: Sendable {
     public var controlGroup = ControlGroup(name: ControlGroup.defaultName, gid: nil)
     /// The permission bits the daemon gives the socket it binds (not one systemd passes it).
     public var socketMode: mode_t?
-    /// Calls a client may queue behind the one being answered before the daemon stops reading
-    /// from its connection (it reads on once they have been answered).
-    public var maxQueuedCalls = 64
+    /// Calls, and their bytes, a client may queue behind the one being answered before the daemon
+    /// stops reading from its connection (it reads on once they have been answered). The daemon
+    /// reads on while the client does not take its replies, up to these bounds, so that a client
+    /// that writes all its calls before it reads (a pipeline of 10,000 calls is 340 KB) is not
+    /// deadlocked against it: only the replies, not the calls, wait for the client.
+    public var maxQueuedCalls = 16384
+    public var maxQueuedBytes = 512 * 1024
+    /// Calls answered in one go on a connection before the event loop serves the others.
+    public var callsPerTurn = 64
     /// Output buffered for one connection: above `high` the daemon answers no further call and
     /// reads nothing more from it until the client has taken enough replies to go below `low`.
     public var outputLowWaterMark = 64 * 1024

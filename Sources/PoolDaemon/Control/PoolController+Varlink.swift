@@ -47,7 +47,13 @@ extension PoolController {
             let request = try parameters(ListJobsRequest.self)
             let limit = request.limit ?? 100
             guard limit >= 1 else { throw PoolError.invalidParameter("limit", "must be at least 1") }
-            responder.reply(ListJobsReply(jobs: recentJobRecords(limit: limit)))
+            if let state = request.state, JobState(rawValue: state) == nil {
+                throw PoolError.invalidParameter("state", "'\(state)' is no job state; one of \(JobState.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            if let kind = request.kind, !JobKindCode.allCases.contains(where: { $0.name == kind }) {
+                throw PoolError.invalidParameter("kind", "'\(kind)' is no job kind; one of \(JobKindCode.allCases.map(\.name).joined(separator: ", "))")
+            }
+            responder.reply(ListJobsReply(jobs: recentJobRecords(limit: limit, state: request.state, kind: request.kind)))
         case PoolInterface.Method.getJob.qualifiedName:
             let id = try parameters(JobIDRequest.self).id
             if let past = pastJobRecord(id) { return responder.reply(JobReply(job: past)) }
@@ -71,6 +77,7 @@ extension PoolController {
                 throw PoolError.invalidParameter("workers", "must be from 1 to \(configuration.maxWorkers) (--max-workers), not \(request.workers)")
             }
             guard lifecycle == .running else { throw PoolError.shuttingDown("the daemon is \(lifecycle == .starting ? "starting" : "shutting down")") }
+            try checkResources(forPoolSize: request.workers)
             resize(to: request.workers)
             responder.reply(ResizeReply(poolSize: targetSize, workers: statusReply().workers))
         case PoolInterface.Method.restartWorkers.qualifiedName:
@@ -82,6 +89,12 @@ extension PoolController {
                 case .failure(let error): responder.fail(error)
                 }
             }
+        case PoolInterface.Method.reload.qualifiedName:
+            _ = try parameters(NoParameters.self)
+            guard lifecycle == .running else { throw PoolError.shuttingDown("the daemon is \(lifecycle == .starting ? "starting" : "shutting down")") }
+            notifier.notify("RELOADING=1")
+            defer { notifier.notify("READY=1") }
+            responder.reply(try reloadConfiguration())
         case PoolInterface.Method.shutdown.qualifiedName:
             _ = try parameters(NoParameters.self)
             responder.reply(NoParameters())
@@ -102,6 +115,7 @@ extension PoolController {
         let limits = JobLimits(poolSize: targetSize)
         let plan = try JobCatalog.plan(kind: request.kind, parameters: request.parameters, limits: limits)
         if let refusal = poolTooSmall(forWorkers: plan.workers) { throw refusal }
+        try checkResources(for: plan)
         var timeout: Duration?
         if let text = request.timeout {
             guard let nanos = DurationText.nanoseconds(text), nanos > 0 else {
@@ -112,13 +126,30 @@ extension PoolController {
         guard queue.count < configuration.maxQueuedJobs else {
             throw PoolError.resourceLimit("\(queue.count) jobs are queued, the limit (--max-queued-jobs); try again when some have run")
         }
-        let job = Job(id: nextJobID, plan: plan)
+        let detached = request.detach == true && !responder.oneway
+        if detached, let problem = history?.problem {
+            throw PoolError.resourceLimit("a detached job is acknowledged once it is in the job history, and the history cannot be written: \(problem)")
+        }
+        let job = Job(id: try takeJobID(), plan: plan)
         job.timeout = timeout
-        if request.detach == true {
+        if responder.oneway {
+            // No reply is wanted: nothing waits for the job or holds on to the connection.
+            return enqueue(job)
+        }
+        if detached {
+            // Started once it is in the job history, and acknowledged once the record the client
+            // gets is written too; refused (cancelled before it ran) when it cannot be recorded.
+            job.awaitingRecord = true
             enqueue(job)
-            // Once it is in the job history: an id a client was given is not handed out again
-            // after a crash.
-            whenHistoryWritten { responder.reply(JobReply(job: job.record)) }
+            whenHistoryWritten { [self] failure in
+                job.awaitingRecord = false
+                if let failure {
+                    cancel(job, reason: "it could not be recorded in the job history, and a detached job runs only once recorded")
+                    return responder.fail(.resourceLimit("job \(job.id) could not be recorded in the job history, so it was not started: \(failure)"))
+                }
+                dispatch()
+                whenHistoryWritten { _ in responder.reply(JobReply(job: job.record)) }
+            }
             return
         }
         // Watch before submitting so that a job that starts (or fails) at once is seen.
@@ -135,10 +166,7 @@ extension PoolController {
     }
 
     private func existingJob(_ id: Int) throws(PoolError) -> Job {
-        guard let job = jobs[id] else {
-            let range = knownJobIDRange.map { "known jobs are \($0.lowerBound) to \($0.upperBound)" } ?? "there are no jobs"
-            throw PoolError.notFound(id: id, "no job \(id); \(range)")
-        }
+        guard let job = jobs[id] else { throw PoolError.notFound(id: id, noJobReason(id)) }
         return job
     }
 

@@ -5,17 +5,21 @@ import NIOFoundationCompat
 import PoolProtocol
 
 /// One client connection. Calls are answered strictly in order, as varlink requires: a call that
-/// arrives while another is still replying (a waiting Run, a followed Status) waits its turn.
+/// arrives while another is still replying (a waiting Run, a followed Status) waits its turn. A
+/// `oneway` call gets no reply and is not waited for. A client that half-closes (shuts down its
+/// writing side) still gets the replies to every call it sent before; then the connection closes.
 ///
 /// Careless and hostile clients cost a bounded amount:
 /// - Who the peer is comes from the kernel (SO_PEERCRED, SO_PEERGROUPS) once, on connect; the
 ///   connection is counted against the limits, and the methods that change things are checked
 ///   against the access policy before their parameters are decoded.
-/// - The daemon reads no further while `maxQueuedCalls` calls wait or while the client has not
-///   taken the replies it was sent (the channel is unwritable above the output high-water mark):
-///   a client that sends and never reads stalls itself, not the daemon's memory.
-/// - A message must arrive whole within the client timeout of its first byte, and replies must be
-///   taken within it; a connection with nothing going on is closed after the idle timeout.
+/// - The daemon answers no further call while the client has not taken the replies it was sent
+///   (the channel is unwritable above the output high-water mark), and reads no further once
+///   `maxQueuedCalls` calls or `maxQueuedBytes` bytes of them wait: a client that sends and never
+///   reads stalls itself, not the daemon's memory.
+/// - A message must arrive whole within the client timeout of its first byte; a client that has
+///   replies waiting must make progress within it (take replies, or send more calls while the
+///   daemon still reads); a connection with nothing going on is closed after the idle timeout.
 final class VarlinkConnectionHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
@@ -28,6 +32,7 @@ final class VarlinkConnectionHandler: ChannelDuplexHandler {
     private var peer: PeerCredentials?
     private var admission: ConnectionLimiter.Admission?
     private var pending = CircularBuffer<ByteBuffer>()
+    private var pendingBytes = 0
     private var active: VarlinkResponder?
     /// True while `processNext` runs, so that calls completing synchronously loop instead of recursing.
     private var draining = false
@@ -35,8 +40,13 @@ final class VarlinkConnectionHandler: ChannelDuplexHandler {
     private var readHeld = false
     /// Since when the bytes received end inside an unfinished message (while the daemon reads).
     private var partialSince: NIODeadline?
-    /// Since when the client has left more than the high-water mark of replies untaken.
+    /// Since when the client has left more than the high-water mark of replies untaken and made
+    /// no progress (taking replies or sending calls).
     private var unwritableSince: NIODeadline?
+    /// The client shut down its writing side: once every call it sent is answered, close.
+    private var inputClosed = false
+    /// A continuation of `processNext` is scheduled (a burst of calls yields to other connections).
+    private var continuationScheduled = false
     private var lastActivity = NIODeadline.now()
     private var timer: Scheduled<Void>?
     private var timerDeadline: NIODeadline?
@@ -87,6 +97,7 @@ final class VarlinkConnectionHandler: ChannelDuplexHandler {
         timer?.cancel()
         timer = nil
         pending.removeAll()
+        pendingBytes = 0
         active?.connectionClosed()
         active = nil
         context.fireChannelInactive()
@@ -104,10 +115,18 @@ final class VarlinkConnectionHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !closing else { return }
-        pending.append(Self.unwrapInboundIn(data))
+        let message = Self.unwrapInboundIn(data)
+        pendingBytes += message.readableBytes
+        pending.append(message)
         partialSince = nil
-        lastActivity = .now()
+        noteProgress()
         processNext(context: context)
+    }
+
+    /// The client sent something: one that sends while its replies wait is busy, not stuck.
+    private func noteProgress() {
+        lastActivity = .now()
+        if unwritableSince != nil { unwritableSince = lastActivity }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -117,14 +136,22 @@ final class VarlinkConnectionHandler: ChannelDuplexHandler {
             } else if partialSince == nil {
                 partialSince = .now()
             }
+            noteProgress()
             armTimer(context: context)
+            return
+        }
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            // Whole messages have all been passed on; an unfinished one never will be.
+            inputClosed = true
+            partialSince = nil
+            closeIfAnswered(context: context)
             return
         }
         context.fireUserInboundEventTriggered(event)
     }
 
-    /// The channel asks for more bytes (after every read, as autoRead does): granted unless calls
-    /// are queued up or replies are waiting for the client to take them.
+    /// The channel asks for more bytes (after every read, as autoRead does): granted unless the
+    /// calls queued up reach their bounds.
     func read(context: ChannelHandlerContext) {
         if mustHoldReads(context) {
             readHeld = true
@@ -134,7 +161,7 @@ final class VarlinkConnectionHandler: ChannelDuplexHandler {
     }
 
     private func mustHoldReads(_ context: ChannelHandlerContext) -> Bool {
-        pending.count >= settings.maxQueuedCalls || !context.channel.isWritable
+        pending.count >= settings.maxQueuedCalls || pendingBytes >= settings.maxQueuedBytes
     }
 
     private func resumeReadingIfPossible(context: ChannelHandlerContext) {
@@ -163,10 +190,23 @@ final class VarlinkConnectionHandler: ChannelDuplexHandler {
     // MARK: Calls
 
     private func processNext(context: ChannelHandlerContext) {
-        guard !draining else { return }
+        guard !draining, !continuationScheduled else { return }
         draining = true
         defer { draining = false }
-        while active == nil, !closing, context.channel.isWritable, let message = pending.popFirst() {
+        var budget = settings.callsPerTurn
+        while active == nil, !closing, context.channel.isWritable, !pending.isEmpty {
+            guard budget > 0 else {
+                // A long pipeline yields the loop to other connections between bursts.
+                continuationScheduled = true
+                context.eventLoop.assumeIsolated().execute { [weak self] in
+                    self?.continuationScheduled = false
+                    self?.processNext(context: context)
+                }
+                break
+            }
+            budget -= 1
+            let message = pending.removeFirst()
+            pendingBytes -= message.readableBytes
             if case .refused(let refusal)? = admission {
                 // Over the connection limit: the first call learns why, then the connection closes.
                 let responder = VarlinkResponder(context: context, encoder: encoder, more: false, oneway: false) {}
@@ -181,14 +221,18 @@ final class VarlinkConnectionHandler: ChannelDuplexHandler {
                 VarlinkResponder(context: context, encoder: encoder, more: false, oneway: false) {}.fail(error)
                 continue
             }
+            // A oneway call is not waited for: the next call starts at once, and nothing the call
+            // leaves running (a job) keeps the connection busy.
+            let oneway = header.oneway ?? false
             let responder = VarlinkResponder(
-                context: context, encoder: encoder, more: header.more ?? false, oneway: header.oneway ?? false
+                context: context, encoder: encoder, more: (header.more ?? false) && !oneway, oneway: oneway
             ) { [weak self] in
+                guard !oneway else { return }
                 self?.active = nil
                 self?.lastActivity = .now()
                 self?.processNext(context: context)
             }
-            active = responder
+            if !oneway { active = responder }
             if let peer, let refusal = server.policy.refusal(method: header.method, peer: peer) {
                 server.logger.notice("permission denied", metadata: ["method": "\(header.method)", "peer": "\(peer)"])
                 responder.fail(refusal)
@@ -197,7 +241,24 @@ final class VarlinkConnectionHandler: ChannelDuplexHandler {
             server.controller.handle(call: header, message: message, decoder: decoder, responder: responder)
         }
         resumeReadingIfPossible(context: context)
+        closeIfAnswered(context: context)
         armTimer(context: context)
+    }
+
+    /// After a half-close: closes once the last call has its reply and the client has taken it
+    /// (a close drops what is still buffered).
+    private func closeIfAnswered(context: ChannelHandlerContext) {
+        guard inputClosed, active == nil, pending.isEmpty, !closing else { return }
+        closing = true
+        timer?.cancel()
+        timer = nil
+        context.writeAndFlush(NIOAny(context.channel.allocator.buffer(capacity: 0))).assumeIsolated().whenComplete { _ in
+            context.close(promise: nil)
+        }
+        // A client that never takes those replies is closed all the same.
+        context.eventLoop.assumeIsolated().scheduleTask(in: timeAmount(settings.clientTimeout)) {
+            context.close(promise: nil)
+        }
     }
 
     // MARK: Timeouts

@@ -21,6 +21,11 @@ struct IPCObjectListing {
                          queues: queuesAreListable ? entries(of: queueDirectory) : nil)
     }
 
+    /// The queues in this IPC namespace that have a name, or nil when they cannot be listed.
+    static func queueCount() -> Int? {
+        queuesAreListable ? entries(of: queueDirectory).count : nil
+    }
+
     /// Whether the mqueue filesystem is what is mounted on /dev/mqueue (the last mount there wins:
     /// it hides those beneath).
     static var queuesAreListable: Bool {

@@ -1,5 +1,9 @@
 import Atomics
+import CPooldShim
 import PoolIPC
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A job's shared-memory segment: a header every kind shares (participants, a cancel flag, a start
 /// barrier), one record per participant (progress, timing) and an area of the kind's own. The
@@ -27,6 +31,8 @@ public final class JobSegment: Sendable {
         public var slot: UnsafeAtomic<Int64> { .init(at: (base + 32).assumingMemoryBound(to: Int64.AtomicRepresentation.self)) }
         /// Kind-specific counters (lock recoveries for the counter job).
         public var extra: UnsafeAtomic<Int64> { .init(at: (base + 40).assumingMemoryBound(to: Int64.AtomicRepresentation.self)) }
+        /// When this participant last spun at the start gate: fresh while it runs there.
+        var gateStamp: UnsafeAtomic<Int64> { .init(at: (base + 48).assumingMemoryBound(to: Int64.AtomicRepresentation.self)) }
     }
 
     static func layout(participants: Int, kindAreaSize: Int) -> (size: Int, kindAreaOffset: Int) {
@@ -122,24 +128,80 @@ public final class JobSegment: Sendable {
         }
     }
 
-    /// Waits until every participant has arrived, so that they start together (a race needs
-    /// contenders). Returns false if the job was cancelled meanwhile. A replacement arrives again
-    /// (one more than the participants, harmless); one whose predecessor died before arriving
-    /// releases the others.
-    public func arriveAndWaitForAll(beating heartbeat: Scoreboard.Record) -> Bool {
+    /// The start gate: returns once every participant has arrived and is running, so that they
+    /// start together (a race needs contenders). Returns false if the job was cancelled meanwhile.
+    ///
+    /// Arriving, a participant spins briefly (the others are usually a few microseconds away), then
+    /// sleeps on the futex, so that a missing participant costs no CPU. The last to arrive wakes the
+    /// sleepers. A woken process is not yet running, though: on 2 cores it can wait for the waker's
+    /// time slice, and a worker that starts at once finishes a million updates before its peer
+    /// runs. So each participant then announces that it runs and spins, stamping the time, until
+    /// all have announced and every stamp is fresh: all are on a CPU at once. The first to see it
+    /// says go, and all leave within microseconds of each other. (Bounded: one that dies or cannot
+    /// get a CPU here must not hold the others for long. With more participants than CPUs,
+    /// announcing is all there is.)
+    ///
+    /// A replacement arrives and announces again (one more than the participants, harmless); one
+    /// whose predecessor died before arriving releases the others.
+    public func arriveAndWaitForAll(beating heartbeat: Scoreboard.Record, participant: Int) -> Bool {
+        let count = UInt32(participants)
         let word = barrier
         var seen = word.atomic.loadThenWrappingIncrement(ordering: .acquiringAndReleasing) + 1
-        if seen >= UInt32(participants) {
+        if seen >= count {
             word.wake()
-            return !isCancelled
+        } else {
+            let spinUntil = MonotonicClock.nanoseconds + Self.arrivalSpin
+            while seen < count {
+                if isCancelled { return false }
+                if MonotonicClock.nanoseconds < spinUntil {
+                    for _ in 0..<64 { pool_cpu_relax() }
+                } else {
+                    // A bounded wait: a participant that dies before arriving must not strand the others.
+                    heartbeat.beat()
+                    _ = word.wait(whileEqualTo: seen, timeoutNanos: Self.heartbeatSlice)
+                }
+                seen = word.atomic.load(ordering: .acquiring)
+            }
         }
-        while seen < UInt32(participants) {
-            if isCancelled { return false }
-            // A bounded wait: a participant that dies before arriving must not strand the others.
-            heartbeat.beat()
-            _ = word.wait(whileEqualTo: seen, timeoutNanos: Self.heartbeatSlice)
-            seen = word.atomic.load(ordering: .acquiring)
+        let running = runningCount
+        let together = participants <= Self.onlineCPUs
+        let mine = self.participant(participant).gateStamp
+        let start = MonotonicClock.nanoseconds
+        mine.store(start, ordering: .relaxed)
+        running.wrappingIncrement(ordering: .acquiringAndReleasing)
+        let go = goFlag
+        while !isCancelled, go.load(ordering: .acquiring) == 0 {
+            let now = MonotonicClock.nanoseconds
+            mine.store(now, ordering: .relaxed)
+            if running.load(ordering: .acquiring) >= count,
+               !together || (0..<participants).allSatisfy({ now - self.participant($0).gateStamp.load(ordering: .relaxed) < Self.freshStamp }) {
+                go.store(1, ordering: .releasing)
+                break
+            }
+            if now - start > Self.runningSpinLimit { break }
+            // With more participants than CPUs, some wait for this very CPU: let them have it.
+            // Otherwise yielding would only hand the CPU to another program for a time slice.
+            if together { pool_cpu_relax() } else { sched_yield() }
         }
         return !isCancelled
     }
+
+    /// Counts participants past the gate and running (see `arriveAndWaitForAll`).
+    var runningCount: UnsafeAtomic<UInt32> {
+        .init(at: (segment.base + 20).assumingMemoryBound(to: UInt32.AtomicRepresentation.self))
+    }
+
+    /// Set once every participant was seen running at the start gate: they leave it together.
+    var goFlag: UnsafeAtomic<UInt32> {
+        .init(at: (segment.base + 24).assumingMemoryBound(to: UInt32.AtomicRepresentation.self))
+    }
+
+    /// How long an arriving participant spins before it sleeps.
+    static let arrivalSpin: Int64 = 200_000
+    /// How long a released participant spins at most, waiting for the others to run.
+    static let runningSpinLimit: Int64 = 50_000_000
+    /// A stamp this recent says its participant is on a CPU now (a spin round takes well under a
+    /// microsecond; a descheduled one stops stamping for a time slice, milliseconds).
+    static let freshStamp: Int64 = 20_000
+    static let onlineCPUs = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
 }

@@ -60,12 +60,13 @@ enum StaleInstanceCleaner {
             guard let probe = ScoreboardProbe(name: names.scoreboard) else { continue }
             guard probe.tryLock() else { continue }  // live
             guard probe.isLinked else { continue }  // removed by whoever held the lock before
-            guard let header = probe.header else {
-                logger.debug("left alone: a scoreboard without a poold header (an instance starting, or an older poold)",
-                             metadata: ["scoreboard": "\(names.scoreboard)"])
-                continue
+            if let header = probe.header {
+                remove(names, probe: probe, pid: header.pid, listing: listing, prefixes: prefixes, logger: logger)
+            } else if let reason = headerlessOwnerMayLive(probe) {
+                logger.debug("left alone: a scoreboard without a poold header (\(reason))", metadata: ["scoreboard": "\(names.scoreboard)"])
+            } else {
+                remove(names, probe: probe, pid: nil, listing: listing, prefixes: prefixes, logger: logger)
             }
-            remove(names, probe: probe, pid: header.pid, listing: listing, prefixes: prefixes, logger: logger)
         }
     }
 
@@ -90,16 +91,24 @@ enum StaleInstanceCleaner {
             remove(names, probe: probe, pid: header.pid, listing: .current(), prefixes: IPCObjectListing.scoreboardPrefixes(), logger: logger)
             return
         }
-        // No header: a poold that died before stamping it, an older poold (which took no lock), or
-        // one creating it this instant. Only the first may go; an older live poold shows itself by
-        // its running workers.
-        if let worker = probe.workerPIDs.first(where: ProcessLiveness.isRunning) {
-            throw Refusal(description: "the IPC prefix \(names.prefix) is in use by a poold whose worker (pid \(worker)) still runs; stop it first or choose another --ipc-prefix")
-        }
-        guard probe.ageSeconds > creationGraceSeconds else {
-            throw Refusal(description: "another poold is starting with the IPC prefix \(names.prefix); choose another --ipc-prefix")
+        if let reason = headerlessOwnerMayLive(probe) {
+            throw Refusal(description: "the IPC prefix \(names.prefix) is in use: \(reason); stop it first or choose another --ipc-prefix")
         }
         remove(names, probe: probe, pid: nil, listing: .current(), prefixes: IPCObjectListing.scoreboardPrefixes(), logger: logger)
+    }
+
+    /// A scoreboard without a header whose lock the caller holds: a poold that died before
+    /// stamping it (even before sizing it), an older poold (which took no lock), or one creating it
+    /// this instant. Only the first may go; an older live poold shows itself by its running
+    /// workers. Nil when it is dead, else why it may not be.
+    private static func headerlessOwnerMayLive(_ probe: ScoreboardProbe) -> String? {
+        if let worker = probe.workerPIDs.first(where: ProcessLiveness.isRunning) {
+            return "a poold whose worker (pid \(worker)) still runs"
+        }
+        guard probe.ageSeconds > creationGraceSeconds else {
+            return "another poold is creating it (its scoreboard is \(Int(probe.ageSeconds * 1000)) ms old)"
+        }
+        return nil
     }
 
     /// Unlinks a dead instance's objects, the scoreboard last and under its lock.

@@ -23,7 +23,7 @@ public struct WorkerCommand: BitwiseCopyable, Sendable, Equatable {
 }
 
 /// What a worker tells the daemon over the shared event queue.
-public struct WorkerEvent: BitwiseCopyable, Sendable, Equatable {
+public struct WorkerEvent: BitwiseCopyable, Sendable {
     public enum Kind: UInt32, Sendable {
         /// The worker has opened its IPC objects and waits for commands.
         case ready = 1
@@ -34,9 +34,12 @@ public struct WorkerEvent: BitwiseCopyable, Sendable, Equatable {
     public enum Outcome: UInt32, Sendable {
         case completed = 0
         case cancelled = 1
-        /// `errorCode` holds the errno of the failed call.
+        /// `reason` says why; `errorCode` holds the errno of the failed call, when there was one.
         case failed = 2
     }
+
+    /// The longest reason an event carries, in UTF-8 bytes (a longer one is cut).
+    public static let reasonCapacity = 200
 
     public var kindRaw: UInt32
     public var slot: UInt32
@@ -44,17 +47,36 @@ public struct WorkerEvent: BitwiseCopyable, Sendable, Equatable {
     public var outcomeRaw: UInt32
     public var jobID: UInt64
     public var errorCode: Int32
-    public var reserved: UInt32 = 0
+    public var reasonLength: UInt32 = 0
+    /// A failure's reason, as the worker's log has it: the daemon puts it in the job's `error`.
+    public var reasonBytes = InlineArray<200, UInt8>(repeating: 0)
 
-    public init(kind: Kind, slot: Int, pid: Int32, jobID: Int = 0, outcome: Outcome = .completed, errorCode: Int32 = 0) {
+    public init(kind: Kind, slot: Int, pid: Int32, jobID: Int = 0, outcome: Outcome = .completed, errorCode: Int32 = 0,
+                reason: String = "") {
         self.kindRaw = kind.rawValue
         self.slot = UInt32(slot)
         self.pid = pid
         self.outcomeRaw = outcome.rawValue
         self.jobID = UInt64(jobID)
         self.errorCode = errorCode
+        // Cut on a character boundary, so that what arrives is valid UTF-8.
+        var length = 0
+        for character in reason {
+            let bytes = character.utf8.count
+            guard length + bytes <= Self.reasonCapacity else { break }
+            for byte in character.utf8 {
+                reasonBytes[length] = byte
+                length += 1
+            }
+        }
+        reasonLength = UInt32(length)
     }
 
     public var kind: Kind? { Kind(rawValue: kindRaw) }
     public var outcome: Outcome { Outcome(rawValue: outcomeRaw) ?? .failed }
+
+    public var reason: String {
+        let length = min(Int(reasonLength), Self.reasonCapacity)
+        return String(decoding: (0..<length).map { reasonBytes[$0] }, as: UTF8.self)
+    }
 }

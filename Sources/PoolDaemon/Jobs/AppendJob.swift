@@ -96,9 +96,10 @@ struct AppendJob: JobPlan {
         Area.text(participants: workers) + textCapacity + writers[..<participant].reduce(0) { $0 + $1.count }
     }
 
+    var kindAreaSize: Int { Area.text(participants: workers) + 2 * textCapacity }
+
     func createSegment(name: String) throws(IPCError) -> JobSegment {
-        let size = Area.text(participants: workers) + 2 * textCapacity
-        let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers, kindAreaSize: size)
+        let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers, kindAreaSize: kindAreaSize)
         let area = segment.kindArea
         area.storeBytes(of: memory == .shared ? 0 : 1, toByteOffset: Area.memory, as: UInt32.self)
         for (index, writer) in writers.enumerated() {
@@ -158,10 +159,14 @@ extension AppendJob: JobParticipantWork {
         mine.reserveCapacity(count)
         let symbol = String(UnicodeScalar(character))
 
-        guard segment.arriveAndWaitForAll(beating: context.record) else { return .cancelled }
+        guard segment.arriveAndWaitForAll(beating: context.record, participant: context.participant) else { return .cancelled }
         for done in 1...max(count, 1) where count > 0 {
             if shared {
-                guard (try? mutex.lock()) != nil else { return .failed }
+                do {
+                    _ = try mutex.lock()
+                } catch {
+                    return context.fail("cannot take the job's mutex: \(error)", errno: error.errno)
+                }
                 let length = Int(area.load(fromByteOffset: Area.length, as: Int64.self))
                 if length < capacity {
                     text.storeBytes(of: character, toByteOffset: length, as: UInt8.self)

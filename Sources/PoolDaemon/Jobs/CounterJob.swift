@@ -21,11 +21,14 @@ struct CounterJob: JobPlan {
         static let split = 4         // UInt32
         static let iterations = 8    // Int64
         static let start = 16        // Int64
+        /// The counter; in `unsafe` mode a tally instead (see `UnsafeTally`).
         static let counter = 64      // Int64
         // The locked mode's intent record, beside the counter and written under the mutex: which
         // participant is updating, the counter before and its `done` after. A worker killed inside
         // the critical section leaves it set, and the next locker (EOWNERDEAD) settles whether the
-        // update landed, so the dead worker's count, and its replacement's start, are exact.
+        // update landed, so the dead worker's count, and its replacement's start, are exact. The
+        // values are stored before the marker (`pendingParticipant`), so that a marker that is set
+        // always comes with its own values, never with the previous holder's.
         static let pendingParticipant = 72   // Int64: participant + 1, 0 when none
         static let pendingBefore = 80        // Int64
         static let pendingDone = 88          // Int64
@@ -46,7 +49,37 @@ struct CounterJob: JobPlan {
         if split && workers % 2 != 0 {
             throw PoolError.invalidParameter("workers", "split needs an even number of workers (half add, half subtract), not \(workers); pass --no-split for all to add")
         }
-        return CounterJob(settings: CounterParameters(mode: mode, workers: workers, iterations: iterations, start: start, split: split))
+        let job = CounterJob(settings: CounterParameters(mode: mode, workers: workers, iterations: iterations, start: start, split: split))
+        if mode == .unsafe {
+            let most = job.operationsByDirection.max() ?? 0
+            guard most <= UnsafeTally.limit else {
+                throw PoolError.invalidParameter("iterations", "unsafe mode counts at most \(UnsafeTally.limit) updates in each direction (it tallies them in one 64-bit word), not \(most); pass fewer --iterations or --workers")
+            }
+        }
+        return job
+    }
+
+    /// Updates asked for in all: adding, then subtracting.
+    var operationsByDirection: [Int] {
+        var totals = [0, 0]
+        for index in 0..<workers {
+            let share = Self.share(participant: index, of: workers, iterations: settings.iterations, split: settings.split)
+            totals[share.delta > 0 ? 0 : 1] += share.operations
+        }
+        return totals
+    }
+
+    /// In `unsafe` mode the shared word holds two tallies, the updates that landed: additions in
+    /// its upper half, subtractions in its lower half. A worker adds 1 << 32 or 1 with the same
+    /// separate load and store, so the race is the notebook's, the counter is `start + up - down`
+    /// under any interleaving, and each lost update is known to be an addition or a subtraction
+    /// (with --split, one of each would cancel out in the counter alone).
+    enum UnsafeTally {
+        static let limit = Int(UInt32.max)
+        static func step(delta: Int64) -> Int64 { delta > 0 ? 1 << 32 : 1 }
+        static func split(_ word: Int64) -> (up: Int, down: Int) {
+            (Int(UInt64(bitPattern: word) >> 32), Int(UInt64(bitPattern: word) & 0xFFFF_FFFF))
+        }
     }
 
     var parameters: JSONValue { (try? JSONValue(encoding: settings)) ?? .null }
@@ -61,13 +94,15 @@ struct CounterJob: JobPlan {
         return (delta, index == count - 1 ? iterations + 1 : iterations)
     }
 
+    var kindAreaSize: Int { Area.size }
+
     func createSegment(name: String) throws(IPCError) -> JobSegment {
-        let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers, kindAreaSize: Area.size)
+        let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers, kindAreaSize: kindAreaSize)
         let area = segment.kindArea
         area.storeBytes(of: Self.modeCode(settings.mode), toByteOffset: Area.mode, as: UInt32.self)
         area.storeBytes(of: settings.split ? 1 : 0, toByteOffset: Area.split, as: UInt32.self)
         area.storeBytes(of: Int64(settings.iterations), toByteOffset: Area.iterations, as: Int64.self)
-        area.storeBytes(of: Int64(settings.start), toByteOffset: Area.counter, as: Int64.self)
+        area.storeBytes(of: settings.mode == .unsafe ? 0 : Int64(settings.start), toByteOffset: Area.counter, as: Int64.self)
         area.storeBytes(of: Int64(settings.start), toByteOffset: Area.start, as: Int64.self)
         if settings.mode == .locked { try segment.initializeMutex(atKindOffset: Area.mutex) }
         return segment
@@ -75,7 +110,8 @@ struct CounterJob: JobPlan {
 
     /// A dead worker's share is finished by its replacement. The count is exact in `locked` mode
     /// (the intent record settles the update in flight); in `atomic` and `unsafe` mode the dead
-    /// worker's last unpublished chunk is uncounted, which the result shows as lost updates.
+    /// worker's last unpublished chunk is uncounted, which the result shows as a counter off
+    /// `expected` (in `atomic` mode as lost updates; `unsafe` mode's tally tells them apart).
     var resumesAfterWorkerDeath: Bool { true }
 
     func result(from segment: JobSegment, monitor: (any JobMonitor)?) -> JSONValue {
@@ -83,8 +119,11 @@ struct CounterJob: JobPlan {
         // Every participant has ended, so nobody holds the mutex but perhaps a dead worker: settle
         // its intent record as the next locker would have.
         if settings.mode == .locked { Self.settleIntent(segment: segment) }
-        let actual = Int(Self.counter(in: area).load(ordering: .acquiring))
+        let word = Self.counter(in: area).load(ordering: .acquiring)
+        let landed = settings.mode == .unsafe ? UnsafeTally.split(word) : nil
+        let actual = landed.map { settings.start + $0.up - $0.down } ?? Int(word)
         var expected = settings.start
+        var doneByDirection = (up: 0, down: 0)
         var operations = 0
         var recoveries = 0
         var first = Int64.max, last = Int64.min
@@ -96,6 +135,7 @@ struct CounterJob: JobPlan {
             let started = record.startedNanos.load(ordering: .relaxed)
             let finished = record.finishedNanos.load(ordering: .relaxed)
             expected += Int(delta) * done
+            if delta > 0 { doneByDirection.up += done } else { doneByDirection.down += done }
             operations += done
             recoveries += Int(record.extra.load(ordering: .relaxed))
             if started > 0 { first = min(first, started) }
@@ -106,8 +146,12 @@ struct CounterJob: JobPlan {
                 durationSeconds: finished > started && started > 0 ? Double(finished - started) / 1e9 : 0))
         }
         let duration = last > first ? Double(last - first) / 1e9 : 0
+        // A tally above the counted updates is a dead worker's last chunk, done but not counted.
+        let lostByDirection = landed.map { (up: max(0, doneByDirection.up - $0.up), down: max(0, doneByDirection.down - $0.down)) }
         let result = CounterResult(
-            mode: settings.mode, start: settings.start, expected: expected, actual: actual, lost: abs(expected - actual),
+            mode: settings.mode, start: settings.start, expected: expected, actual: actual,
+            lost: lostByDirection.map { $0.up + $0.down } ?? abs(expected - actual),
+            lostIncrements: lostByDirection?.up, lostDecrements: lostByDirection?.down,
             operations: operations, durationSeconds: duration,
             opsPerSecond: duration > 0 ? Double(operations) / duration : 0,
             lockRecoveries: recoveries, workers: perWorker)
@@ -143,13 +187,20 @@ extension CounterJob: JobParticipantWork {
         let mutex = RobustMutex(at: area + Area.mutex)
         let record = segment.participant(participant)
 
-        guard segment.arriveAndWaitForAll(beating: progress) else { return .cancelled }
+        // Unsafe mode races on CPUs of their own: two workers the scheduler put on one CPU would
+        // take turns, a time slice each, and never interleave their loads and stores.
+        let pace = modeCode == 0 && segment.participants <= JobSegment.onlineCPUs
+        var affinity = pool_cpu_mask()
+        let pinned = pace && pool_pin_to_nth_cpu(Int32(participant), &affinity) == 0
+        defer { if pinned { _ = pool_restore_affinity(&affinity) } }
+        guard segment.arriveAndWaitForAll(beating: progress, participant: participant) else { return .cancelled }
         var done = 0
         if context.isReplacement {
             // Resume where the dead worker stopped. Under the lock, so that its update in flight is
             // settled first (this may be the EOWNERDEAD locker).
             if modeCode == 1 {
-                guard lock(mutex, segment: segment, record: record) else { return .failed }
+                let rc = lock(mutex, segment: segment, record: record)
+                guard rc == 0 else { return lockFailed(rc, context) }
                 done = Int(record.done.load(ordering: .relaxed))
                 pthread_mutex_unlock(mutex.raw)
             } else {
@@ -166,31 +217,43 @@ extension CounterJob: JobParticipantWork {
         let pendingBefore = atomic(area + Area.pendingBefore)
         let pendingDone = atomic(area + Area.pendingDone)
         let me = Int64(participant + 1)
-        let dieAt = participant == 0 ? context.faults.dieHoldingLockAfter ?? -1 : -1
+        let fault = LockFault(update: participant == 0 ? context.faults.dieHoldingLockAfter ?? -1 : -1,
+                              step: context.faults.dieHoldingLockAt)
         while done < operations {
             let count = min(chunk, operations - done)
             switch modeCode {
             case 0:
+                if pace { keepAbreast(segment: segment, participant: participant, done: done, split: split, iterations: iterations) }
+                let step = UnsafeTally.step(delta: delta)
                 for _ in 0..<count {
                     // The race the notebook shows: another worker's store can land between these two.
                     let value = counter.load(ordering: .relaxed)
-                    counter.store(value &+ delta, ordering: .relaxed)
+                    counter.store(value &+ step, ordering: .relaxed)
                 }
                 done += count
             case 1:
                 for _ in 0..<count {
-                    guard lock(mutex, segment: segment, record: record) else { return .failed }
-                    // Intent first, then the update, then the count, then clear the intent: the
-                    // releasing stores keep that order visible to whoever settles a death.
+                    let rc = lock(mutex, segment: segment, record: record)
+                    guard rc == 0 else { return lockFailed(rc, context) }
+                    let dying = done == fault.update
+                    fault.reached(.locked, dying)
+                    // The intent's values, then its marker, then the update, then the count, then
+                    // clear the marker: the releasing stores keep that order for whoever settles a
+                    // death (a marker is never seen with another update's values).
                     let before = counter.load(ordering: .relaxed)
-                    pendingParticipant.store(me, ordering: .relaxed)
                     pendingBefore.store(before, ordering: .relaxed)
+                    fault.reached(.intentBefore, dying)
                     pendingDone.store(Int64(done + 1), ordering: .relaxed)
+                    fault.reached(.intentDone, dying)
+                    pendingParticipant.store(me, ordering: .releasing)
+                    fault.reached(.intentMarked, dying)
                     counter.store(before &+ delta, ordering: .releasing)
-                    if done == dieAt { FaultInjection.die() }
+                    fault.reached(.counter, dying)
                     done += 1
                     record.done.store(Int64(done), ordering: .releasing)
+                    fault.reached(.count, dying)
                     pendingParticipant.store(0, ordering: .releasing)
+                    fault.reached(.intentCleared, dying)
                     pthread_mutex_unlock(mutex.raw)
                 }
             default:
@@ -205,17 +268,55 @@ extension CounterJob: JobParticipantWork {
         return .completed
     }
 
+    /// Testing only: participant 0 dies inside the critical section of update `update`, right
+    /// after the store `step` names (`--fault die-holding-lock=N@STEP`).
+    struct LockFault {
+        let update: Int
+        let step: FaultInjection.LockStep
+
+        @inline(__always)
+        func reached(_ point: FaultInjection.LockStep, _ dying: Bool) {
+            if dying && point == step { FaultInjection.die() }
+        }
+    }
+
+    /// Unsafe mode: waits (spinning, a few milliseconds at most) while another unfinished
+    /// participant is more than a chunk behind. The start gate lets the workers leave together, but
+    /// on a busy machine the scheduler may still run one alone for its whole share, and then no
+    /// update is lost; kept abreast, they race as the notebook's two threads do. (Only with no more
+    /// participants than CPUs: otherwise some must wait for a CPU anyway.)
+    private static func keepAbreast(segment: JobSegment, participant: Int, done: Int, split: Bool, iterations: Int) {
+        let deadline = MonotonicClock.nanoseconds + 5_000_000
+        while !segment.isCancelled, MonotonicClock.nanoseconds < deadline {
+            let someoneBehind = (0..<segment.participants).contains { other in
+                guard other != participant else { return false }
+                let theirs = Int(segment.participant(other).done.load(ordering: .relaxed))
+                let share = Self.share(participant: other, of: segment.participants, iterations: iterations, split: split).operations
+                return theirs < share && theirs + chunk < done
+            }
+            if !someoneBehind { return }
+            pool_cpu_relax()
+        }
+    }
+
     /// Takes the job's mutex. After EOWNERDEAD (the holder died inside the critical section) the
-    /// intent record is settled and the mutex made consistent; the recovery is counted.
-    private static func lock(_ mutex: RobustMutex, segment: JobSegment, record: JobSegment.Participant) -> Bool {
+    /// intent record is settled and the mutex made consistent; the recovery is counted. Returns
+    /// 0, or the error number of the failed call.
+    private static func lock(_ mutex: RobustMutex, segment: JobSegment, record: JobSegment.Participant) -> Int32 {
         let rc = pthread_mutex_lock(mutex.raw)
         if rc == EOWNERDEAD {
             settleIntent(segment: segment)
-            _ = pool_mutex_consistent(mutex.raw)
+            let consistent = pool_mutex_consistent(mutex.raw)
             record.extra.wrappingIncrement(ordering: .relaxed)
-            return true
+            // Not left held: the others then fail with ENOTRECOVERABLE instead of waiting forever.
+            if consistent != 0 { pthread_mutex_unlock(mutex.raw) }
+            return consistent
         }
-        return rc == 0
+        return rc
+    }
+
+    private static func lockFailed(_ rc: Int32, _ context: ParticipantContext) -> WorkerEvent.Outcome {
+        context.fail("cannot take the job's mutex: \(String(cString: strerror(rc)))", errno: rc)
     }
 
     /// Decides whether the update of a worker that died inside the critical section landed (the

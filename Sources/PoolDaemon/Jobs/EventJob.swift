@@ -44,9 +44,10 @@ struct EventJob: JobPlan {
                  "timeout": .string(DurationText.format(timeout)), "setAfter": .string(DurationText.format(setAfter))])
     }
 
+    var kindAreaSize: Int { Area.records + workers * Area.recordSize }
+
     func createSegment(name: String) throws(IPCError) -> JobSegment {
-        let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers,
-                                            kindAreaSize: Area.records + workers * Area.recordSize)
+        let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers, kindAreaSize: kindAreaSize)
         segment.kindArea.storeBytes(of: timeout, toByteOffset: Area.timeout, as: Int64.self)
         segment.kindArea.storeBytes(of: Int64(waiters), toByteOffset: Area.waiters, as: Int64.self)
         return segment

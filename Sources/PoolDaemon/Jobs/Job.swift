@@ -17,6 +17,8 @@ final class Job {
     var failure: String?
     /// Why the job is being cancelled.
     var cancelReason: String?
+    /// A detached job starts only once its record is in the job history (it is acknowledged then).
+    var awaitingRecord = false
     let submittedAt = Date()
     var startedAt: Date? { didSet { startedText = startedAt.map(Self.timestamp) } }
     var finishedAt: Date? { didSet { finishedText = finishedAt.map(Self.timestamp) } }

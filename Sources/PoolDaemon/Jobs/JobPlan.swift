@@ -13,6 +13,14 @@ protocol JobPlan: Sendable {
     /// Units of work in all, for progress (operations, items).
     var totalWork: Int { get }
 
+    /// The bytes of the segment's kind area (`JobSegment.create`), known before it is created so
+    /// that a Run that /dev/shm has no room for is refused.
+    var kindAreaSize: Int { get }
+
+    /// The message queue the job creates besides its segment, if any, so that a Run the kernel's
+    /// queue limits leave no room for is refused.
+    var messageQueue: (depth: Int, messageSize: Int)? { get }
+
     /// Creates and fills the job's segment, and any IPC object the job needs besides it (named
     /// after the segment, so that `removeResources` finds it).
     func createSegment(name: String) throws(IPCError) -> JobSegment
@@ -41,6 +49,9 @@ protocol JobPlan: Sendable {
 }
 
 extension JobPlan {
+    var messageQueue: (depth: Int, messageSize: Int)? { nil }
+    /// The whole segment, header and participants' records included.
+    var segmentSize: Int { JobSegment.layout(participants: workers, kindAreaSize: kindAreaSize).size }
     func removeResources(segmentName: String) {}
     func makeMonitor(segment: JobSegment) -> (any JobMonitor)? { nil }
     func logLines(segment: JobSegment, from start: Int) -> [String] { [] }
@@ -53,6 +64,12 @@ extension JobPlan {
 protocol JobMonitor: AnyObject {
     var initialDelay: Duration { get }
     func tick() -> Duration?
+    /// The job has finished and its result was read: let go of every descriptor and mapping.
+    func close()
+}
+
+extension JobMonitor {
+    func close() {}
 }
 
 /// The job kinds, with the number that tags their segments and the name clients use.
@@ -62,6 +79,7 @@ enum JobKindCode: UInt32, Sendable, CaseIterable {
     case event = 3
     case tasks = 4
     case append = 5
+    case lockcell = 6
 
     var name: String {
         switch self {
@@ -70,6 +88,7 @@ enum JobKindCode: UInt32, Sendable, CaseIterable {
         case .event: return "event"
         case .tasks: return "tasks"
         case .append: return "append"
+        case .lockcell: return "lockcell"
         }
     }
 
@@ -81,6 +100,7 @@ enum JobKindCode: UInt32, Sendable, CaseIterable {
         case .event: return EventJob.self
         case .tasks: return TasksJob.self
         case .append: return AppendJob.self
+        case .lockcell: return LockCellJob.self
         }
     }
 
@@ -103,6 +123,7 @@ enum JobCatalog {
         case .event: return try EventJob.plan(parameters, limits: limits)
         case .tasks: return try TasksJob.plan(parameters, limits: limits)
         case .append: return try AppendJob.plan(parameters, limits: limits)
+        case .lockcell: return try LockCellJob.plan(parameters, limits: limits)
         }
     }
 }
@@ -135,4 +156,21 @@ struct ParticipantContext {
     var mine: JobSegment.Participant { segment.participant(participant) }
     /// This worker took over from one that died.
     var isReplacement: Bool { attempt > 0 }
+    /// Why the part failed, for the daemon to put in the job's `error`.
+    let failure = FailureNote()
+
+    /// Logs why the part failed and keeps the reason for the daemon: every `.failed` goes through
+    /// here, so that the job says what happened rather than "an error".
+    func fail(_ reason: String, errno: Int32 = 0) -> WorkerEvent.Outcome {
+        logger.error("\(reason)")
+        failure.reason = failure.reason ?? reason
+        failure.errno = failure.errno == 0 ? errno : failure.errno
+        return .failed
+    }
+}
+
+/// A participant's failure reason, set once where the failure is found.
+final class FailureNote {
+    var reason: String?
+    var errno: Int32 = 0
 }

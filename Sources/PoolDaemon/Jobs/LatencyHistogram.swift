@@ -1,12 +1,18 @@
 /// A log-linear histogram of nanosecond values that lives in shared memory: 16 buckets per power
-/// of two (about 6% resolution), 1024 counters, recorded without allocation by one process and
-/// read by another. (hdrhistogram-swift keeps its counts in process memory, which the daemon
-/// cannot see; this is the same idea at a fixed precision, placed in the job's segment.)
+/// of two (so a percentile is a bucket's lower bound, within `resolution` of the true value), 1024
+/// counters and the exact maximum, recorded without allocation by one process and read by another.
+/// (hdrhistogram-swift keeps its counts in process memory, which the daemon cannot see; this is
+/// the same idea at a fixed precision, placed in the job's segment.)
 struct LatencyHistogram {
     static let bucketCount = 1024
-    static let byteSize = bucketCount * 8
+    /// The counters, then the largest value recorded.
+    static let byteSize = (bucketCount + 1) * 8
+    /// A bucket's width relative to its lower bound: 1/16.
+    static let resolution = 1.0 / 16
 
     let counts: UnsafeMutablePointer<Int64>
+    /// Kept apart from the buckets: the highest bucket's bound is up to `resolution` below it.
+    private var maximum: UnsafeMutablePointer<Int64> { counts + Self.bucketCount }
 
     init(at raw: UnsafeMutableRawPointer) {
         counts = raw.assumingMemoryBound(to: Int64.self)
@@ -29,10 +35,11 @@ struct LatencyHistogram {
     @inline(__always)
     func record(_ value: Int64) {
         counts[Self.bucket(value)] += 1
+        if value > maximum.pointee { maximum.pointee = value }
     }
 
-    /// Percentiles (0-100) and the maximum over several histograms, in nanoseconds (each a bucket's
-    /// lower bound).
+    /// Percentiles (0-100), each a bucket's lower bound, and the exact maximum over several
+    /// histograms, in nanoseconds.
     static func summary(_ histograms: [LatencyHistogram], percentiles: [Double]) -> (values: [Int64], max: Int64, count: Int64) {
         var merged = [Int64](repeating: 0, count: bucketCount)
         for histogram in histograms {
@@ -40,6 +47,7 @@ struct LatencyHistogram {
         }
         let total = merged.reduce(0, +)
         guard total > 0 else { return (percentiles.map { _ in 0 }, 0, 0) }
+        let highestValue = histograms.map { $0.maximum.pointee }.max() ?? 0
         let highest = merged.lastIndex { $0 > 0 }!
         let values = percentiles.map { percentile -> Int64 in
             let rank = Int64((percentile / 100 * Double(total)).rounded(.up))
@@ -50,7 +58,7 @@ struct LatencyHistogram {
             }
             return lowerBound(highest)
         }
-        return (values, lowerBound(highest), total)
+        return (values, highestValue, total)
     }
 }
 

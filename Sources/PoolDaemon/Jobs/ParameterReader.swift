@@ -73,9 +73,14 @@ struct ParameterReader {
     mutating func durationRange(_ name: String, default value: ClosedRange<Int64>, max: Int64) throws(PoolError) -> ClosedRange<Int64> {
         used.insert(name)
         guard let raw = fields[name], raw != .null else { return value }
-        guard case .string(let text) = raw, let range = DurationText.range(text) else {
+        guard case .string(let text) = raw, let (low, high) = DurationText.bounds(text) else {
             throw PoolError.invalidParameter(name, "must be a duration or a range such as 0..1s or 10ms..50ms")
         }
+        guard low <= high else {
+            let right = DurationText.format(high) + ".." + DurationText.format(low)
+            throw PoolError.invalidParameter(name, "'\(text)' is reversed: it goes from \(DurationText.format(low)) down to \(DurationText.format(high)); write the lower bound first: \(right)")
+        }
+        let range = low...high
         guard range.upperBound <= max else {
             throw PoolError.invalidParameter(name, "may be at most \(DurationText.format(max))")
         }

@@ -35,7 +35,8 @@ extension PoolController {
         for id in queue {
             // Starting a job can reply to a client, whose next call may dispatch in turn: what
             // that started is no longer queued or idle here.
-            guard let job = jobs[id], job.state == .queued else { continue }
+            // A job whose record is not written yet is not started (and not overtaken).
+            guard let job = jobs[id], job.state == .queued, !job.awaitingRecord else { continue }
             idle.removeAll { slots[$0]?.state != .ready }
             if firstClaim == nil, idle.count >= job.plan.workers {
                 queue.removeAll { $0 == id }
@@ -109,7 +110,7 @@ extension PoolController {
                 try job.plan.createSegment(name: configuration.names.job(job.id))
             }
         } catch {
-            job.failure = "cannot create the job's shared memory: \(error)"
+            job.failure = "cannot create the job's \(error.operation.hasPrefix("mq_") ? "message queue" : "shared memory"): \(error)"
             finish(job)
             return
         }
@@ -152,7 +153,7 @@ extension PoolController {
     }
 
     /// A worker reports that its part of a job ended.
-    func participantEnded(slot index: Int, pid: Int32, jobID: Int, outcome: WorkerEvent.Outcome, errorCode: Int32) {
+    func participantEnded(slot index: Int, pid: Int32, jobID: Int, outcome: WorkerEvent.Outcome, errorCode: Int32, reason: String) {
         guard var slot = slots[index], slot.process?.pid == pid, slot.job == jobID else { return }
         slot.job = nil
         if slot.state == .busy { slot.state = .ready }
@@ -160,8 +161,9 @@ extension PoolController {
         if let job = jobs[jobID], let participant = job.slots.firstIndex(of: index) {
             job.ended.insert(participant)
             if outcome == .failed {
-                let reason = errorCode != 0 ? String(cString: strerror(errorCode)) : "an error"
-                job.failure = job.failure ?? "the worker in slot \(index) failed: \(reason)"
+                // The reason names the errno already when there was one.
+                let reason = !reason.isEmpty ? reason : errorCode != 0 ? String(cString: strerror(errorCode)) : "it gave no reason"
+                job.failure = job.failure ?? "participant \(participant) (slot \(index), pid \(pid)) failed: \(reason)"
                 job.segment?.cancel()
             }
             if job.ended.count == job.slots.count { finish(job) }
@@ -223,6 +225,10 @@ extension PoolController {
             SharedSegment.unlink(name: segment.segment.name)
             job.segment = nil
         }
+        // A finished job holds nothing: the record kept in the history is plain values. (The
+        // monitor may hold the queue open or the segment mapped.)
+        job.monitor?.close()
+        job.monitor = nil
         if job.failure != nil {
             job.state = .failed
         } else if job.cancelReason != nil {

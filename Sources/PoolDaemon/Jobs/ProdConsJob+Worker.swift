@@ -20,14 +20,13 @@ extension ProdConsJob: JobParticipantWork {
             blocking = try MessageQueue.open(name: queueName)
             polling = try MessageQueue.open(name: queueName, nonBlocking: true)
         } catch {
-            context.logger.error("cannot open the job's queue: \(error)")
-            return .failed
+            return context.fail("cannot open the job's queue: \(error)", errno: error.errno)
         }
         defer {
             blocking.close()
             polling.close()
         }
-        guard context.segment.arriveAndWaitForAll(beating: context.record) else { return .cancelled }
+        guard context.segment.arriveAndWaitForAll(beating: context.record, participant: context.participant) else { return .cancelled }
         if !context.isReplacement { context.mine.startedNanos.store(MonotonicClock.nanoseconds, ordering: .relaxed) }
         defer { context.mine.finishedNanos.store(MonotonicClock.nanoseconds, ordering: .relaxed) }
         let worker = Participant(context: context, producers: producers, blocking: blocking, polling: polling)
@@ -93,75 +92,57 @@ extension ProdConsJob: JobParticipantWork {
 
         /// Sends this producer's share. Each message is built in the ledger; its count and sum go
         /// to `before` (the intent) ahead of the send and to `count`/`sum` after it. A replacement
-        /// that finds them apart cannot know whether the message reached the queue, so it produces
-        /// the rest first and settles that one at the end (`settleUncertainMessage`).
+        /// that finds them apart cannot know whether the message reached the queue: it parks it
+        /// (`Area.parked`), produces the rest, recording it as usual, and settles the parked ones
+        /// at the end (`settleParkedMessages`). So every death leaves an exact record, however many
+        /// come in a row.
         func produce() -> WorkerEvent.Outcome {
             let index = context.participant
-            let share = items / producers + (index < items % producers ? 1 : 0)
+            let share = Int64(ProdConsJob.share(producer: index, producers: producers, items: items))
             var random = random()
             let delay = delayRange(Area.produceLow, Area.produceHigh)
             let count = stat(Stats.count), sum = stat(Stats.sum), intentCount = stat(Stats.countBefore), intentSum = stat(Stats.sumBefore)
             var full = stats.load(fromByteOffset: Stats.waits, as: Int64.self)
             defer { stats.storeBytes(of: full, toByteOffset: Stats.waits, as: Int64.self) }
-            let settling = ProdConsJob.atomic(stats + Stats.settling)
-            var uncertain = false
-            if context.isReplacement {
-                guard settling.load(ordering: .relaxed) == 0 else {
-                    // Its predecessor died while settling an uncertain message, and what it sent
-                    // meanwhile was not recorded: no exact account is possible.
-                    context.logger.error("two producers in a row died around an uncertain message; cannot say what was sent")
-                    return .failed
-                }
-                // Sum before count on both sides of the send (see `ProdConsJob.Stats`): equal counts
-                // mean the sum is right too.
-                uncertain = intentCount.load(ordering: .relaxed) != count.load(ordering: .relaxed)
-                if uncertain {
-                    settling.store(1, ordering: .relaxed)
-                    context.logger.notice("the message in flight when the last producer died may or may not be in the queue; settling it at the end")
-                }
-            }
-            var sent = Int(uncertain ? intentCount.load(ordering: .relaxed) : count.load(ordering: .relaxed))
-            var total = uncertain ? intentSum.load(ordering: .relaxed) : sum.load(ordering: .relaxed)
-            if !uncertain { context.mine.done.store(Int64(sent), ordering: .relaxed) }
-            // The uncertain message stays in the ledger; new ones are built beside it.
-            let message = uncertain ? UnsafeMutableRawPointer.allocate(byteCount: blocking.messageSize, alignment: 16) : ledger
-            defer { if uncertain { message.deallocate() } }
+            if context.isReplacement, let failure = parkMessageInFlight() { return failure }
+            let start = account(of: index)
+            var sent = start.count
+            var total = start.sum
+            var planned = start.planned
+            context.mine.done.store(start.settled, ordering: .relaxed)
             var messages = 0
             let dieAfter = index == 0 ? context.faults.dieProducingAfter ?? -1 : -1
-            while sent < share {
-                let items = min(batch, share - sent)
-                message.storeBytes(of: UInt32(index), toByteOffset: 0, as: UInt32.self)
-                message.storeBytes(of: UInt32(items), toByteOffset: 4, as: UInt32.self)
+            while planned < share {
+                let items = min(batch, Int(share - planned))
+                ledger.storeBytes(of: UInt32(index), toByteOffset: 0, as: UInt32.self)
+                ledger.storeBytes(of: UInt32(items), toByteOffset: 4, as: UInt32.self)
                 var messageSum: Int64 = 0
                 for item in 0..<items {
                     // The notebook's random.randint(1, 10).
                     let value = Int64(random.next() % 10 + 1)
-                    message.storeBytes(of: value, toByteOffset: Message.headerSize + item * payloadBytes, as: Int64.self)
+                    ledger.storeBytes(of: value, toByteOffset: Message.headerSize + item * payloadBytes, as: Int64.self)
                     messageSum += value
                 }
-                message.storeBytes(of: MonotonicClock.nanoseconds, toByteOffset: 8, as: Int64.self)
-                if !uncertain {
-                    intentSum.store(total + messageSum, ordering: .relaxed)
-                    intentCount.store(Int64(sent + items), ordering: .releasing)
-                }
+                ledger.storeBytes(of: MonotonicClock.nanoseconds, toByteOffset: 8, as: Int64.self)
+                intentSum.store(total + messageSum, ordering: .relaxed)
+                intentCount.store(sent + Int64(items), ordering: .releasing)
                 let length = Message.headerSize + items * payloadBytes
-                switch send(UnsafeRawBufferPointer(start: message, count: length), full: &full) {
+                switch send(UnsafeRawBufferPointer(start: ledger, count: length), full: &full) {
                 case .sent: break
                 case .cancelled: return .cancelled
-                case .failed: return .failed
+                case .failed(let error): return context.fail("producer \(index) cannot send to the job's queue: \(error)", errno: error.errno)
                 }
                 if messages == dieAfter - 1 { FaultInjection.die() }
-                sent += items
+                sent += Int64(items)
                 total += messageSum
+                planned += Int64(items)
                 beatNow(every: &messages)
-                if !uncertain {
-                    sum.store(total, ordering: .releasing)
-                    count.store(Int64(sent), ordering: .releasing)
-                    context.mine.done.store(Int64(sent), ordering: .relaxed)
-                }
+                sum.store(total, ordering: .releasing)
+                count.store(sent, ordering: .releasing)
+                context.mine.done.store(sent + start.arrivedItems, ordering: .relaxed)
                 if tracing {
                     for item in 0..<items {
-                        traceLine(kind: 1, value: message.load(fromByteOffset: Message.headerSize + item * payloadBytes, as: Int64.self))
+                        traceLine(kind: 1, value: ledger.load(fromByteOffset: Message.headerSize + item * payloadBytes, as: Int64.self))
                     }
                 }
                 if delay.upperBound > 0,
@@ -169,73 +150,158 @@ extension ProdConsJob: JobParticipantWork {
                     return .cancelled
                 }
             }
-            guard uncertain else { return .completed }
-            let outcome = settleUncertainMessage()
-            if outcome == .completed {
-                intentSum.store(total, ordering: .relaxed)
-                intentCount.store(Int64(sent), ordering: .relaxed)
-                sum.store(total, ordering: .releasing)
-                count.store(Int64(sent), ordering: .releasing)
-                settling.store(0, ordering: .releasing)
-                context.mine.done.store(Int64(sent), ordering: .relaxed)
-            }
-            return outcome
+            guard start.parked.contains(where: { $0.state == ParkedState.uncertain }) else { return .completed }
+            return settleParkedMessages()
         }
 
-        /// The dead producer's last message (in the ledger) either reached the queue or not. Once
-        /// every other producer is done, the queue is empty and no consumer holds a message, the
-        /// consumers' committed total says which: all items, or all but this message's.
-        private func settleUncertainMessage() -> WorkerEvent.Outcome {
-            let length = Int(ledger.load(fromByteOffset: 4, as: UInt32.self))
-            var stableSince: Int64?
+        private func parked(_ producer: Int, _ slot: Int) -> ParkedMessage {
+            ProdConsJob.parked(in: area, participants: context.segment.participants, consumers: consumers,
+                               messageSize: blocking.messageSize, producer: producer, slot: slot)
+        }
+
+        private func account(of producer: Int) -> ProducerAccount {
+            ProdConsJob.account(in: area, participants: context.segment.participants, consumers: consumers,
+                                messageSize: blocking.messageSize, producer: producer, items: items)
+        }
+
+        /// The predecessor died between announcing a send and recording it: the message in the
+        /// ledger may or may not be in the queue. It is parked, unless it is already (the
+        /// predecessor died while parking it, or before resending a parked one), and the records
+        /// are set back to before it. Returns a failure when no parking place is left.
+        private func parkMessageInFlight() -> WorkerEvent.Outcome? {
+            let count = stat(Stats.count), sum = stat(Stats.sum), intentCount = stat(Stats.countBefore), intentSum = stat(Stats.sumBefore)
+            let recorded = count.load(ordering: .acquiring)
+            guard intentCount.load(ordering: .acquiring) != recorded else { return nil }
+            let items = Int(ledger.load(fromByteOffset: 4, as: UInt32.self))
+            let length = Message.headerSize + items * payloadBytes
+            var messageSum: Int64 = 0
+            for item in 0..<items { messageSum += ledger.load(fromByteOffset: Message.headerSize + item * payloadBytes, as: Int64.self) }
+            let slots = (0..<ProdConsJob.parkedSlots).map { parked(context.participant, $0) }
+            let held = slots.contains { $0.state.load(ordering: .acquiring) != ParkedState.free && memcmp($0.message, ledger, length) == 0 }
+            if !held {
+                guard let place = slots.first(where: { $0.state.load(ordering: .acquiring) == ParkedState.free }) else {
+                    return context.fail("producer \(context.participant) died between a send and recording it more than \(ProdConsJob.parkedSlots) times; what it sent can no longer be accounted for")
+                }
+                place.message.copyMemory(from: ledger, byteCount: length)
+                place.base.storeBytes(of: Int64(items), toByteOffset: ParkedMessage.itemsOffset, as: Int64.self)
+                place.base.storeBytes(of: messageSum, toByteOffset: ParkedMessage.sumOffset, as: Int64.self)
+                place.state.store(ParkedState.uncertain, ordering: .releasing)
+                context.logger.notice("the message in flight when the last producer died may or may not be in the queue; settling it at the end")
+            }
+            // The records as they were before the message (the sum may have been stored already).
+            let before = intentSum.load(ordering: .relaxed) - messageSum
+            sum.store(before, ordering: .relaxed)
+            intentSum.store(before, ordering: .relaxed)
+            intentCount.store(recorded, ordering: .releasing)
+            return nil
+        }
+
+        /// Settles this producer's parked messages once the job is quiet: every producer has sent
+        /// all but its parked messages, the queue is empty and no consumer holds a message. The
+        /// consumers' committed count and sum then say which parked messages (of all producers)
+        /// never arrived; this producer sends its own of those again and marks the rest arrived.
+        /// Every producer decides from the same quiet state, so they agree.
+        private func settleParkedMessages() -> WorkerEvent.Outcome {
+            // A quiet snapshot, the consumers' receive counts read after it, and whether each has
+            // moved on since: a message a consumer had taken from the kernel but not yet copied to
+            // its ledger when the snapshot was read is in a ledger (or committed) by then.
+            var candidate: (snapshot: SettlementSnapshot, receives: [Int64], passed: Bool)?
             while true {
                 if context.segment.isCancelled { return .cancelled }
                 context.record.beat()
-                let committed = committedTotal()
-                // Every item committed: the message arrived (without it there would be fewer).
-                // The queue may still hold the consumers' end-of-stream sentinels, so this comes
-                // before any look at the queue.
-                if committed >= Int64(items) { return .completed }
-                if quiescent() {
-                    // Seen twice, 20 ms apart: a consumer between the kernel's dequeue and its copy
-                    // into the ledger would show as a changed total.
-                    if let since = stableSince, MonotonicClock.nanoseconds - since >= 20_000_000, committed == committedTotal() {
-                        guard committed == Int64(items - length) else {
-                            context.logger.error("cannot settle the dead producer's last message: consumers committed \(committed) of \(items) items")
-                            return .failed
-                        }
-                        var full: Int64 = 0
-                        switch send(UnsafeRawBufferPointer(start: ledger, count: Message.headerSize + length * payloadBytes), full: &full) {
-                        case .sent:
-                            stat(Stats.recovered).wrappingIncrement(by: Int64(length), ordering: .relaxed)
-                            context.logger.notice("the dead producer's last message was lost with it; sent \(length) items again")
-                            return .completed
-                        case .cancelled: return .cancelled
-                        case .failed: return .failed
-                        }
+                let snapshot = settlementSnapshot()
+                let mine = snapshot.producers[context.participant].parked.filter { $0.state == ParkedState.uncertain }
+                if mine.isEmpty { return .completed }
+                // Every item committed: the parked messages arrived. The queue may still hold the
+                // consumers' end-of-stream sentinels, so this comes before any look at the queue.
+                if snapshot.committedCount >= Int64(items) {
+                    guard snapshot.committedCount == Int64(items) else {
+                        return context.fail("consumers committed \(snapshot.committedCount) items of \(items)")
                     }
-                    if stableSince == nil { stableSince = MonotonicClock.nanoseconds }
+                    for entry in mine { markArrived(entry) }
+                    return .completed
+                }
+                if snapshot.isQuiet {
+                    // The same quiet state before and after every consumer returned from the queue.
+                    if let confirmed = candidate, confirmed.passed, confirmed.snapshot == snapshot {
+                        guard let lost = snapshot.lostMessages() else {
+                            return context.fail("cannot settle the messages dead producers left uncertain: consumers committed \(snapshot.committedCount) of \(items) items, and no choice of the \(snapshot.uncertainCount) uncertain messages accounts for the rest")
+                        }
+                        for entry in mine {
+                            if lost.contains(ParkedKey(producer: context.participant, slot: entry.slot)) {
+                                if let failure = resend(entry) { return failure }
+                            } else {
+                                markArrived(entry)
+                            }
+                        }
+                        return .completed
+                    }
+                    if let waiting = candidate, waiting.snapshot == snapshot {
+                        let receives = consumerReceives()
+                        candidate?.passed = zip(receives, waiting.receives).allSatisfy { $0 > $1 }
+                    } else {
+                        candidate = (snapshot, consumerReceives(), false)
+                    }
                 } else {
-                    stableSince = nil
+                    candidate = nil
                 }
                 _ = context.segment.pause(nanoseconds: 5_000_000, beating: context.record)
             }
         }
 
-        /// No message is in the queue or in a consumer's hands and every other producer is done.
-        private func quiescent() -> Bool {
-            guard polling.currentDepth == 0 else { return false }
-            for producer in 0..<producers where producer != context.participant {
-                let other = area + Area.stats + producer * Area.statsSize
-                let share = items / producers + (producer < items % producers ? 1 : 0)
-                guard ProdConsJob.atomic(other + Stats.count).load(ordering: .acquiring) == Int64(share) else { return false }
+        private func markArrived(_ entry: ProducerAccount.Parked) {
+            parked(context.participant, entry.slot).state.store(ParkedState.arrived, ordering: .releasing)
+            context.mine.done.store(account(of: context.participant).settled, ordering: .relaxed)
+        }
+
+        /// Sends a parked message that never arrived, through the ledger like any other: the
+        /// intent first, then the parking place is freed, then the send. A death before the free
+        /// leaves the ledger equal to the parked message (not parked twice, not sent); after it,
+        /// the message is in flight as usual.
+        private func resend(_ entry: ProducerAccount.Parked) -> WorkerEvent.Outcome? {
+            let count = stat(Stats.count), sum = stat(Stats.sum), intentCount = stat(Stats.countBefore), intentSum = stat(Stats.sumBefore)
+            let place = parked(context.participant, entry.slot)
+            let length = Message.headerSize + Int(entry.items) * payloadBytes
+            ledger.copyMemory(from: place.message, byteCount: length)
+            let sent = count.load(ordering: .relaxed), total = sum.load(ordering: .relaxed)
+            intentSum.store(total + entry.sum, ordering: .relaxed)
+            intentCount.store(sent + entry.items, ordering: .releasing)
+            place.state.store(ParkedState.free, ordering: .releasing)
+            var full: Int64 = 0
+            switch send(UnsafeRawBufferPointer(start: ledger, count: length), full: &full) {
+            case .sent: break
+            case .cancelled: return .cancelled
+            case .failed(let error):
+                return context.fail("producer \(context.participant) cannot send to the job's queue: \(error)", errno: error.errno)
             }
+            sum.store(total + entry.sum, ordering: .releasing)
+            count.store(sent + entry.items, ordering: .releasing)
+            stat(Stats.recovered).wrappingIncrement(by: entry.items, ordering: .relaxed)
+            context.mine.done.store(account(of: context.participant).settled, ordering: .relaxed)
+            context.logger.notice("a message a dead producer left uncertain was lost with it; sent its \(entry.items) items again")
+            return nil
+        }
+
+        private func consumerReceives() -> [Int64] {
+            (producers..<(producers + consumers)).map {
+                ProdConsJob.atomic(area + Area.stats + $0 * Area.statsSize + Stats.receives).load(ordering: .acquiring)
+            }
+        }
+
+        /// What settling looks at: the queue, the consumers' commits, every producer's records.
+        private func settlementSnapshot() -> SettlementSnapshot {
+            var committedCount: Int64 = 0, committedSum: Int64 = 0, holding = false
             for consumer in producers..<(producers + consumers) {
+                let record = area + Area.stats + consumer * Area.statsSize
+                committedCount += ProdConsJob.atomic(record + Stats.count).load(ordering: .acquiring)
+                committedSum += ProdConsJob.atomic(record + Stats.sum).load(ordering: .acquiring)
                 let held = ProdConsJob.ledger(in: area, participants: producers + consumers, consumers: consumers,
                                               messageSize: blocking.messageSize, index: consumer)
-                if ProdConsJob.atomic32(held).load(ordering: .acquiring) != ProdConsJob.emptyLedgerMark { return false }
+                if ProdConsJob.atomic32(held).load(ordering: .acquiring) != ProdConsJob.emptyLedgerMark { holding = true }
             }
-            return true
+            return SettlementSnapshot(queueDepth: polling.currentDepth, consumersHold: holding,
+                                      committedCount: committedCount, committedSum: committedSum,
+                                      producers: (0..<producers).map { account(of: $0) })
         }
 
         // MARK: Consuming
@@ -281,7 +347,8 @@ extension ProdConsJob: JobParticipantWork {
                 case .received: break
                 case .finished: return .completed
                 case .cancelled: return .cancelled
-                case .failed: return .failed
+                case .failed(let error):
+                    return context.fail("consumer \(consumerIndex) cannot receive from the job's queue: \(error)", errno: error.errno)
                 }
                 if messages == dieAfter - 1 { FaultInjection.die() }
                 if ledger.load(fromByteOffset: 4, as: UInt32.self) == 0 {
@@ -333,7 +400,7 @@ extension ProdConsJob: JobParticipantWork {
             return total
         }
 
-        enum SendResult { case sent, cancelled, failed }
+        enum SendResult { case sent, cancelled, failed(IPCError) }
 
         /// Tries without blocking first (to count how often the queue was full), then blocks in the
         /// kernel, waking every slice to see whether the job was cancelled.
@@ -342,7 +409,7 @@ extension ProdConsJob: JobParticipantWork {
                 try polling.send(bytes)
                 return .sent
             } catch {
-                guard error.errno == EAGAIN else { return .failed }
+                guard error.errno == EAGAIN else { return .failed(error) }
             }
             full += 1
             while true {
@@ -351,27 +418,33 @@ extension ProdConsJob: JobParticipantWork {
                 switch blocking.send(bytes, deadlineRealtimeNanos: MonotonicClock.realtimeNanoseconds + ProdConsJob.waitSlice) {
                 case .success(true): return .sent
                 case .success(false): continue
-                case .failure: return .failed
+                case .failure(let error): return .failed(error)
                 }
             }
         }
 
-        enum ReceiveResult { case received, finished, cancelled, failed }
+        enum ReceiveResult { case received, finished, cancelled, failed(IPCError) }
 
         private func receive(_ buffer: UnsafeMutableRawBufferPointer, empty: inout Int64) -> ReceiveResult {
-            switch Result(catching: { () throws(IPCError) in try polling.receive(into: buffer) }) {
+            // Counted after each return, when a message taken is in the ledger (see `settleParkedMessages`).
+            let receives = stat(Stats.receives)
+            let polled = Result(catching: { () throws(IPCError) in try polling.receive(into: buffer) })
+            receives.wrappingIncrement(ordering: .releasing)
+            switch polled {
             case .success(.some): return .received
             case .success(nil): empty += 1
-            case .failure: return .failed
+            case .failure(let error): return .failed(error)
             }
             while true {
                 if context.segment.isCancelled { return .cancelled }
                 if committedTotal() >= Int64(items) { return .finished }
                 context.record.beat()
-                switch blocking.receive(into: buffer, deadlineRealtimeNanos: MonotonicClock.realtimeNanoseconds + ProdConsJob.waitSlice) {
+                let result = blocking.receive(into: buffer, deadlineRealtimeNanos: MonotonicClock.realtimeNanoseconds + ProdConsJob.waitSlice)
+                receives.wrappingIncrement(ordering: .releasing)
+                switch result {
                 case .success(true): return .received
                 case .success(false): continue
-                case .failure: return .failed
+                case .failure(let error): return .failed(error)
                 }
             }
         }

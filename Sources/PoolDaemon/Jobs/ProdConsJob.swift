@@ -45,8 +45,14 @@ struct ProdConsJob: JobPlan {
             histograms(participants) + consumers * LatencyHistogram.byteSize
         }
         static func ledgerStride(messageSize: Int) -> Int { (messageSize + 63) & ~63 }
-        static func traceEntries(_ participants: Int, consumers: Int, messageSize: Int) -> Int {
+        /// Per producer, `parkedSlots` messages that dead producers left uncertain (see `ParkedMessage`).
+        static func parked(_ participants: Int, consumers: Int, messageSize: Int) -> Int {
             ledgers(participants, consumers: consumers) + participants * ledgerStride(messageSize: messageSize)
+        }
+        static func parkedStride(messageSize: Int) -> Int { ParkedMessage.headerSize + ledgerStride(messageSize: messageSize) }
+        static func traceEntries(_ participants: Int, consumers: Int, messageSize: Int) -> Int {
+            parked(participants, consumers: consumers, messageSize: messageSize)
+                + (participants - consumers) * parkedSlots * parkedStride(messageSize: messageSize)
         }
         static let traceEntrySize = 32   // kind UInt32, participant UInt32, value, queue length, time (Int64)
     }
@@ -61,8 +67,129 @@ struct ProdConsJob: JobPlan {
         /// Items a consumer's replacement took from the ledger (redelivered) or a producer's
         /// replacement sent again because the original was lost with its worker.
         static let recovered = 40
-        /// Set while a producer's replacement settles its predecessor's uncertain message.
-        static let settling = 48
+        /// A consumer's count of returns from the queue (with a message or not): settling waits
+        /// for every consumer's next one, so that no message is between the kernel and a ledger.
+        static let receives = 48
+    }
+
+    /// How many uncertain messages (a producer died between a send and recording it) one producer
+    /// can have parked at once: each needs that unlikely death, and they are settled at the end.
+    static let parkedSlots = 4
+
+    /// A parking place's state.
+    enum ParkedState {
+        static let free: Int64 = 0
+        /// Sent or not: settled at the end of the job.
+        static let uncertain: Int64 = 1
+        /// Settled: it reached the queue (or was sent again) and counts as produced.
+        static let arrived: Int64 = 2
+    }
+
+    /// A parking place in the kind area: the state, the message's item count and sum, the message.
+    struct ParkedMessage {
+        static let headerSize = 64
+        static let itemsOffset = 8, sumOffset = 16
+        let base: UnsafeMutableRawPointer
+        var state: UnsafeAtomic<Int64> { ProdConsJob.atomic(base) }
+        var items: Int64 { base.load(fromByteOffset: Self.itemsOffset, as: Int64.self) }
+        var sum: Int64 { base.load(fromByteOffset: Self.sumOffset, as: Int64.self) }
+        var message: UnsafeMutableRawPointer { base + Self.headerSize }
+    }
+
+    static func parked(in area: UnsafeMutableRawPointer, participants: Int, consumers: Int, messageSize: Int,
+                       producer: Int, slot: Int) -> ParkedMessage {
+        ParkedMessage(base: area + Area.parked(participants, consumers: consumers, messageSize: messageSize)
+                      + (producer * parkedSlots + slot) * Area.parkedStride(messageSize: messageSize))
+    }
+
+    /// A producer's share of the items.
+    static func share(producer: Int, producers: Int, items: Int) -> Int {
+        items / producers + (producer < items % producers ? 1 : 0)
+    }
+
+    /// What a producer's records say: sent and recorded, the send in flight, the parked messages.
+    struct ProducerAccount: Equatable {
+        struct Parked: Equatable {
+            let slot: Int
+            let state: Int64
+            let items: Int64
+            let sum: Int64
+        }
+
+        let share: Int64
+        let count: Int64
+        let sum: Int64
+        let intentCount: Int64
+        let parked: [Parked]
+
+        var arrivedItems: Int64 { parked.filter { $0.state == ParkedState.arrived }.reduce(0) { $0 + $1.items } }
+        var arrivedSum: Int64 { parked.filter { $0.state == ParkedState.arrived }.reduce(0) { $0 + $1.sum } }
+        var uncertainItems: Int64 { parked.filter { $0.state == ParkedState.uncertain }.reduce(0) { $0 + $1.items } }
+        /// Produced for certain.
+        var settled: Int64 { count + arrivedItems }
+        /// Produced, counting the uncertain messages as sent.
+        var planned: Int64 { settled + uncertainItems }
+        /// Nothing in flight and nothing left to send but the parked messages.
+        var isQuiet: Bool { intentCount == count && planned == share }
+    }
+
+    static func account(in area: UnsafeMutableRawPointer, participants: Int, consumers: Int, messageSize: Int,
+                        producer: Int, items: Int) -> ProducerAccount {
+        let stats = area + Area.stats + producer * Area.statsSize
+        let count = atomic(stats + Stats.count).load(ordering: .acquiring)
+        let parked = (0..<parkedSlots).compactMap { slot -> ProducerAccount.Parked? in
+            let place = Self.parked(in: area, participants: participants, consumers: consumers, messageSize: messageSize,
+                                    producer: producer, slot: slot)
+            let state = place.state.load(ordering: .acquiring)
+            return state == ParkedState.free ? nil : .init(slot: slot, state: state, items: place.items, sum: place.sum)
+        }
+        return ProducerAccount(share: Int64(share(producer: producer, producers: participants - consumers, items: items)),
+                               count: count, sum: atomic(stats + Stats.sum).load(ordering: .relaxed),
+                               intentCount: atomic(stats + Stats.countBefore).load(ordering: .acquiring), parked: parked)
+    }
+
+    /// A parked message by producer and parking place.
+    struct ParkedKey: Hashable {
+        let producer: Int
+        let slot: Int
+    }
+
+    /// What producers settling their parked messages decide from.
+    struct SettlementSnapshot: Equatable {
+        let queueDepth: Int
+        let consumersHold: Bool
+        let committedCount: Int64
+        let committedSum: Int64
+        let producers: [ProducerAccount]
+
+        var isQuiet: Bool { queueDepth == 0 && !consumersHold && producers.allSatisfy(\.isQuiet) }
+
+        private var uncertain: [(key: ParkedKey, items: Int64, sum: Int64)] {
+            producers.enumerated().flatMap { producer, account in
+                account.parked.filter { $0.state == ParkedState.uncertain }
+                    .map { (key: ParkedKey(producer: producer, slot: $0.slot), items: $0.items, sum: $0.sum) }
+            }
+        }
+
+        var uncertainCount: Int { uncertain.count }
+
+        /// The uncertain messages that never arrived: those whose items and sum make up exactly
+        /// what all producers' records (counting every uncertain message as sent) have beyond
+        /// the consumers' commits. When two choices would fit (equal counts and sums), the first
+        /// in producer order is taken, the same by every producer; either makes the account exact.
+        func lostMessages() -> Set<ParkedKey>? {
+            let entries = uncertain
+            guard entries.count <= 16 else { return nil }
+            let missingItems = producers.reduce(0) { $0 + $1.planned } - committedCount
+            let missingSum = producers.reduce(0) { $0 + $1.sum + $1.arrivedSum + $1.parked.filter { $0.state == ParkedState.uncertain }.reduce(0) { $0 + $1.sum } } - committedSum
+            for mask in 0..<(1 << entries.count) {
+                let chosen = entries.indices.filter { mask & (1 << $0) != 0 }
+                guard chosen.reduce(0, { $0 + entries[$1].items }) == missingItems,
+                      chosen.reduce(0, { $0 + entries[$1].sum }) == missingSum else { continue }
+                return Set(chosen.map { entries[$0].key })
+            }
+            return nil
+        }
     }
 
     /// The first field of a ledger message that holds no message: the kernel's copy of a received
@@ -136,10 +263,15 @@ struct ProdConsJob: JobPlan {
     /// segment says what the dead one had in flight, so every item is still consumed exactly once.
     var resumesAfterWorkerDeath: Bool { true }
 
-    func createSegment(name: String) throws(IPCError) -> JobSegment {
+    var kindAreaSize: Int {
         let traceSize = trace ? 2 * items * Area.traceEntrySize : 0
-        let size = Area.traceEntries(workers, consumers: consumers, messageSize: messageSize) + traceSize
-        let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers, kindAreaSize: size)
+        return Area.traceEntries(workers, consumers: consumers, messageSize: messageSize) + traceSize
+    }
+
+    var messageQueue: (depth: Int, messageSize: Int)? { (capacity, messageSize) }
+
+    func createSegment(name: String) throws(IPCError) -> JobSegment {
+        let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers, kindAreaSize: kindAreaSize)
         let area = segment.kindArea
         for (offset, value) in [(Area.items, items), (Area.capacity, capacity), (Area.payloadBytes, payloadBytes),
                                 (Area.batch, batch), (Area.producers, producers), (Area.trace, trace ? 1 : 0)] {
@@ -178,7 +310,8 @@ struct ProdConsJob: JobPlan {
     /// Samples the queue's length while the job runs, keeping at most `limit` samples: when full,
     /// neighbours are averaged and the interval doubles, so a long run keeps its whole shape.
     final class OccupancySampler: JobMonitor {
-        let queue: MessageQueue
+        /// Open until the job finishes: an unlinked queue still open counts against queues_max.
+        private var queue: MessageQueue?
         private(set) var samples: [Double] = []
         private(set) var interval: Int64 = 10_000_000
         let limit = 512
@@ -189,10 +322,16 @@ struct ProdConsJob: JobPlan {
         }
 
         deinit {
-            queue.close()
+            close()
+        }
+
+        func close() {
+            queue?.close()
+            queue = nil
         }
 
         func tick() -> Duration? {
+            guard let queue else { return nil }
             samples.append(Double(queue.currentDepth))
             if samples.count >= limit {
                 samples = stride(from: 0, to: samples.count - 1, by: 2).map { (samples[$0] + samples[$0 + 1]) / 2 }
@@ -229,10 +368,19 @@ struct ProdConsJob: JobPlan {
         var producerEntries: [JSONValue] = [], consumerEntries: [JSONValue] = []
         var produced = 0, consumed = 0, producedSum = 0, consumedSum = 0, full = 0, empty = 0, redelivered = 0, resent = 0
         var first = Int64.max, last = Int64.min
+        var unsettled = 0
         for index in 0..<workers {
             let stats = area + Area.stats + index * Area.statsSize
-            let count = Int(stats.load(fromByteOffset: 0, as: Int64.self))
-            let sum = Int(stats.load(fromByteOffset: 8, as: Int64.self))
+            var count = Int(stats.load(fromByteOffset: 0, as: Int64.self))
+            var sum = Int(stats.load(fromByteOffset: 8, as: Int64.self))
+            if index < producers {
+                // Parked messages count once settled; a job that ended before says how many were not.
+                let account = Self.account(in: area, participants: workers, consumers: consumers, messageSize: messageSize,
+                                           producer: index, items: items)
+                count += Int(account.arrivedItems)
+                sum += Int(account.arrivedSum)
+                unsettled += Int(account.uncertainItems)
+            }
             let waits = Int(stats.load(fromByteOffset: 16, as: Int64.self))
             let recovered = Int(stats.load(fromByteOffset: Stats.recovered, as: Int64.self))
             let participant = segment.participant(index)
@@ -273,9 +421,12 @@ struct ProdConsJob: JobPlan {
             "latencyMicros": .object([
                 "p50": .number(Double(latency.values[0]) / 1000), "p90": .number(Double(latency.values[1]) / 1000),
                 "p99": .number(Double(latency.values[2]) / 1000), "max": .number(Double(latency.max) / 1000),
+                // The percentiles are bucket bounds, the max exact.
+                "percentileResolution": .number(LatencyHistogram.resolution),
             ]),
             "producers": .array(producerEntries), "consumers": .array(consumerEntries),
         ]
+        if unsettled > 0 { result["unsettled"] = .number(Double(unsettled)) }
         if let sampler = monitor as? OccupancySampler {
             result["occupancy"] = .object([
                 "intervalMillis": .number(Double(sampler.interval) / 1e6),

@@ -3,8 +3,9 @@ import PoolIPC
 import PoolProtocol
 
 /// The notebook's "passing arguments to threads": task i runs somewhere and says `I'm the task i`.
-/// More tasks than workers are spread over them: each worker takes the next index from a shared
-/// counter until none is left.
+/// Task i goes to participant i mod n, so the lines come from every worker, as the notebook's come
+/// from ten threads. (Taking the next index from a shared counter gave every task to the first
+/// worker to wake.)
 struct TasksJob: JobPlan {
     let count: Int
     let workers: Int
@@ -13,10 +14,9 @@ struct TasksJob: JobPlan {
 
     enum Area {
         static let count = 0        // Int64
-        static let next = 64        // Int64, atomic: the next task to take
         static let created = 128    // Int64: monotonic nanoseconds when the job was set up
-        static let tasks = 192      // per task: slot Int32, pid Int32, startedNanos Int64
-        static let taskSize = 16
+        static let tasks = 192      // per task: slot Int32, pid Int32, startedNanos Int64, participant Int64
+        static let taskSize = 24
     }
 
     static func plan(_ parameters: JSONValue?, limits: JobLimits) throws(PoolError) -> TasksJob {
@@ -30,9 +30,10 @@ struct TasksJob: JobPlan {
 
     var parameters: JSONValue { .object(["count": .number(Double(count)), "workers": .number(Double(workers))]) }
 
+    var kindAreaSize: Int { Area.tasks + count * Area.taskSize }
+
     func createSegment(name: String) throws(IPCError) -> JobSegment {
-        let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers,
-                                            kindAreaSize: Area.tasks + count * Area.taskSize)
+        let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers, kindAreaSize: kindAreaSize)
         segment.kindArea.storeBytes(of: Int64(count), toByteOffset: Area.count, as: Int64.self)
         segment.kindArea.storeBytes(of: MonotonicClock.nanoseconds, toByteOffset: Area.created, as: Int64.self)
         return segment
@@ -50,6 +51,7 @@ struct TasksJob: JobPlan {
             last = max(last, started)
             tasks.append(.object([
                 "index": .number(Double(index)),
+                "participant": .number(Double(entry.load(fromByteOffset: 16, as: Int64.self))),
                 "slot": .number(Double(entry.load(fromByteOffset: 0, as: Int32.self))),
                 "pid": .number(Double(entry.load(fromByteOffset: 4, as: Int32.self))),
                 "waitMicros": .number(Double((started - created) / 1000)),
@@ -63,15 +65,14 @@ extension TasksJob: JobParticipantWork {
     static func run(_ context: ParticipantContext) -> WorkerEvent.Outcome {
         let area = context.segment.kindArea
         let count = Int(area.load(fromByteOffset: Area.count, as: Int64.self))
-        let next = UnsafeAtomic<Int64>(at: (area + Area.next).assumingMemoryBound(to: Int64.AtomicRepresentation.self))
         let pid = Int32(context.mine.pid.load(ordering: .relaxed))
         var done: Int64 = 0
-        while !context.segment.isCancelled {
-            let index = Int(next.loadThenWrappingIncrement(ordering: .relaxed))
-            guard index < count else { break }
+        for index in stride(from: context.participant, to: count, by: context.segment.participants) {
+            if context.segment.isCancelled { break }
             let entry = area + Area.tasks + index * Area.taskSize
             entry.storeBytes(of: Int32(context.slot), toByteOffset: 0, as: Int32.self)
             entry.storeBytes(of: pid, toByteOffset: 4, as: Int32.self)
+            entry.storeBytes(of: Int64(context.participant), toByteOffset: 16, as: Int64.self)
             entry.storeBytes(of: MonotonicClock.nanoseconds, toByteOffset: 8, as: Int64.self)
             context.logger.info("I'm the task \(index)")
             done += 1

@@ -13,10 +13,13 @@ public struct JournalLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level
     private let identifier: String
+    /// POOLD_INSTANCE, on every record (see PoolInstance).
+    private let instance: String?
 
-    public init(identifier: String = "poold", level: Logger.Level) {
+    public init(identifier: String = "poold", level: Logger.Level, instance: String? = nil) {
         self.identifier = identifier
         self.logLevel = level
+        self.instance = instance
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -41,6 +44,7 @@ public struct JournalLogHandler: LogHandler {
             "CODE_LINE=\(event.line)",
             "CODE_FUNC=" + event.function,
         ]
+        if let instance { fields.append("POOLD_INSTANCE=" + instance) }
         let merged = event.metadata.map { metadata.merging($0) { $1 } } ?? metadata
         for (key, value) in merged {
             fields.append((key == MessageID.key ? "MESSAGE_ID" : Self.fieldName(key)) + "=" + "\(value)")

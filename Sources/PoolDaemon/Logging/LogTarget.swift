@@ -15,10 +15,11 @@ public enum LogTarget: String, CaseIterable, Sendable {
 
     /// A logger for the daemon (`poold`) or a worker (`worker-N`, whose lines need not repeat the
     /// slot, pid and job the label and the job's log already give).
-    public func logger(label: String, level: Logger.Level, isWorker: Bool = false) -> Logger {
+    /// `instance`: the pool's identity, on every journal record (see PoolInstance).
+    public func logger(label: String, level: Logger.Level, isWorker: Bool = false, instance: String? = nil) -> Logger {
         switch self {
         case .journal:
-            return Logger(label: label) { _ in JournalLogHandler(level: level) }
+            return Logger(label: label) { _ in JournalLogHandler(level: level, instance: instance) }
         case .auto, .stderr:
             let omitted: Set<String> = isWorker ? ["slot", "pid", "job", "kind"] : []
             return Logger(label: label) { StderrLogHandler(label: $0, level: level, omittedKeys: omitted) }

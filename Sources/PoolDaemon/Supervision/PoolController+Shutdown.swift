@@ -30,6 +30,7 @@ extension PoolController {
         let timeout = configuration.drainTimeout
         drain.reason = reason
         drain.deadline = MonotonicClock.nanoseconds + nanoseconds(timeout)
+        extendStopTimeout()
         let running = runningJobIDs.count
         logger.info("shutting down", metadata: ["reason": "\(reason)", "runningJobs": "\(running)", "queuedJobs": "\(queue.count)",
                                                 "drainTimeout": "\(DurationText.format(nanoseconds(timeout)))"])
@@ -66,6 +67,7 @@ extension PoolController {
         drain.deadlinePassed = true
         drain.deadlineTimer?.cancel()
         drain.deadlineTimer = nil
+        extendStopTimeout()
         let running = runningJobIDs.sorted().compactMap { jobs[$0] }
         if !running.isEmpty {
             logger.notice("cancelling the jobs still running", metadata: ["jobs": "\(running.map(\.id))"])
@@ -79,9 +81,21 @@ extension PoolController {
         drain.statusTimer = eventLoop.assumeIsolated().scheduleTask(in: .seconds(1)) { [self] in
             drain.statusTimer = nil
             guard lifecycle == .draining, !drain.deadlinePassed else { return }
+            extendStopTimeout()
             noteChange()
             scheduleDrainStatus()
         }
+    }
+
+    /// Tells systemd how long the rest of the stop may take (EXTEND_TIMEOUT_USEC), so that the
+    /// unit's TimeoutStopSec= need not know `drain-timeout`: what is left of the drain, then a
+    /// cancelled job's grace, then a worker's stop timeout, plus a second for the last
+    /// notifications. Sent at the start, every second of the drain and at its deadline; each
+    /// message covers the time until the next one with room to spare.
+    private func extendStopTimeout() {
+        let drainLeft = drain.deadlinePassed ? 0 : max(0, drain.deadline - MonotonicClock.nanoseconds)
+        let rest = drainLeft + nanoseconds(configuration.cancelGrace) + nanoseconds(configuration.stopTimeout) + 1_000_000_000
+        notifier.notify("EXTEND_TIMEOUT_USEC=\(rest / 1000)")
     }
 
     /// Completes the shutdown once no worker process is left.

@@ -12,7 +12,8 @@ extension PoolController {
     /// Starts a worker in `slot`: a fresh command queue, a cleared scoreboard record, posix_spawn of
     /// our own binary, and a pidfd for the watcher.
     func spawn(slot index: Int) {
-        guard var slot = slots[index] else { return }
+        // Once stopped, the IPC objects are gone and must stay so: nothing may create one again.
+        guard lifecycle != .stopped, var slot = slots[index] else { return }
         slot.timer?.cancel()
         slot.replaceAfterJob = false
         let name = configuration.names.commands(slot: index)
@@ -23,13 +24,13 @@ extension PoolController {
             "poold", "worker", "--slot", "\(index)", "--prefix", configuration.names.prefix,
             "--daemon-pid", "\(getpid())", "--log-level", configuration.logLevel.rawValue,
             "--log-target", configuration.logTarget.rawValue,
-        ] + configuration.faults.workerArguments + (configuration.faults.crashAtStartSlot == index ? ["--crash-at-start"] : [])
+        ] + (configuration.instance.map { ["--instance", $0] } ?? []) + configuration.faults.workerArguments + (configuration.faults.crashAtStartSlot == index ? ["--crash-at-start"] : [])
         do {
             // The queue and the pidfd come out of the reserve: clients cannot have taken them.
             let process = try descriptorReserve.whileReleased { () throws(IPCError) -> SpawnedProcess in
                 // Non-blocking on our side: the loop must never wait on a worker. Depth 2 suffices,
                 // one job at a time plus an exit request.
-                slot.commands = try MessageQueue.create(name: name, depth: 2, messageSize: MemoryLayout<WorkerCommand>.size, nonBlocking: true)
+                slot.commands = try MessageQueue.create(name: name, depth: Self.commandQueueDepth, messageSize: MemoryLayout<WorkerCommand>.size, nonBlocking: true)
                 return try SpawnedProcess.spawn(path: "/proc/self/exe", arguments: arguments, environment: configuration.workerEnvironment)
             }
             slot.process = process
@@ -222,7 +223,7 @@ extension PoolController {
         let delay = Int64(Double(ceiling) * Double.random(in: 0.5...1.0, using: &random))
         slot.state = .backoff
         slot.timer = eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(delay)) { [self] in
-            guard var current = slots[index], current.state == .backoff else { return }
+            guard var current = slots[index], current.state == .backoff, lifecycle != .stopped else { return }
             guard lifecycle != .draining || current.takeover != nil else { return stopBackedOffSlot(index) }
             current.restarts += 1
             slots[index] = current
@@ -258,7 +259,7 @@ extension PoolController {
         slot.commands?.close()
         slot.commands = nil
         MessageQueue.unlink(name: configuration.names.commands(slot: index))
-        if lifecycle == .draining {
+        if lifecycle == .draining || lifecycle == .stopped {
             slots[index] = slot
             finishShutdownIfIdle()
         } else if slot.retiring {

@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import PoolIPC
+import PoolProtocol
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -31,28 +32,90 @@ extension PoolController {
         }
     }
 
-    /// SIGHUP: re-read the configuration file and apply what changed (the pool size), telling the
-    /// service manager RELOADING=1 before and READY=1 after.
+    /// SIGHUP: re-read the configuration file and apply what changed, telling the service manager
+    /// RELOADING=1 before and READY=1 after.
     func reload() {
         guard lifecycle == .running else { return }
         notifier.notify("RELOADING=1")
         defer { notifier.notify("READY=1") }
-        guard let path = configuration.configurationFile else {
-            logger.info("reload: no configuration file (--config); nothing to re-read")
-            return
-        }
         do {
-            let file = try ConfigurationFile.read(path: path)
-            if let workers = file.workers, workers != targetSize {
-                guard (1...configuration.maxWorkers).contains(workers) else {
-                    logger.error("reload: workers = \(workers) is outside 1...\(configuration.maxWorkers); keeping \(targetSize)")
-                    return
-                }
-                resize(to: workers)
-            }
-            logger.info("reloaded", metadata: ["config": "\(path)", "workers": "\(targetSize)"])
+            _ = try reloadConfiguration()
         } catch {
-            logger.error("reload failed; keeping the running configuration: \(error)")
+            logger.error("reload failed; keeping the running configuration: \(error.parameters.reason ?? "\(error)")")
+        }
+    }
+
+    /// Re-reads the configuration file and compares it with the values in effect: the keys that a
+    /// running daemon can take (`workers` resizes the pool; the drain and heartbeat timeouts and
+    /// the queue limit are read where they are used) take effect now, the others at the next start,
+    /// and a key set on the command line stays as the command line says. Nothing is applied
+    /// unless every changed value is valid.
+    func reloadConfiguration() throws(PoolError) -> ReloadReply {
+        guard let path = configuration.configurationFile else {
+            throw PoolError.invalidRequest("the daemon was started without --config: there is no configuration file to re-read")
+        }
+        let file: ConfigurationFile
+        do {
+            file = try ConfigurationFile.load(path)
+        } catch {
+            throw PoolError.invalidRequest("\(error)")
+        }
+        var reply = ReloadReply(configurationFile: path)
+        var changes: [() -> Void] = []
+        for key in ConfigurationFile.keys {
+            let now = file.value(key)
+            guard now != configuration.configurationFileValues[key] else { continue }
+            let shown = now.map { "\(key) = \($0)" } ?? "\(key) (removed from the file)"
+            if configuration.commandLineKeys.contains(key) {
+                reply.ignored.append(shown)
+                continue
+            }
+            guard let now, let apply = try liveChange(key: key, value: now) else {
+                reply.pending.append(shown)
+                continue
+            }
+            reply.applied.append(shown)
+            changes.append { [self] in
+                apply()
+                configuration.configurationFileValues[key] = now
+            }
+        }
+        for change in changes { change() }
+        var parts = reply.applied.isEmpty ? [] : ["applied " + reply.applied.joined(separator: ", ")]
+        if !reply.pending.isEmpty { parts.append("at the next start: " + reply.pending.joined(separator: ", ")) }
+        if !reply.ignored.isEmpty { parts.append("set on the command line, so unchanged: " + reply.ignored.joined(separator: ", ")) }
+        logger.notice("reloaded \(path): \(parts.isEmpty ? "nothing changed" : parts.joined(separator: "; "))",
+                      metadata: ["config": "\(path)", "workers": "\(targetSize)"])
+        return reply
+    }
+
+    /// How a running daemon takes a changed key, checked as the option is; nil for a key that
+    /// takes effect only at the next start.
+    private func liveChange(key: String, value: String) throws(PoolError) -> (() -> Void)? {
+        switch key {
+        case "workers":
+            guard let workers = Int(value), (1...configuration.maxWorkers).contains(workers) else {
+                throw PoolError.invalidParameter(key, "workers = \(value) must be from 1 to \(configuration.maxWorkers) (max-workers)")
+            }
+            if workers != targetSize { try checkResources(forPoolSize: workers) }
+            return { [self] in if workers != targetSize { resize(to: workers) } }
+        case "drain-timeout":
+            guard let nanos = DurationText.nanoseconds(value) else {
+                throw PoolError.invalidParameter(key, "drain-timeout = \(value) must be a duration such as 30s, 500ms or 0")
+            }
+            return { [self] in configuration.drainTimeout = .nanoseconds(nanos) }
+        case "heartbeat-timeout":
+            guard let nanos = DurationText.nanoseconds(value), nanos >= 100_000_000 else {
+                throw PoolError.invalidParameter(key, "heartbeat-timeout = \(value) must be a duration of at least 100ms")
+            }
+            return { [self] in configuration.heartbeatTimeout = .nanoseconds(nanos) }
+        case "max-queued-jobs":
+            guard let limit = Int(value), limit >= 0 else {
+                throw PoolError.invalidParameter(key, "max-queued-jobs = \(value) must be 0 or more")
+            }
+            return { [self] in configuration.maxQueuedJobs = limit }
+        default:
+            return nil
         }
     }
 }

@@ -3,15 +3,17 @@ import Glibc
 #endif
 
 /// Testing only: deterministic deaths at the worst moments, so that the recovery paths are tested
-/// on purpose rather than by luck. Given to `poold serve --fault KIND=N` (hidden from help) and
+/// on purpose rather than by luck. Given to `poold --fault KIND=N` (hidden from help) and
 /// passed on to the workers; every fault fires in a job's first worker only (attempt 0), never in
 /// its replacement, so recovery can be watched to completion. Never set in production.
 public struct FaultInjection: Sendable, Equatable {
     /// Workers in this slot kill themselves as they start: a crash loop.
     public var crashAtStartSlot: Int?
     /// Counter job, locked mode, participant 0: die holding the mutex after this many updates,
-    /// with the counter updated but the worker's count not (the case the intent record settles).
+    /// right after `dieHoldingLockAt` in the critical section (by default the counter's store,
+    /// with the worker's count not yet updated: the case the intent record settles).
     public var dieHoldingLockAfter: Int?
+    public var dieHoldingLockAt: LockStep = .counter
     /// Prodcons, the first consumer: die after taking this many messages off the queue, the last
     /// one received into the ledger but not committed (it must be redelivered).
     public var dieConsumingAfter: Int?
@@ -21,13 +23,33 @@ public struct FaultInjection: Sendable, Equatable {
 
     public init() {}
 
+    /// The stores of the locked counter's critical section, in order: the worker dies right after
+    /// the named one (`locked`: after taking the mutex, before any store).
+    public enum LockStep: String, Sendable, CaseIterable {
+        case locked
+        case intentBefore = "intent-before"
+        case intentDone = "intent-done"
+        case intentMarked = "intent-marked"
+        case counter
+        case count
+        case intentCleared = "intent-cleared"
+    }
+
     public static let kinds = ["crash-at-start", "die-holding-lock", "die-consuming", "die-producing"]
 
     /// Parses `KIND=N` specifications; the error says what is accepted.
     public init(specifications: [String]) throws(FaultSpecificationError) {
         for specification in specifications {
             let parts = specification.split(separator: "=", maxSplits: 1).map(String.init)
-            guard parts.count == 2, let value = Int(parts[1]), value >= 0 else { throw FaultSpecificationError(specification: specification) }
+            // die-holding-lock=N@STEP names the store after which to die.
+            let valueAndStep = parts.count == 2 ? parts[1].split(separator: "@", maxSplits: 1).map(String.init) : []
+            guard let number = valueAndStep.first, let value = Int(number), value >= 0 else { throw FaultSpecificationError(specification: specification) }
+            if valueAndStep.count == 2 {
+                guard parts[0] == "die-holding-lock", let step = LockStep(rawValue: valueAndStep[1]) else {
+                    throw FaultSpecificationError(specification: specification)
+                }
+                dieHoldingLockAt = step
+            }
             switch parts[0] {
             case "crash-at-start": crashAtStartSlot = value
             case "die-holding-lock": dieHoldingLockAfter = value
@@ -41,7 +63,7 @@ public struct FaultInjection: Sendable, Equatable {
     /// The worker's command-line arguments that carry the job faults.
     public var workerArguments: [String] {
         var arguments: [String] = []
-        if let dieHoldingLockAfter { arguments += ["--fault", "die-holding-lock=\(dieHoldingLockAfter)"] }
+        if let dieHoldingLockAfter { arguments += ["--fault", "die-holding-lock=\(dieHoldingLockAfter)@\(dieHoldingLockAt.rawValue)"] }
         if let dieConsumingAfter { arguments += ["--fault", "die-consuming=\(dieConsumingAfter)"] }
         if let dieProducingAfter { arguments += ["--fault", "die-producing=\(dieProducingAfter)"] }
         return arguments
@@ -57,6 +79,7 @@ public struct FaultInjection: Sendable, Equatable {
 public struct FaultSpecificationError: Error, CustomStringConvertible {
     let specification: String
     public var description: String {
-        "unknown fault '\(specification)'; testing only: \(FaultInjection.kinds.map { "\($0)=N" }.joined(separator: ", "))"
+        let steps = FaultInjection.LockStep.allCases.map(\.rawValue).joined(separator: "|")
+        return "unknown fault '\(specification)'; testing only: \(FaultInjection.kinds.map { "\($0)=N" }.joined(separator: ", ")), die-holding-lock=N@\(steps)"
     }
 }

@@ -79,7 +79,7 @@ public struct WorkerRuntime {
             case .runJob?:
                 let outcome = runJob(command, record: record)
                 let event = WorkerEvent(kind: .jobEnded, slot: slot, pid: pid, jobID: Int(command.jobID),
-                                        outcome: outcome.outcome, errorCode: outcome.errorCode)
+                                        outcome: outcome.outcome, errorCode: outcome.errorCode, reason: outcome.reason)
                 do {
                     try events.send(event)
                 } catch {
@@ -92,7 +92,7 @@ public struct WorkerRuntime {
         }
     }
 
-    private func runJob(_ command: WorkerCommand, record: Scoreboard.Record) -> (outcome: WorkerEvent.Outcome, errorCode: Int32) {
+    private func runJob(_ command: WorkerCommand, record: Scoreboard.Record) -> (outcome: WorkerEvent.Outcome, errorCode: Int32, reason: String) {
         let jobID = Int(command.jobID)
         let participant = Int(command.participant)
         let segment: JobSegment
@@ -100,11 +100,12 @@ public struct WorkerRuntime {
             segment = try JobSegment.open(name: names.job(jobID))
         } catch {
             logger.error("cannot open the job's segment: \(error)", metadata: ["job": "\(jobID)"])
-            return (.failed, error.errno)
+            return (.failed, error.errno, "cannot open the job's segment: \(error)")
         }
         guard participant < segment.participants, let kind = JobKindCode(rawValue: segment.kind) else {
-            logger.error("job \(jobID) has no participant \(participant) or an unknown kind \(segment.kind)")
-            return (.failed, EINVAL)
+            let reason = "job \(jobID) has no participant \(participant) or an unknown kind \(segment.kind)"
+            logger.error("\(reason)")
+            return (.failed, EINVAL, reason)
         }
         let mine = segment.participant(participant)
         mine.pid.store(Int64(getpid()), ordering: .relaxed)
@@ -125,6 +126,8 @@ public struct WorkerRuntime {
         if attempt > 0 { logger.notice("taking over participant \(participant) of job \(jobID) from a worker that died (attempt \(attempt))") }
         let context = ParticipantContext(segment: segment, participant: participant, attempt: attempt, slot: slot,
                                          record: record, faults: attempt == 0 ? faults : FaultInjection(), logger: jobLogger)
-        return (kind.work.run(context), 0)
+        let outcome = kind.work.run(context)
+        guard outcome == .failed else { return (outcome, 0, "") }
+        return (outcome, context.failure.errno, context.failure.reason ?? "the \(kind.name) participant failed without saying why")
     }
 }
