@@ -83,7 +83,7 @@ struct Cancel: ParsableCommand {
 }
 
 struct Pool: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Manage the pool.", subcommands: [Resize.self])
+    static let configuration = CommandConfiguration(abstract: "Manage the pool.", subcommands: [Resize.self, Restart.self])
 
     struct Resize: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Grow or shrink the pool to N workers.")
@@ -97,6 +97,38 @@ struct Pool: ParsableCommand {
             let client = try global.connect()
             let reply = try global.call(client, .resize, ResizeRequest(workers: workers), returning: ResizeReply.self)
             if global.json { Output.json(reply) } else { Output.line("pool resized to \(reply.poolSize) workers") }
+        }
+    }
+
+    struct Restart: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Replace the workers of the given slots (default: all) with new ones, and bring failed slots back.",
+            discussion: "One slot at a time, each new worker ready before the next is replaced, so the pool keeps serving. "
+                + "A busy slot's worker is replaced when its job ends. Exits 1 if a slot failed again (see `poolctl status`).")
+
+        @OptionGroup var global: GlobalOptions
+
+        @Argument(help: "Slots to restart (default: every slot).")
+        var slots: [Int] = []
+
+        func run() throws {
+            let client = try global.connect()
+            let request = RestartWorkersRequest(slots: slots.isEmpty ? nil : slots)
+            let reply = try global.call(client, .restartWorkers, request, returning: RestartWorkersReply.self)
+            let failed = reply.workers.filter { reply.restarted.contains($0.slot) && $0.state == .failed }
+            if global.json {
+                Output.json(reply)
+            } else {
+                if !reply.restarted.isEmpty { Output.line("new workers in slots \(reply.restarted.map(String.init).joined(separator: ", "))") }
+                for slot in reply.afterJob {
+                    let job = reply.workers.first { $0.slot == slot }?.job.map { "job \($0)" } ?? "its job"
+                    Output.line("slot \(slot) is busy: its worker is replaced when \(job) ends")
+                }
+                for worker in failed {
+                    Output.error("slot \(worker.slot) failed again: \(worker.lastExit ?? "its worker keeps crashing"); see `poolctl logs --worker \(worker.slot)`")
+                }
+            }
+            if !failed.isEmpty { throw Outcome.jobFailed.exitCode }
         }
     }
 }

@@ -18,6 +18,7 @@ struct JobPrinter {
         }
         Output.line(heading)
         if showLog { for line in job.log ?? [] { Output.line("  " + line) } }
+        if let waiting = job.waiting { Output.line("  \(waiting)") }
         if let error = job.error { Output.line("  \(job.state == .cancelled || job.state == .interrupted ? "why" : "error"): \(error)") }
         guard let result = job.result else { return }
         switch job.kind {
@@ -147,6 +148,7 @@ struct JobPrinter {
     /// One line for `poolctl jobs`.
     static func summary(_ job: JobRecord) -> String {
         if let error = job.error { return error }
+        if let waiting = job.waiting { return waiting }
         if job.kind == "counter", let result = try? job.result?.decode(CounterResult.self) {
             return "\(result.mode.rawValue): counter = \(result.actual), expected \(result.expected), lost \(result.lost)"
         }

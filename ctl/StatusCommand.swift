@@ -47,6 +47,10 @@ struct Status: ParsableCommand {
             [String(worker.slot), worker.pid == 0 ? "-" : String(worker.pid), worker.state.rawValue,
              worker.job.map(String.init) ?? "-", String(worker.restarts), worker.lastExit ?? "-"]
         })
+        let failed = status.workers.filter { $0.state == .failed }.map { String($0.slot) }
+        if !failed.isEmpty {
+            Output.line("failed slots are not respawned; bring them back with `poolctl pool restart \(failed.joined(separator: " "))`")
+        }
         if follow { Output.line("") }
     }
 }

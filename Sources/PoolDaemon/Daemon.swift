@@ -13,7 +13,7 @@ import Glibc
 /// order when asked to stop.
 public enum Daemon {
     /// Runs until shutdown; returns the process exit status. `signalDescriptor` is a signalfd for
-    /// SIGTERM, SIGINT and SIGHUP, made in `main` before any thread existed.
+    /// SIGTERM, SIGINT, SIGHUP and SIGCHLD, made in `main` before any thread existed.
     public static func run(configuration: DaemonConfiguration, signalDescriptor: Int32, environment: [String: String],
                            logger: Logger) -> Int32 {
         // With socket activation systemd owns the socket and its path; otherwise the daemon claims
@@ -46,12 +46,6 @@ public enum Daemon {
             return 1
         }
         defer { history?.store.close() }
-
-        let descriptors = ControlServer.raiseDescriptorLimit()
-        logger.debug("control socket limits", metadata: [
-            "maxConnections": "\(configuration.control.maxConnections)",
-            "maxConnectionsPerUID": "\(configuration.control.maxConnectionsPerUID)",
-            "controlGroup": "\(configuration.control.controlGroup)", "openFileLimit": "\(descriptors)"])
 
         // The event loop before any IPC object: NIO cannot report a failure to make one (it traps,
         // on EMFILE for instance), and a trap must find nothing created yet.
@@ -103,11 +97,25 @@ public enum Daemon {
                 bound.value.onStopped = { stopped.succeed() }
             }.wait()
             watcher.start()
+            // Now that the daemon's own descriptors are open: the connections get what is left.
+            var fitted = configuration.control
+            DescriptorBudget.fit(&fitted, workers: configuration.workers, logger: logger)
+            let control = fitted
+            logger.debug("control socket limits", metadata: [
+                "maxConnections": "\(control.maxConnections)", "maxConnectionsPerUID": "\(control.maxConnectionsPerUID)",
+                "controlGroup": "\(control.controlGroup)"])
             let server = try loop.submit {
-                NIOLoopBound(ControlServer(controller: bound.value, settings: configuration.control, logger: logger), eventLoop: loop)
+                NIOLoopBound(ControlServer(controller: bound.value, settings: control, logger: logger), eventLoop: loop)
             }.wait()
             let bootstrap = ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: 256)
+                .serverChannelInitializer { channel in
+                    // Out of descriptors (EMFILE, ENFILE) or memory, accept fails at once again and
+                    // again while clients wait: pause accepting instead of spinning.
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(AcceptBackoff(logger: logger))
+                    }
+                }
                 // A client that shuts down its writing side still gets its replies.
                 .childChannelOption(.allowRemoteHalfClosure, value: true)
                 .childChannelOption(.writeBufferWaterMark, value: .init(low: configuration.control.outputLowWaterMark,

@@ -47,6 +47,9 @@ public struct DaemonConfiguration: Sendable {
     /// Where the job history (`history.sqlite`) lives; nil keeps none on disk.
     public var stateDirectory: String?
     public var maxQueuedJobs: Int = 1000
+    /// How many later jobs may start before a queued one that is waiting for workers; after that,
+    /// the workers that free up are kept for it (PoolController.dispatch).
+    public var overtakeLimit: Int = 8
     /// How often streamed Run replies report progress.
     public var progressInterval: Duration = .milliseconds(250)
     /// Who may use the control socket, how much, and for how long (limits, timeouts, access).

@@ -26,6 +26,13 @@ final class PoolController {
     /// The largest pool the kernel's queue limits allowed at start (at most --max-workers).
     let queueLimitedPoolSize: Int
     var random = SystemRandomNumberGenerator()
+    /// Descriptors kept for spawning workers and setting up jobs when clients have taken the rest.
+    let descriptorReserve = DescriptorReserve(capacity: 8)
+    /// Workers that died while traced, which their tracer has not let go of yet.
+    var unreapedProcesses: [SpawnedProcess] = []
+
+    /// A RestartWorkers in progress (PoolController+Restart).
+    var restart = RestartState()
 
     // Scheduling.
     var jobs: [Int: Job] = [:]
@@ -107,6 +114,8 @@ final class PoolController {
             beginShutdown(reason: number == SIGTERM ? "SIGTERM" : "SIGINT")
         case SIGHUP:
             reload()
+        case SIGCHLD:
+            reapReleasedProcesses()
         default:
             logger.info("signal \(number) ignored")
         }

@@ -17,10 +17,12 @@ public struct PoolError: Error, Codable, Sendable, Equatable, CustomStringConver
         public var group: String?
         /// TooManyConnections: the limit that was reached.
         public var limit: Int?
+        /// PoolTooSmall: the slots that failed (and `poolctl pool restart` brings back).
+        public var failedSlots: [Int]?
 
         public init(reason: String? = nil, parameter: String? = nil, id: Int? = nil, requested: Int? = nil,
                     poolSize: Int? = nil, method: String? = nil, interface: String? = nil, rule: String? = nil,
-                    group: String? = nil, limit: Int? = nil) {
+                    group: String? = nil, limit: Int? = nil, failedSlots: [Int]? = nil) {
             self.reason = reason
             self.parameter = parameter
             self.id = id
@@ -31,6 +33,7 @@ public struct PoolError: Error, Codable, Sendable, Equatable, CustomStringConver
             self.rule = rule
             self.group = group
             self.limit = limit
+            self.failedSlots = failedSlots
         }
     }
 
@@ -63,6 +66,20 @@ public struct PoolError: Error, Codable, Sendable, Equatable, CustomStringConver
         PoolError(name: PoolInterface.name + ".PoolTooSmall", parameters: .init(
             reason: "the job asks for \(requested) workers but the pool has \(poolSize); resize it with `poolctl pool resize \(requested)`",
             requested: requested, poolSize: poolSize))
+    }
+
+    /// The pool is large enough but some of its slots failed: only `usable` can run a job now.
+    public static func poolTooSmall(requested: Int, poolSize: Int, usable: Int, failedSlots: [Int]) -> PoolError {
+        PoolError(name: PoolInterface.name + ".PoolTooSmall", parameters: .init(
+            reason: failedSlotsReason(requested: requested, poolSize: poolSize, usable: usable, failedSlots: failedSlots),
+            requested: requested, poolSize: poolSize, failedSlots: failedSlots))
+    }
+
+    /// Why a job of `requested` workers cannot run while `failedSlots` are failed, and what to do.
+    public static func failedSlotsReason(requested: Int, poolSize: Int, usable: Int, failedSlots: [Int]) -> String {
+        let slots = failedSlots.map(String.init)
+        let (named, its, it) = slots.count == 1 ? ("slot \(slots[0]) has", "its", "it") : ("slots \(slots.joined(separator: ", ")) have", "their", "them")
+        return "the job asks for \(requested) workers but only \(usable) of the pool's \(poolSize) can run: \(named) failed (\(its) workers kept crashing); bring \(it) back with `poolctl pool restart \(slots.joined(separator: " "))`, or grow the pool with `poolctl pool resize \(poolSize + requested - usable)`"
     }
 
     public static func shuttingDown(_ reason: String) -> PoolError {

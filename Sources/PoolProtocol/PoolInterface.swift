@@ -10,6 +10,7 @@ public enum PoolInterface {
         case getJob = "GetJob"
         case cancel = "Cancel"
         case resize = "Resize"
+        case restartWorkers = "RestartWorkers"
         case shutdown = "Shutdown"
         case reload = "Reload"
 
@@ -66,7 +67,10 @@ public enum PoolInterface {
           log: ?[]string,
           # While the job runs, `log` holds its latest 1000 lines at most: the number of lines
           # before them.
-          logOffset: ?int
+          logOffset: ?int,
+          # While the job is queued: what it waits for, such as "waiting for 2 idle workers; 1
+          # idle, 1 busy with job 4".
+          waiting: ?string
         )
 
         # The job history on disk (poold --state-dir).
@@ -120,6 +124,12 @@ public enum PoolInterface {
         # Grows or shrinks the pool; busy workers finish their job first.
         method Resize(workers: int) -> (poolSize: int, workers: []Worker)
 
+        # Replaces the workers of `slots` (none given: every slot) with new ones, one at a time,
+        # each new worker ready before the next is replaced, and brings failed slots back. A busy
+        # slot's worker is replaced when its job ends. Replies once the idle and failed slots are
+        # done: `restarted` lists them, `afterJob` the busy ones.
+        method RestartWorkers(slots: ?[]int) -> (poolSize: int, workers: []Worker, restarted: []int, afterJob: []int)
+
         # Stops accepting jobs, cancels queued ones, lets running ones finish until the drain
         # deadline (then cancels them), stops the workers, removes every IPC object and exits.
         method Shutdown() -> ()
@@ -131,7 +141,9 @@ public enum PoolInterface {
 
         error InvalidParameter (parameter: string, reason: string)
         error NotFound (id: int, reason: string)
-        error PoolTooSmall (requested: int, poolSize: int, reason: string)
+        # The job needs more workers than the pool has, or than can run now: `failedSlots` are
+        # the failed ones (RestartWorkers brings them back).
+        error PoolTooSmall (requested: int, poolSize: int, failedSlots: ?[]int, reason: string)
         error ShuttingDown (reason: string)
         error InvalidRequest (reason: string)
         error ResourceLimit (reason: string)

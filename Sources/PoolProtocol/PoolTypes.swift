@@ -68,10 +68,14 @@ public struct JobRecord: Codable, Sendable, Equatable {
     /// While the job runs, its record carries only the latest lines: this is the number of lines
     /// before the first of `log` (nil: `log` starts at the first line).
     public var logOffset: Int?
+    /// While the job is queued: what it waits for ("waiting for 2 idle workers; 1 idle, 1 busy
+    /// with job 4").
+    public var waiting: String?
 
     public init(id: Int, kind: String, state: JobState, parameters: JSONValue, slots: [Int], submittedAt: String,
                 startedAt: String? = nil, finishedAt: String? = nil, progress: JobProgress? = nil,
-                result: JSONValue? = nil, error: String? = nil, log: [String]? = nil, logOffset: Int? = nil) {
+                result: JSONValue? = nil, error: String? = nil, log: [String]? = nil, logOffset: Int? = nil,
+                waiting: String? = nil) {
         self.id = id
         self.kind = kind
         self.state = state
@@ -85,6 +89,7 @@ public struct JobRecord: Codable, Sendable, Equatable {
         self.error = error
         self.log = log
         self.logOffset = logOffset
+        self.waiting = waiting
     }
 }
 
@@ -224,6 +229,28 @@ public struct ResizeReply: Codable, Sendable {
     public init(poolSize: Int, workers: [WorkerInfo]) {
         self.poolSize = poolSize
         self.workers = workers
+    }
+}
+
+public struct RestartWorkersRequest: Codable, Sendable {
+    /// The slots whose workers to replace; nil: every slot.
+    public var slots: [Int]?
+    public init(slots: [Int]? = nil) { self.slots = slots }
+}
+
+public struct RestartWorkersReply: Codable, Sendable {
+    public var poolSize: Int
+    public var workers: [WorkerInfo]
+    /// Slots that have a new worker (a failed slot brought back included), in order.
+    public var restarted: [Int]
+    /// Busy slots: their worker is replaced when its job ends.
+    public var afterJob: [Int]
+
+    public init(poolSize: Int, workers: [WorkerInfo], restarted: [Int], afterJob: [Int]) {
+        self.poolSize = poolSize
+        self.workers = workers
+        self.restarted = restarted
+        self.afterJob = afterJob
     }
 }
 

@@ -10,8 +10,9 @@ import Glibc
 // Before anything else, while this is the only thread: take the socket-activation variables out of
 // the environment (so no child inherits them) and block the signals the daemon handles through a
 // signalfd (threads created later inherit the mask; workers get theirs reset by posix_spawn).
+// SIGCHLD says when a tracer has let go of a dead worker, which can then be reaped.
 let inheritedEnvironment = ProcessEnvironment.takeActivationVariables()
-let handledSignals: [Int32] = [SIGTERM, SIGINT, SIGHUP, 0]
+let handledSignals: [Int32] = [SIGTERM, SIGINT, SIGHUP, SIGCHLD, 0]
 let signalDescriptor = handledSignals.withUnsafeBufferPointer { pool_signalfd_for($0.baseAddress!) }
 signal(SIGPIPE, SIG_IGN)
 

@@ -170,18 +170,19 @@ final class DaemonHarness {
     /// goes to `stateDirectory` (a test reuses one across daemons to see it survive), else to a
     /// directory of this daemon's own: never to /var/lib/poold. `prefix` replaces the unique one;
     /// with `namespace` the daemon runs in that private IPC namespace (and the checks look there);
-    /// `asNobody` runs it as the user nobody instead of root.
+    /// `asNobody` runs it as the user nobody instead of root; `descriptorLimit` starts it with that
+    /// RLIMIT_NOFILE, soft and hard (`ulimit -n`).
     /// `workers` nil gives no --workers (the configuration file's, else the number of CPUs).
     static func start(workers: Int?, arguments extra: [String] = [], environment: [String: String] = [:],
                       followNotifications: Bool = false, stateDirectory: String? = nil, prefix: String? = nil,
-                      namespace: IPCNamespace? = nil, asNobody: Bool = false) throws -> DaemonHarness {
+                      namespace: IPCNamespace? = nil, asNobody: Bool = false, descriptorLimit: Int? = nil) throws -> DaemonHarness {
         #expect(IPCObjects.mqueueMounted, "the mqueue filesystem must be mounted on /dev/mqueue to check for leaks (make test does it)")
         let directory = try TemporaryDirectory()
         let prefix = prefix ?? "/poold-t\(getpid())-\(counter.next())"
         return try DaemonHarness(directory: directory, prefix: prefix, workers: workers, extra: extra,
                                  environment: environment, followNotifications: followNotifications,
                                  stateDirectory: stateDirectory ?? directory.path + "/state", namespace: namespace,
-                                 asNobody: asNobody)
+                                 asNobody: asNobody, descriptorLimit: descriptorLimit)
     }
 
     /// Notifications received before and with READY=1, in order.
@@ -194,7 +195,7 @@ final class DaemonHarness {
 
     private init(directory: TemporaryDirectory, prefix: String, workers: Int?, extra: [String],
                  environment extraEnvironment: [String: String], followNotifications: Bool, stateDirectory: String,
-                 namespace: IPCNamespace?, asNobody: Bool) throws {
+                 namespace: IPCNamespace?, asNobody: Bool, descriptorLimit: Int?) throws {
         self.directory = directory
         self.prefix = prefix
         self.stateDirectory = stateDirectory
@@ -221,6 +222,10 @@ final class DaemonHarness {
             }
             process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
             process.arguments = ["--reuid", "nobody", "--regid", "nogroup", "--clear-groups", "--", copy] + arguments
+        } else if let descriptorLimit {
+            // prlimit execs poold with the limit set: the process is poold itself.
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/prlimit")
+            process.arguments = ["--nofile=\(descriptorLimit):\(descriptorLimit)", "--", Binaries.poold] + arguments
         } else {
             process.executableURL = URL(fileURLWithPath: Binaries.poold)
             process.arguments = arguments
@@ -247,7 +252,9 @@ final class DaemonHarness {
     }
 
     var pid: Int32 { process.processIdentifier }
-    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+    /// Its log so far; after `stop` (which removes the directory), the whole of it.
+    var log: String { logAtExit ?? (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+    private var logAtExit: String?
 
     /// Runs the real poolctl against this daemon.
     func poolctl(_ arguments: String...) throws -> CommandResult {
@@ -364,6 +371,7 @@ final class DaemonHarness {
         for worker in workers {
             #expect(kill(Int32(worker), 0) == -1 && errno == ESRCH, "worker \(worker) still runs", sourceLocation: sourceLocation)
         }
+        logAtExit = log
         directory.remove()
     }
 

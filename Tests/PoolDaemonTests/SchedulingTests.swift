@@ -1,6 +1,9 @@
 import Foundation
 import PoolProtocol
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @Suite(.serialized, .timeLimit(.minutes(3)))
 struct SchedulingTests {
@@ -111,4 +114,144 @@ struct SchedulingTests {
         #expect(run.stderr.contains("PoolTooSmall") && run.stderr.contains("pool resize"), "\(run.stderr)")
         try daemon.stop()
     }
+
+    // MARK: Failed slots, waiting jobs, fairness
+
+    private func counter(workers: Int, iterations: Double) -> [String: JSONValue] {
+        ["mode": .string("atomic"), "workers": .number(Double(workers)), "iterations": .number(iterations), "split": .bool(workers > 1)]
+    }
+
+    /// Fails `slot` for real: its worker is killed each time it is up again, until the slot has
+    /// crashed the failure limit's 5 times within the window.
+    private func failSlot(_ slot: Int, of daemon: DaemonHarness) throws {
+        for kills in 0..<5 {
+            let status = try daemon.waitForStatus { status in
+                status.workers.contains { $0.slot == slot && $0.state == .ready && $0.restarts == kills }
+            }
+            let worker = try #require(status.workers.first { $0.slot == slot })
+            #expect(kill(Int32(worker.pid), SIGKILL) == 0)
+        }
+        try daemon.waitForStatus { $0.workers.contains { $0.slot == slot && $0.state == .failed } }
+    }
+
+    @Test func aJobTheFailedSlotsLeaveNoRoomForIsRefusedAndRestartBringsTheSlotBack() throws {
+        let daemon = try DaemonHarness.start(workers: 2)
+        defer { try? daemon.stop() }
+        try failSlot(1, of: daemon)
+        let shown = try daemon.poolctl("status")
+        #expect(shown.stdout.contains("bring them back with `poolctl pool restart 1`"), "\(shown.stdout)")
+
+        let refused = try daemon.poolctl("run", "counter", "--detach", "--workers", "2")
+        #expect(refused.status == 4, "\(refused.stdout)")
+        #expect(refused.stderr.contains("PoolTooSmall") && refused.stderr.contains("slot 1 has failed")
+                    && refused.stderr.contains("poolctl pool restart 1"), "\(refused.stderr)")
+        let json = try daemon.poolctl("--json", "run", "counter", "--detach", "--workers", "2")
+        let error = try JSONDecoder().decode(RefusalProbe.self, from: Data(json.stdout.utf8))
+        #expect(error.error == "io.poold.Pool.PoolTooSmall" && error.parameters.failedSlots == [1], "\(json.stdout)")
+        #expect(try daemon.status().jobsQueued == 0, "nothing was queued")
+        // The slot that works still serves.
+        let small = try daemon.poolctl("run", "counter", "--workers", "1", "--no-split", "--iterations", "1000")
+        #expect(small.status == 0, "\(small.stderr)")
+
+        let restart = try daemon.poolctl("pool", "restart", "1")
+        #expect(restart.status == 0, "\(restart.stderr)")
+        #expect(restart.stdout.contains("new workers in slots 1"), "\(restart.stdout)")
+        let slot1 = try #require(try daemon.status().workers.first { $0.slot == 1 })
+        #expect(slot1.state == .ready && slot1.pid != 0, "the reply comes once the new worker is ready: \(slot1)")
+        let both = try daemon.poolctl("run", "counter", "--workers", "2", "--iterations", "1000")
+        #expect(both.status == 0, "\(both.stderr)")
+        let unknown = try daemon.poolctl("pool", "restart", "7")
+        #expect(unknown.status == 4 && unknown.stderr.contains("no slot 7"), "\(unknown.stderr)")
+        try daemon.stop()
+    }
+
+    @Test func restartReplacesEveryWorkerOneAtATime() throws {
+        let daemon = try DaemonHarness.start(workers: 3)
+        defer { try? daemon.stop() }
+        let before = try daemon.status().workers
+        let restart = try daemon.poolctl("--json", "pool", "restart")
+        #expect(restart.status == 0, "\(restart.stderr)")
+        let reply = try restart.json(RestartWorkersReply.self)
+        #expect(reply.restarted == [0, 1, 2] && reply.afterJob.isEmpty)
+        for worker in reply.workers {
+            #expect(worker.state == .ready && !before.map(\.pid).contains(worker.pid), "\(worker)")
+        }
+        // Each slot's new worker was ready before the next slot's old worker was asked to exit.
+        let lines = daemon.log.split(separator: "\n")
+        for (slot, next) in [(0, 1), (1, 2)] {
+            let newPID = reply.workers[slot].pid, oldNextPID = before[next].pid
+            let ready = try #require(lines.firstIndex { $0.contains("worker ready") && $0.contains("pid=\(newPID) ") })
+            let exited = try #require(lines.firstIndex { $0.contains("worker exited") && $0.contains("pid=\(oldNextPID) ") })
+            #expect(ready < exited, "slot \(next) was replaced before slot \(slot)'s new worker was ready")
+        }
+        try daemon.stop()
+    }
+
+    @Test func aQueuedJobSaysWhatItWaitsForLetsSmallerOnesByAndFailsWhenASlotFails() throws {
+        let daemon = try DaemonHarness.start(workers: 2)
+        defer { try? daemon.stop() }
+        let long = try submit(daemon, counter(workers: 1, iterations: 10_000_000_000))
+        #expect(long.state == .running)
+        let big = try submit(daemon, counter(workers: 2, iterations: 1000))
+        #expect(big.state == .queued)
+        #expect(big.waiting == "waiting for 2 idle workers; 1 idle, 1 busy with job \(long.id)", "\(big.waiting ?? "nil")")
+        let listed = try daemon.poolctl("jobs")
+        #expect(listed.stdout.contains("waiting for 2 idle workers"), "\(listed.stdout)")
+
+        // A job that can start does not wait behind one that cannot.
+        let small = try submit(daemon, counter(workers: 1, iterations: 1000))
+        #expect(small.state != .queued, "\(small.waiting ?? "")")
+        #expect(try daemon.waitForJob(small.id).state == .succeeded)
+
+        // Once a slot has failed the big job can never run: it fails at once, saying what to do.
+        try failSlot(1, of: daemon)
+        let failed = try daemon.waitForJob(big.id)
+        #expect(failed.state == .failed)
+        #expect(failed.error?.contains("PoolTooSmall") == true && failed.error?.contains("poolctl pool restart 1") == true,
+                "\(failed.error ?? "")")
+
+        // Restarting every slot: the failed one comes back, the busy one is replaced after its job.
+        let busyPID = try #require(try daemon.status().workers.first { $0.job == long.id }).pid
+        let restart = try daemon.poolctl("--json", "pool", "restart")
+        #expect(restart.status == 0, "\(restart.stderr)")
+        let reply = try restart.json(RestartWorkersReply.self)
+        #expect(reply.restarted == [1] && reply.afterJob == [0], "\(restart.stdout)")
+        #expect(reply.workers.first { $0.slot == 1 }?.state == .ready)
+        #expect(try daemon.poolctl("cancel", "\(long.id)").status == 0)
+        #expect(try daemon.waitForJob(long.id).state == .cancelled)
+        try daemon.waitForStatus { status in
+            status.workers.contains { $0.slot == 0 && $0.state == .ready && $0.pid != busyPID && $0.pid != 0 }
+        }
+        try daemon.stop()
+    }
+
+    @Test func aWaitingJobIsOvertakenAtMostEightTimes() throws {
+        let daemon = try DaemonHarness.start(workers: 2)
+        defer { try? daemon.stop() }
+        let long = try submit(daemon, counter(workers: 1, iterations: 10_000_000_000))
+        let big = try submit(daemon, counter(workers: 2, iterations: 1000))
+        let small = try (0..<10).map { _ in try submit(daemon, counter(workers: 1, iterations: 1000)) }
+        // The first eight go past the big job, one after another on the free worker.
+        for job in small.prefix(8) { #expect(try daemon.waitForJob(job.id).state == .succeeded) }
+        let held = try daemon.jobRecord(small[8].id)
+        #expect(held.state == .queued && held.waiting?.contains("waiting behind job \(big.id)") == true, "\(held.waiting ?? "nil")")
+        let claimed = try daemon.jobRecord(big.id)
+        #expect(claimed.waiting?.contains("overtaken 8 times") == true, "\(claimed.waiting ?? "nil")")
+
+        #expect(try daemon.poolctl("cancel", "\(long.id)").status == 0)
+        let bigDone = try daemon.waitForJob(big.id)
+        let rest = try small.suffix(2).map { try daemon.waitForJob($0.id) }
+        #expect(bigDone.state == .succeeded && rest.allSatisfy { $0.state == .succeeded })
+        // Not before it (timestamps have millisecond resolution; each of its workers is free again
+        // as soon as its own part is done).
+        #expect(rest.allSatisfy { ($0.startedAt ?? "") >= (bigDone.startedAt ?? "~") },
+                "the held jobs started after the big one: \(bigDone.startedAt ?? "-") then \(rest.map { $0.startedAt ?? "-" })")
+        try daemon.stop()
+    }
+}
+
+/// A refusal as `poolctl --json` prints it.
+private struct RefusalProbe: Decodable {
+    let error: String
+    let parameters: PoolError.Parameters
 }

@@ -18,7 +18,7 @@ struct AccessPolicy: Sendable {
     }
 
     static let controlMethods: Set<String> = Set(
-        [PoolInterface.Method.run, .cancel, .resize, .shutdown].map(\.qualifiedName))
+        [PoolInterface.Method.run, .cancel, .resize, .restartWorkers, .shutdown].map(\.qualifiedName))
 
     /// Who may drive the pool, in words (for refusals and the log).
     var allowed: String {
@@ -31,7 +31,7 @@ struct AccessPolicy: Sendable {
         guard Self.controlMethods.contains(method), !peer.isRoot, peer.uid != ownerUID else { return nil }
         if let gid = controlGroup.gid, peer.isMember(of: gid) { return nil }
         let shortName = String(method.split(separator: ".").last ?? Substring(method))
-        let rule = "\(PoolInterface.name).{Run,Cancel,Resize,Shutdown} need \(allowed)"
+        let rule = "\(PoolInterface.name).{Run,Cancel,Resize,RestartWorkers,Shutdown} need \(allowed)"
         let reason = "\(shortName) needs \(allowed); you are \(peer)"
         return PoolError.permissionDenied(method: method, rule: rule, group: controlGroup.name, reason: reason)
     }

@@ -26,18 +26,4 @@ final class ControlServer {
         try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(VarlinkFrameDecoder(maxMessageSize: settings.maxMessageSize)))
         try channel.pipeline.syncOperations.addHandler(VarlinkConnectionHandler(server: self))
     }
-
-    /// Raises the soft limit on open descriptors to the hard one: the connection limits, not an
-    /// accident of the environment (1024 under systemd), should decide how many clients are served.
-    /// The daemon uses epoll, never select(2), so descriptors above 1024 are fine.
-    static func raiseDescriptorLimit() -> UInt {
-        var limit = rlimit()
-        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 0 }
-        if limit.rlim_cur < limit.rlim_max {
-            limit.rlim_cur = limit.rlim_max
-            _ = withUnsafePointer(to: limit) { setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), $0) }
-            _ = getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
-        }
-        return UInt(limit.rlim_cur)
-    }
 }

@@ -80,6 +80,15 @@ extension PoolController {
             try checkResources(forPoolSize: request.workers)
             resize(to: request.workers)
             responder.reply(ResizeReply(poolSize: targetSize, workers: statusReply().workers))
+        case PoolInterface.Method.restartWorkers.qualifiedName:
+            let request = try parameters(RestartWorkersRequest.self)
+            guard lifecycle == .running else { throw PoolError.shuttingDown("the daemon is \(lifecycle == .starting ? "starting" : "shutting down")") }
+            try restartWorkers(slots: request.slots) { result in
+                switch result {
+                case .success(let reply): responder.reply(reply)
+                case .failure(let error): responder.fail(error)
+                }
+            }
         case PoolInterface.Method.reload.qualifiedName:
             _ = try parameters(NoParameters.self)
             guard lifecycle == .running else { throw PoolError.shuttingDown("the daemon is \(lifecycle == .starting ? "starting" : "shutting down")") }
@@ -105,6 +114,7 @@ extension PoolController {
         }
         let limits = JobLimits(poolSize: targetSize)
         let plan = try JobCatalog.plan(kind: request.kind, parameters: request.parameters, limits: limits)
+        if let refusal = poolTooSmall(forWorkers: plan.workers) { throw refusal }
         try checkResources(for: plan)
         var timeout: Duration?
         if let text = request.timeout {

@@ -44,6 +44,10 @@ final class Job {
     var deadWorkers: [DeadWorker] = []
     /// Replacements so far, per participant.
     var replacements: [Int: Int] = [:]
+    /// While queued: what the job waits for, as the scheduler last saw it.
+    var waiting: String?
+    /// Jobs submitted after this one that started before it (see `PoolController.dispatch`).
+    var overtaken = 0
 
     struct DeadWorker {
         let participant: Int
@@ -74,7 +78,8 @@ final class Job {
         var record = JobRecord(id: id, kind: plan.kind.name, state: state, parameters: plan.parameters, slots: slots,
                                submittedAt: submittedText, startedAt: startedText, finishedAt: finishedText,
                                progress: state == .running ? progress : nil,
-                               result: result, error: failure ?? (state == .cancelled ? cancelReason : nil))
+                               result: result, error: failure ?? (state == .cancelled ? cancelReason : nil),
+                               waiting: state == .queued ? waiting : nil)
         if includingLog { (record.log, record.logOffset) = log }
         return record
     }

@@ -22,22 +22,93 @@ extension PoolController {
         noteChange()
     }
 
-    /// Starts queued jobs, oldest first, while enough workers are idle. The head waits for workers
-    /// rather than being overtaken: FIFO keeps a large job from starving behind small ones.
+    /// Starts queued jobs on idle workers, oldest first, with backfill and a fairness rule. A job
+    /// that cannot start yet (too few idle workers) does not hold back a smaller one behind it that
+    /// can; but each job may be overtaken so only `overtakeLimit` times. After that, no job behind
+    /// it starts before it does, so the workers that free up gather for it and a large job cannot
+    /// starve behind a stream of small ones. Every job left waiting is told why (`waiting`).
     func dispatch() {
         guard lifecycle == .running else { return }
-        while let head = queue.first, let job = jobs[head], !job.awaitingRecord {
-            let idle = slots.values.filter { $0.state == .ready && !$0.retiring }.map(\.index).sorted()
-            guard idle.count >= job.plan.workers else { return }
-            queue.removeFirst()
-            start(job, on: Array(idle.prefix(job.plan.workers)))
+        var idle = slots.values.filter { $0.state == .ready && !$0.retiring }.map(\.index).sorted()
+        var passed: [Job] = []
+        var firstClaim: Job?
+        for id in queue {
+            // Starting a job can reply to a client, whose next call may dispatch in turn: what
+            // that started is no longer queued or idle here.
+            // A job whose record is not written yet is not started (and not overtaken).
+            guard let job = jobs[id], job.state == .queued, !job.awaitingRecord else { continue }
+            idle.removeAll { slots[$0]?.state != .ready }
+            if firstClaim == nil, idle.count >= job.plan.workers {
+                queue.removeAll { $0 == id }
+                let assigned = Array(idle.prefix(job.plan.workers))
+                idle.removeFirst(job.plan.workers)
+                for earlier in passed { earlier.overtaken += 1 }
+                start(job, on: assigned)
+                continue
+            }
+            if firstClaim == nil, job.overtaken >= configuration.overtakeLimit { firstClaim = job }
+            passed.append(job)
         }
+        describeWaits(passed, firstClaim: firstClaim)
+    }
+
+    /// Tells each queued job's watchers what it waits for, when that changed.
+    private func describeWaits(_ waiting: [Job], firstClaim: Job?) {
+        guard !waiting.isEmpty else { return }
+        let pool = poolOccupancy
+        var behindFirstClaim = false
+        for job in waiting where job.state == .queued {
+            var text: String
+            if behindFirstClaim, let firstClaim {
+                text = "waiting behind job \(firstClaim.id), which was overtaken \(firstClaim.overtaken) times and gets the next free workers"
+            } else {
+                let workers = job.plan.workers
+                text = "waiting for \(workers) idle worker\(workers == 1 ? "" : "s"); \(pool)"
+                if job === firstClaim {
+                    text += "; overtaken \(job.overtaken) times, it now gets the next free workers"
+                    behindFirstClaim = true
+                }
+            }
+            guard job.waiting != text else { continue }
+            job.waiting = text
+            job.notifyWatchers()
+        }
+    }
+
+    /// What the pool's slots are doing, for a queued job's `waiting`: "1 idle, 1 busy with job 4".
+    private var poolOccupancy: String {
+        let serving = slots.values.filter { !$0.retiring }
+        func count(_ state: WorkerState) -> Int { serving.filter { $0.state == state }.count }
+        var parts: [String] = []
+        if count(.ready) > 0 { parts.append("\(count(.ready)) idle") }
+        let busyJobs = Set(serving.filter { $0.state == .busy }.compactMap(\.job)).sorted()
+        if !busyJobs.isEmpty {
+            let jobs = busyJobs.count == 1 ? "job \(busyJobs[0])" : "jobs " + busyJobs.map(String.init).joined(separator: ", ")
+            parts.append("\(count(.busy)) busy with \(jobs)")
+        }
+        if count(.starting) > 0 { parts.append("\(count(.starting)) starting") }
+        if count(.backoff) > 0 { parts.append("\(count(.backoff)) respawning after a crash") }
+        if count(.stopping) > 0 { parts.append("\(count(.stopping)) being replaced") }
+        if count(.failed) > 0 { parts.append("\(count(.failed)) failed") }
+        return parts.joined(separator: ", ")
+    }
+
+    /// Why a job of `workers` cannot run on the pool as it stands (failed slots do not count), or
+    /// nil when it can, now or once busy workers are free.
+    func poolTooSmall(forWorkers workers: Int) -> PoolError? {
+        let usable = usableSlotCount
+        guard workers > usable else { return nil }
+        let failed = slots.values.filter { $0.state == .failed && !$0.retiring }.map(\.index).sorted()
+        guard !failed.isEmpty else { return .poolTooSmall(requested: workers, poolSize: usable) }
+        return .poolTooSmall(requested: workers, poolSize: targetSize, usable: usable, failedSlots: failed)
     }
 
     private func start(_ job: Job, on assigned: [Int]) {
         let segment: JobSegment
         do {
-            segment = try job.plan.createSegment(name: configuration.names.job(job.id))
+            segment = try descriptorReserve.whileReleased { () throws(IPCError) in
+                try job.plan.createSegment(name: configuration.names.job(job.id))
+            }
         } catch {
             job.failure = "cannot create the job's \(error.operation.hasPrefix("mq_") ? "message queue" : "shared memory"): \(error)"
             finish(job)
@@ -97,7 +168,7 @@ extension PoolController {
             }
             if job.ended.count == job.slots.count { finish(job) }
         }
-        if slot.retiring || lifecycle == .draining { stopWorker(slot: index) }
+        if slot.retiring || slot.replaceAfterJob || lifecycle == .draining { stopWorker(slot: index) }
         noteChange()
         dispatch()
     }
@@ -184,15 +255,14 @@ extension PoolController {
         noteChange()
     }
 
-    /// Fails queued jobs that ask for more workers than the pool can now offer, rather than leaving
-    /// them queued forever.
+    /// Fails queued jobs that ask for more workers than the pool can now offer (a slot failed, the
+    /// pool shrank), with the reason `Run` would refuse them with, rather than leaving them queued
+    /// forever.
     func failQueuedJobsThatCannotRun() {
-        let usable = usableSlotCount
         for id in queue {
-            guard let job = jobs[id], job.plan.workers > usable else { continue }
+            guard let job = jobs[id], let refusal = poolTooSmall(forWorkers: job.plan.workers) else { continue }
             queue.removeAll { $0 == id }
-            let failed = slots.values.filter { $0.state == .failed }.count
-            job.failure = "the job needs \(job.plan.workers) workers but only \(usable) can run (pool size \(targetSize), \(failed) slots failed)"
+            job.failure = "\(refusal.shortName): \(refusal.parameters.reason ?? "")"
             finish(job)
         }
     }

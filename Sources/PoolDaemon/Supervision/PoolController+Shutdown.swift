@@ -58,6 +58,7 @@ extension PoolController {
             scheduleDrainStatus()
         }
         noteChange()
+        advanceRestart()  // a restart in progress stops here
         finishShutdownIfIdle()
     }
 

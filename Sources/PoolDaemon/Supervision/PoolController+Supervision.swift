@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOCore
 import PoolIPC
@@ -14,21 +15,24 @@ extension PoolController {
         // Once stopped, the IPC objects are gone and must stay so: nothing may create one again.
         guard lifecycle != .stopped, var slot = slots[index] else { return }
         slot.timer?.cancel()
+        slot.replaceAfterJob = false
         let name = configuration.names.commands(slot: index)
         slot.commands?.close()
         MessageQueue.unlink(name: name)
         scoreboard.reset(slot: index)
+        let arguments = [
+            "poold", "worker", "--slot", "\(index)", "--prefix", configuration.names.prefix,
+            "--daemon-pid", "\(getpid())", "--log-level", configuration.logLevel.rawValue,
+            "--log-target", configuration.logTarget.rawValue,
+        ] + (configuration.instance.map { ["--instance", $0] } ?? []) + configuration.faults.workerArguments + (configuration.faults.crashAtStartSlot == index ? ["--crash-at-start"] : [])
         do {
-            // Non-blocking on our side: the loop must never wait on a worker. Depth 2 suffices, one
-            // job at a time plus an exit request.
-            let commands = try MessageQueue.create(name: name, depth: Self.commandQueueDepth, messageSize: MemoryLayout<WorkerCommand>.size, nonBlocking: true)
-            slot.commands = commands
-            let arguments = [
-                "poold", "worker", "--slot", "\(index)", "--prefix", configuration.names.prefix,
-                "--daemon-pid", "\(getpid())", "--log-level", configuration.logLevel.rawValue,
-                "--log-target", configuration.logTarget.rawValue,
-            ] + (configuration.instance.map { ["--instance", $0] } ?? []) + configuration.faults.workerArguments + (configuration.faults.crashAtStartSlot == index ? ["--crash-at-start"] : [])
-            let process = try SpawnedProcess.spawn(path: "/proc/self/exe", arguments: arguments, environment: configuration.workerEnvironment)
+            // The queue and the pidfd come out of the reserve: clients cannot have taken them.
+            let process = try descriptorReserve.whileReleased { () throws(IPCError) -> SpawnedProcess in
+                // Non-blocking on our side: the loop must never wait on a worker. Depth 2 suffices,
+                // one job at a time plus an exit request.
+                slot.commands = try MessageQueue.create(name: name, depth: Self.commandQueueDepth, messageSize: MemoryLayout<WorkerCommand>.size, nonBlocking: true)
+                return try SpawnedProcess.spawn(path: "/proc/self/exe", arguments: arguments, environment: configuration.workerEnvironment)
+            }
             slot.process = process
             slot.state = .starting
             slot.timer = eventLoop.assumeIsolated().scheduleTask(in: timeAmount(configuration.startTimeout)) { [self] in
@@ -45,6 +49,7 @@ extension PoolController {
             crashed(slot: index)
         }
         noteChange()
+        advanceRestart()
     }
 
     func workerSaidReady(slot index: Int, pid: Int32) {
@@ -63,6 +68,7 @@ extension PoolController {
         }
         checkReady()
         noteChange()
+        advanceRestart()
     }
 
     /// Sends `READY=1` (via `onReady`) once no initial worker is still starting.
@@ -106,15 +112,21 @@ extension PoolController {
         noteChange()
     }
 
-    /// A pidfd became readable: reap, then decide what the slot does next.
+    /// A pidfd became readable: the process has exited (every thread of it). Reap it, then decide
+    /// what the slot does next. A process traced by someone else (strace, gdb) cannot be reaped
+    /// until its tracer has collected it; it is dead all the same, so its slot and job go on at
+    /// once and the process is reaped later (`reapReleasedProcesses`, on SIGCHLD).
     func handleProcessExit(pidfd: Int32) {
         guard let index = slots.values.first(where: { $0.process?.pidfd == pidfd })?.index,
-              var slot = slots[index], let process = slot.process,
-              let exit = process.reap() else { return }
+              var slot = slots[index], let process = slot.process else { return }
+        let exit = process.reap()
+        // Reaping closed the pidfd: hold its place for the respawn.
+        if exit == nil { heldByTracer(process) } else { descriptorReserve.hold(1) }
         slot.timer?.cancel()
         slot.timer = nil
         slot.process = nil
-        let exitDescription = slot.killReason.map { "\($0); \(exit)" } ?? exit.description
+        let status = exit?.description ?? Self.unreapedExitDescription(pid: process.pid)
+        let exitDescription = slot.killReason.map { "\($0); \(status)" } ?? status
         slot.lastExit = exitDescription
         slot.killReason = nil
         let wasStopping = slot.state == .stopping
@@ -127,7 +139,7 @@ extension PoolController {
             participantDied(slot: index, pid: process.pid, jobID: job, exit: exitDescription, replaceable: replaceable)
         }
         if wasStopping {
-            logger.debug("worker exited", metadata: ["slot": "\(index)", "pid": "\(process.pid)", "exit": "\(exit)"])
+            logger.debug("worker exited", metadata: ["slot": "\(index)", "pid": "\(process.pid)", "exit": "\(status)"])
             processGone(slot: index)
         } else if exit == .exited(WorkerRuntime.exitDoNotRespawn) {
             logger.error("worker exited with the do-not-respawn status; slot failed",
@@ -146,6 +158,37 @@ extension PoolController {
         checkReady()
         noteChange()
         dispatch()
+        advanceRestart()
+    }
+
+    /// A dead worker that its tracer has not collected yet: kept until the kernel lets it go.
+    private func heldByTracer(_ process: SpawnedProcess) {
+        unreapedProcesses.append(process)
+        logger.warning("a worker died while traced; it is reaped once its tracer lets it go",
+                       metadata: ["pid": "\(process.pid)", "tracer": "\(Self.tracer(of: process.pid).map(String.init) ?? "?")"])
+    }
+
+    /// SIGCHLD: a child changed state. Reaps the dead workers that tracers have let go since.
+    func reapReleasedProcesses() {
+        unreapedProcesses.removeAll { process in
+            guard let exit = process.reap() else { return false }
+            logger.notice("reaped a worker that died while traced", metadata: ["pid": "\(process.pid)", "exit": "\(exit)"])
+            return true
+        }
+    }
+
+    /// The exit of a process that has died but cannot be reaped yet.
+    static func unreapedExitDescription(pid: Int32) -> String {
+        let tracer = tracer(of: pid).map { "traced by pid \($0)" } ?? "not reapable"
+        return "died while \(tracer) (its exit status is known once the tracer lets it go)"
+    }
+
+    /// The pid tracing `pid` (TracerPid in /proc/PID/status), if any.
+    static func tracer(of pid: Int32) -> Int32? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("TracerPid:") }),
+              let tracer = Int32(line.dropFirst("TracerPid:".count).trimmingCharacters(in: .whitespaces)), tracer != 0 else { return nil }
+        return tracer
     }
 
     /// A worker died unexpectedly (or could not be started): respawn after a backoff, or give the
@@ -222,6 +265,7 @@ extension PoolController {
         } else if slot.retiring {
             slots[index] = nil
             logger.info("slot removed", metadata: ["slot": "\(index)"])
+            advanceRestart()
         } else {
             slots[index] = slot
             spawn(slot: index)

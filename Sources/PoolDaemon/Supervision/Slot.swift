@@ -16,6 +16,8 @@ struct Slot {
     var crashTimes: [Int64] = []
     /// Set when the pool shrinks below this slot: it exits after its current job and is removed.
     var retiring = false
+    /// Set by RestartWorkers on a busy slot: its worker is replaced when its job ends.
+    var replaceAfterJob = false
     /// The pending start timeout, respawn backoff or stop timeout.
     var timer: Scheduled<Void>?
     /// A job participant whose worker died here: the slot's next worker takes it over.
