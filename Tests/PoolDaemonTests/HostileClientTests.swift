@@ -396,6 +396,8 @@ struct HostileClientTests {
         #expect(try poolctlAsNobody(daemon, "job", "\(job.id)").status == 0)
         #expect(try poolctlAsNobody(daemon, "cancel", "\(job.id)").status == 4)
         #expect(try poolctlAsNobody(daemon, "shutdown").status == 4)
+        #expect(try poolctlAsNobody(daemon, "reload").stderr.contains("PermissionDenied: Reload needs"), "reloading is control")
+        #expect(try poolctlAsNobody(daemon, "pool", "restart").stderr.contains("PermissionDenied: RestartWorkers needs"))
         let after = try daemon.status()
         #expect(after.poolSize == 2 && after.jobsFinished == 1, "nothing a refused call asked for happened")
         #expect(daemon.log.contains("permission denied"), "refusals are logged")

@@ -18,7 +18,7 @@ struct AccessPolicy: Sendable {
     }
 
     static let controlMethods: Set<String> = Set(
-        [PoolInterface.Method.run, .cancel, .resize, .restartWorkers, .shutdown].map(\.qualifiedName))
+        [PoolInterface.Method.run, .cancel, .resize, .restartWorkers, .reload, .shutdown].map(\.qualifiedName))
 
     /// Who may drive the pool, in words (for refusals and the log).
     var allowed: String {
