@@ -37,7 +37,7 @@ struct Jobs: ParsableCommand {
         }
         Output.table(["ID", "KIND", "STATE", "SLOTS", "SUBMITTED", "SUMMARY"], reply.jobs.map { job in
             [String(job.id), job.kind, job.state.rawValue, job.slots.map(String.init).joined(separator: ","),
-             job.submittedAt, JobPrinter.summary(job)]
+             job.submittedAt, job.summary]
         })
     }
 }

@@ -51,7 +51,7 @@ struct JobPrinter {
     }
 
     private func printProdCons(_ result: JSONValue) {
-        Output.line("  produced \(Int(number(result["produced"]))) items (sum \(Int(number(result["producedSum"])))), consumed \(Int(number(result["consumed"]))) (sum \(Int(number(result["consumedSum"])))): \(Self.checksumVerdict(result))")
+        Output.line("  produced \(Int(number(result["produced"]))) items (sum \(Int(number(result["producedSum"])))), consumed \(Int(number(result["consumed"]))) (sum \(Int(number(result["consumedSum"])))): \(JobRecord.checksumVerdict(result))")
         Output.line("  \(Output.duration(number(result["durationSeconds"]))), \(Output.rate(number(result["itemsPerSecond"]))) items/s; queue found full \(Int(number(result["queueFull"]))) times, empty \(Int(number(result["queueEmpty"]))) times")
         let redelivered = Int(number(result["redelivered"])), resent = Int(number(result["resent"]))
         if redelivered + resent > 0 {
@@ -127,48 +127,5 @@ struct JobPrinter {
             let sign = worker.delta > 0 ? "+1" : "-1"
             Output.line("  slot \(worker.slot) (pid \(worker.pid)): \(sign) x \(worker.operations) in \(Output.duration(worker.durationSeconds))")
         }
-    }
-
-    /// What the sums say. A job stopped early (cancelled, timed out, failed) has items that never
-    /// got through; that is an incomplete run, not a checksum mismatch, unless the items that did
-    /// get through disagree.
-    static func checksumVerdict(_ result: JSONValue) -> String {
-        if result["checksumOK"] == .bool(true) { return "checksum OK" }
-        let items = result["items"]?.intValue ?? 0
-        let produced = result["produced"]?.intValue ?? 0, consumed = result["consumed"]?.intValue ?? 0
-        let sumsAgree = result["producedSum"] == result["consumedSum"]
-        if consumed < items && consumed <= produced {
-            let pending = produced - consumed
-            let agreement = pending == 0 ? (sumsAgree ? ", checksum OK for those" : ", checksum MISMATCH for those") : ""
-            return "incomplete: \(consumed) of \(items) consumed, \(pending) produced but not consumed\(agreement)"
-        }
-        return "checksum MISMATCH"
-    }
-
-    /// One line for `poolctl jobs`.
-    static func summary(_ job: JobRecord) -> String {
-        if let error = job.error { return error }
-        if let waiting = job.waiting { return waiting }
-        if job.kind == "counter", let result = try? job.result?.decode(CounterResult.self) {
-            return "\(result.mode.rawValue): counter = \(result.actual), expected \(result.expected), lost \(result.lost)"
-        }
-        if job.kind == "prodcons", let result = job.result {
-            return "\(checksumVerdict(result)), \(result["consumed"]?.intValue ?? 0) items"
-        }
-        if job.kind == "tasks", let result = job.result {
-            return "\(result["ran"]?.intValue ?? 0) of \(result["count"]?.intValue ?? 0) tasks ran"
-        }
-        if job.kind == "event", case .array(let waiters)? = job.result?["waiters"] {
-            let received = waiters.filter { $0["received"] == .bool(true) }.count
-            return "\(received) of \(waiters.count) waiters received the event"
-        }
-        if job.kind == "lockcell", let result = job.result {
-            return "Counter: \(result["counter"]?.intValue ?? 0), expected \(result["expected"]?.intValue ?? 0)"
-        }
-        if job.kind == "append", let result = job.result {
-            return result["text"]?.stringValue ?? "private copies; daemon's copy empty"
-        }
-        if let progress = job.progress { return "\(progress.done)/\(progress.total)" }
-        return ""
     }
 }

@@ -102,14 +102,14 @@ struct Logs: ParsableCommand {
         return instance
     }
 
-    /// `2026-11-26T16:47:52.715Z poold[123] (worker-1) job 5: I'm the task 3`
+    /// `2026-11-26T16:47:52.715Z poold[123] job 5: slot 1: I'm the task 3` (a worker's message
+    /// names its slot itself).
     static func format(_ fields: [String: String]) -> String {
         let time = fields["__REALTIME_TIMESTAMP"].flatMap(Double.init).map {
             Date(timeIntervalSince1970: $0 / 1e6).formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
         } ?? "-"
-        let source = fields["POOLD_WORKER"].map { " (worker-\($0))" } ?? ""
         let job = fields["POOLD_JOB_ID"].map { " job \($0):" } ?? ""
-        return "\(time) poold[\(fields["_PID"] ?? "?")]\(source)\(job) \(fields["MESSAGE"] ?? "")"
+        return "\(time) poold[\(fields["_PID"] ?? "?")]\(job) \(fields["MESSAGE"] ?? "")"
     }
 
     /// `--since`: an amount of time ago, or a time of day on a date (local time unless it says otherwise).

@@ -136,7 +136,8 @@ public enum Daemon {
                 controller.onReady = {
                     let status = controller.statusReply()
                     notifier.notify("READY=1\nSTATUS=" + controller.statusLine(status))
-                    logger.info("ready", metadata: ["socket": "\(activated == nil ? configuration.socketPath : "fd 3 (socket activation)")",
+                    let socket = activated == nil ? configuration.socketPath : "fd 3 (socket activation)"
+                    logger.info("ready: \(status.poolSize) workers, socket \(socket), IPC prefix \(names.prefix)", metadata: ["socket": "\(socket)",
                                                     "workers": "\(status.poolSize)", "ipcPrefix": "\(names.prefix)"])
                     controller.startWatchdog(environment: environment)
                 }

@@ -218,7 +218,7 @@ struct Worker: ParsableCommand {
         if crashAtStart { kill(getpid(), SIGKILL) }
         let faults = (try? FaultInjection(specifications: fault)) ?? FaultInjection()
         let level = Logger.Level(rawValue: logLevel) ?? .info
-        let logger = logTarget.logger(label: "worker-\(slot)", level: level, isWorker: true, instance: instance)
+        let logger = logTarget.logger(label: "worker-\(slot)", level: level, isWorker: true, slot: slot, instance: instance)
         let runtime = WorkerRuntime(slot: slot, names: IPCNames(prefix: prefix), daemonPID: daemonPid, faults: faults, logger: logger)
         throw ExitCode(runtime.run())
     }

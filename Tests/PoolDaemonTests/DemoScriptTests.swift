@@ -48,7 +48,7 @@ struct DemoScriptTests {
         expectTheNotebooksSteps(result)
         guard case .array(let records)? = result["journalLockcell"] else { Issue.record("no journal: \(result)"); return }
         let messages = records.compactMap { $0["MESSAGE"]?.stringValue }
-        #expect(messages.filter { $0 == "Acquired lock" }.count == 4 && messages.contains("Counter: 4"),
+        #expect(messages.filter { $0.hasSuffix(": Acquired lock") }.count == 4 && messages.contains { $0.hasSuffix("Counter: 4") },
                 "the Counter cell's lines are in the journal: \(messages)")
     }
 

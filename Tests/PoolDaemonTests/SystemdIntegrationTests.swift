@@ -137,22 +137,34 @@ struct SystemdIntegrationTests {
             return
         }
         let messages = records.compactMap { $0["MESSAGE"]?.stringValue }
-        #expect(messages.contains("job started") && messages.contains("job succeeded"), "\(messages)")
-        let started = try #require(records.first { $0["MESSAGE"]?.stringValue == "job started" })
+        // The text says what happened to what, with the numbers; the fields stay.
+        #expect(messages.contains("job 1 (tasks) started on slots 0, 1"), "\(messages)")
+        let started = try #require(records.first { $0["MESSAGE"]?.stringValue == "job 1 (tasks) started on slots 0, 1" })
         #expect(started["MESSAGE_ID"]?.stringValue == "3d5a17d5df6c48818c5df9e26bb90bc8")
         #expect(started["POOLD_JOB_KIND"]?.stringValue == "tasks" && started["SYSLOG_IDENTIFIER"]?.stringValue == "poold")
         #expect(started["CODE_FILE"]?.stringValue?.hasSuffix(".swift") == true && started["CODE_LINE"] != nil && started["CODE_FUNC"] != nil)
-        let finished = try #require(records.first { $0["MESSAGE"]?.stringValue == "job succeeded" })
+        let finished = try #require(records.first { $0["MESSAGE"]?.stringValue?.hasPrefix("job 1 (tasks) succeeded in ") == true })
+        #expect(finished["MESSAGE"]?.stringValue?.hasSuffix(": 3 of 3 tasks ran") == true, "\(finished)")
         #expect(finished["MESSAGE_ID"]?.stringValue == "4e2736b9db6e49708a7adf1dac1f286b")
 
-        let tasks = records.filter { $0["MESSAGE"]?.stringValue?.hasPrefix("I'm the task") == true }
+        let tasks = records.filter { $0["MESSAGE"]?.stringValue?.contains("I'm the task") == true }
         #expect(tasks.count == 3)
         for record in tasks {
             // Workers write their own records: _PID is the worker, and says so in POOLD_WORKER_PID.
             #expect(record["_PID"]?.stringValue == record["POOLD_WORKER_PID"]?.stringValue)
             #expect(record["_PID"]?.stringValue != started["_PID"]?.stringValue)
             #expect(record["POOLD_WORKER"] != nil && record["POOLD_JOB_ID"]?.stringValue == "1")
+            // And their text names the slot: `slot 1: I'm the task 2`.
+            #expect(record["MESSAGE"]?.stringValue?.hasPrefix("slot \(record["POOLD_WORKER"]?.stringValue ?? "?"): I'm the task") == true)
         }
+        // `journalctl -o cat` reads on its own: a worker's death, what came of it, and the job it failed.
+        let text = result["journalText"]?.stringValue ?? ""
+        let victim = (slot: result["victim"]?["slot"]?.intValue ?? -1, pid: result["victim"]?["pid"]?.intValue ?? -1)
+        #expect(text.contains("worker in slot \(victim.slot) (pid \(victim.pid)) died: killed by signal 9 (SIGKILL"), "\(text)")
+        #expect(text.contains("; respawning in ") && text.contains("respawning the worker in slot \(victim.slot) (restart 1)"), "\(text)")
+        #expect(text.contains("job 2 (event) failed after ") && text.contains(": the worker in slot \(victim.slot) (pid \(victim.pid)) died: killed by signal 9"),
+                "\(text)")
+        #expect(text.contains("ready: 2 workers, socket "), "\(text)")
         #expect(result["poolctlLogsExit"]?.intValue == 0)
         #expect(logs.compactMap { $0["MESSAGE"]?.stringValue } == messages, "poolctl logs 1 shows the same records")
     }
@@ -169,7 +181,7 @@ struct SystemdIntegrationTests {
             if case .array(let list)? = result[key] { return list }
             return []
         }
-        func tasks(_ list: [JSONValue]) -> Int { list.filter { $0["MESSAGE"]?.stringValue?.hasPrefix("I'm the task") == true }.count }
+        func tasks(_ list: [JSONValue]) -> Int { list.filter { $0["MESSAGE"]?.stringValue?.contains("I'm the task") == true }.count }
         // Job 1 ran 3 tasks on the first daemon and 5 on the second: each socket shows its own.
         #expect(tasks(records("firstJob1")) == 3 && tasks(records("secondJob1")) == 5)
         #expect(records("firstJob1").allSatisfy { $0["POOLD_INSTANCE"]?.stringValue == first })
@@ -183,7 +195,7 @@ struct SystemdIntegrationTests {
         // --follow -n 1 printed the last record, then job 2's records as they came.
         let followed = result["followed"]?.stringValue ?? ""
         #expect(result["followedFirst"]?.stringValue?.split(separator: "\n").count == 1, "\(result["followedFirst"] ?? .null)")
-        #expect(followed.contains("job 2: job started") && followed.contains("job 2: job succeeded"), "\(followed)")
+        #expect(followed.contains("job 2: job 2 (tasks) started") && followed.contains("job 2: job 2 (tasks) succeeded"), "\(followed)")
         // Once the daemon has stopped, its socket cannot say whose records to show: exit 3 with
         // the way to ask by identity, which still works.
         #expect(result["stopped"]?["exit"]?.intValue == 3)

@@ -195,7 +195,7 @@ struct WorkerFaultTests {
         #expect(slot1.restarts == 4 && slot1.pid == 0)
         #expect(slot1.lastExit?.contains("signal 9") == true)
         // Backoff: base 100 ms doubling, times a jitter of 0.5 to 1.
-        let delays = daemon.log.split(separator: "\n").filter { $0.contains("backing off before respawning") && $0.contains("slot=1") }
+        let delays = daemon.log.split(separator: "\n").filter { $0.contains("; respawning in ") && $0.contains("slot=1") }
             .compactMap { line in line.split(separator: " ").first { $0.hasPrefix("delayMillis=") }.flatMap { Int($0.dropFirst(12)) } }
         #expect(delays.count == 4, "\(delays)")
         for (attempt, delay) in delays.enumerated() {

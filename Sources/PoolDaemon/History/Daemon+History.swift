@@ -21,14 +21,16 @@ extension Daemon {
             history.close()
             throw error
         }
-        logger.info("job history loaded", metadata: ["path": "\(history.path)", "jobs": "\(recovered.records.count)",
+        logger.info("job history loaded from \(history.path): \(recovered.records.count) jobs (keeping at most \(configuration.historyLimit)); the next job is \(recovered.highestID + 1)",
+                    metadata: ["path": "\(history.path)", "jobs": "\(recovered.records.count)",
                                                      "limit": "\(configuration.historyLimit)", "nextJob": "\(recovered.highestID + 1)"])
         if !recovered.setAside.isEmpty {
             logger.warning("job history: rows with ids no poold hands out (outside 1...\(JobID.maximum)) were moved to the table job_set_aside of \(history.path) and are not listed",
                            metadata: ["ids": "\(recovered.setAside)"])
         }
         if !recovered.interrupted.isEmpty {
-            logger.warning("jobs the previous daemon left unfinished are marked interrupted", metadata: ["jobs": "\(recovered.interrupted)"])
+            logger.warning("jobs \(recovered.interrupted.map(String.init).joined(separator: ", ")), which the previous daemon left unfinished, are marked interrupted",
+                           metadata: ["jobs": "\(recovered.interrupted)"])
         }
         for problem in recovered.unreadable {
             logger.warning("job history: a row cannot be read and is not listed: \(problem)")

@@ -22,14 +22,14 @@ extension PoolController {
         if resumes {
             job.replacements[participant] = attempts + 1
             slots[index]?.takeover = Slot.Takeover(job: jobID, participant: participant, attempt: attempts + 1)
-            logger.warning("a worker died during a job; its replacement will take over its part",
+            logger.warning("job \(jobID) (\(job.plan.kind.name)): the worker in slot \(index) (pid \(pid)) died running participant \(participant); its replacement takes over that part",
                            metadata: ["job": "\(jobID)", "slot": "\(index)", "pid": "\(pid)", "participant": "\(participant)",
                                       "exit": "\(exit)"])
             job.notifyWatchers()
             return
         }
         job.ended.insert(participant)
-        job.failure = job.failure ?? "worker in slot \(index) (pid \(pid)) \(exit)"
+        job.failure = job.failure ?? "the worker in slot \(index) (pid \(pid)) died: \(exit)"
         job.segment?.cancel()
         if job.ended.count == job.slots.count { finish(job) }
     }
@@ -55,7 +55,7 @@ extension PoolController {
         slot.state = .busy
         slot.job = job.id
         slots[index] = slot
-        logger.notice("a new worker took over a dead worker's part of a job",
+        logger.notice("job \(job.id) (\(job.plan.kind.name)): the new worker in slot \(index) (pid \(slot.process?.pid ?? 0)) took over participant \(takeover.participant) (replacement \(takeover.attempt))",
                       metadata: ["job": "\(job.id)", "slot": "\(index)", "participant": "\(takeover.participant)",
                                  "attempt": "\(takeover.attempt)"])
         job.notifyWatchers()
@@ -87,7 +87,8 @@ extension PoolController {
     func timedOut(_ job: Job, after timeout: Duration) {
         guard job.state == .running, job.cancelReason == nil else { return }
         job.failure = job.failure ?? "timed out: still running after its timeout of \(DurationText.format(nanoseconds(timeout)))"
-        logger.warning("job timed out", metadata: ["job": "\(job.id)", "timeout": "\(timeout)"])
+        logger.warning("job \(job.id) (\(job.plan.kind.name)) timed out: still running after \(DurationText.format(nanoseconds(timeout))); cancelling it",
+                       metadata: ["job": "\(job.id)", "timeout": "\(timeout)"])
         cancel(job, reason: "timed out")
     }
 
@@ -116,7 +117,7 @@ extension PoolController {
             let silence = DurationText.format(now - beat)
             slot.killReason = "hung (no heartbeat for \(silence)), killed"
             slots[index] = slot
-            logger.error("worker hung: no heartbeat for \(silence); killing it",
+            logger.error("worker in slot \(index) (pid \(process.pid)) hung: no heartbeat for \(silence) (the limit is \(DurationText.format(timeout))); killing it",
                          metadata: ["slot": "\(index)", "pid": "\(process.pid)", "job": "\(slot.job.map(String.init) ?? "-")",
                                     MessageID.key: MessageID.workerHung])
             process.signal(SIGKILL)

@@ -17,7 +17,8 @@ extension PoolController {
         historyOrder.append(job.id)
         queue.append(job.id)
         recordHistory(job)
-        logger.info("job queued", metadata: ["job": "\(job.id)", "kind": "\(job.plan.kind.name)", "workers": "\(job.plan.workers)"])
+        logger.info("job \(job.id) (\(job.plan.kind.name)) queued: needs \(Self.workers(job.plan.workers))",
+                    metadata: ["job": "\(job.id)", "kind": "\(job.plan.kind.name)", "workers": "\(job.plan.workers)"])
         dispatch()
         noteChange()
     }
@@ -135,8 +136,9 @@ extension PoolController {
                 segment.cancel()
             }
         }
-        logger.info("job started", metadata: ["job": "\(job.id)", "kind": "\(job.plan.kind.name)", "slots": "\(assigned)",
-                                              MessageID.key: MessageID.jobStarted])
+        let on = assigned.count == 1 ? "slot \(assigned[0])" : "slots " + assigned.map(String.init).joined(separator: ", ")
+        logger.info("job \(job.id) (\(job.plan.kind.name)) started on \(on)",
+                    metadata: ["job": "\(job.id)", "kind": "\(job.plan.kind.name)", "slots": "\(assigned)", MessageID.key: MessageID.jobStarted])
         recordHistory(job)
         if let monitor = job.plan.makeMonitor(segment: segment) {
             job.monitor = monitor
@@ -198,11 +200,12 @@ extension PoolController {
             }
             job.cancelTimer = eventLoop.assumeIsolated().scheduleTask(in: timeAmount(configuration.cancelGrace)) { [self] in
                 for (participant, index) in job.slots.enumerated() where !job.ended.contains(participant) {
-                    logger.warning("worker ignored the cancellation; killing it", metadata: ["job": "\(job.id)", "slot": "\(index)"])
+                    logger.warning("the worker in slot \(index) did not stop job \(job.id) within \(DurationText.format(nanoseconds(configuration.cancelGrace))) of its cancellation; killing it",
+                                   metadata: ["job": "\(job.id)", "slot": "\(index)"])
                     slots[index]?.process?.signal(SIGKILL)
                 }
             }
-            logger.info("cancelling job", metadata: ["job": "\(job.id)", "reason": "\(reason)"])
+            logger.info("cancelling job \(job.id) (\(job.plan.kind.name)): \(reason)", metadata: ["job": "\(job.id)", "reason": "\(reason)"])
         case .succeeded, .failed, .cancelled, .interrupted:
             return
         }
@@ -241,15 +244,20 @@ extension PoolController {
         jobsFinished += 1
         recordHistory(job)
         pruneHistory()
-        let seconds = job.startedAt.map { String(format: "%.3f", job.finishedAt!.timeIntervalSince($0)) } ?? "0"
-        var metadata: Logger.Metadata = ["job": "\(job.id)", "kind": "\(job.plan.kind.name)", "state": "\(job.state.rawValue)", "seconds": "\(seconds)"]
+        let elapsed = job.startedAt.map { job.finishedAt!.timeIntervalSince($0) }
+        var metadata: Logger.Metadata = ["job": "\(job.id)", "kind": "\(job.plan.kind.name)", "state": "\(job.state.rawValue)",
+                                         "seconds": "\(String(format: "%.3f", elapsed ?? 0))"]
         if let failure = job.failure { metadata["error"] = "\(failure)" }
+        // "job 7 (prodcons) succeeded in 1.20s: checksum OK, 1000000 items": what and how, in the text.
+        let when = elapsed.map { job.state == .succeeded ? " in \(Self.seconds($0))" : " after \(Self.seconds($0))" } ?? " before it started"
+        let summary = job.record(includingLog: false).summary
+        let message = "job \(job.id) (\(job.plan.kind.name)) \(job.state.rawValue)\(when)" + (summary.isEmpty ? "" : ": " + summary)
         if job.state == .failed {
             metadata[MessageID.key] = MessageID.jobFailed
-            logger.error("job failed", metadata: metadata)
+            logger.error("\(message)", metadata: metadata)
         } else {
             metadata[MessageID.key] = MessageID.jobFinished
-            logger.info("job \(job.state.rawValue)", metadata: metadata)
+            logger.info("\(message)", metadata: metadata)
         }
         job.notifyWatchers(fullLog: fullLog)
         noteChange()
@@ -283,5 +291,13 @@ extension PoolController {
             guard job.state == .running, job.cancelReason == nil, job.failure == nil else { return }
             if let next = monitor.tick() { scheduleMonitor(for: job, monitor: monitor, after: next) }
         }
+    }
+
+    /// `2 workers`, `1 worker`.
+    static func workers(_ count: Int) -> String { count == 1 ? "1 worker" : "\(count) workers" }
+
+    /// `1.20s`, `350ms`: a duration in a message.
+    static func seconds(_ value: Double) -> String {
+        value >= 1 ? String(format: "%.2fs", value) : String(format: "%.0fms", value * 1000)
     }
 }

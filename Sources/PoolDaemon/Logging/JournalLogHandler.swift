@@ -15,11 +15,15 @@ public struct JournalLogHandler: LogHandler {
     private let identifier: String
     /// POOLD_INSTANCE, on every record (see PoolInstance).
     private let instance: String?
+    /// Before each message: a worker's records name their slot in the text too ("slot 1: I'm the
+    /// task 3"), so that `journalctl -o cat` says who wrote them.
+    private let messagePrefix: String
 
-    public init(identifier: String = "poold", level: Logger.Level, instance: String? = nil) {
+    public init(identifier: String = "poold", level: Logger.Level, instance: String? = nil, messagePrefix: String = "") {
         self.identifier = identifier
         self.logLevel = level
         self.instance = instance
+        self.messagePrefix = messagePrefix
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -37,7 +41,7 @@ public struct JournalLogHandler: LogHandler {
 
     public func log(event: LogEvent) {
         var fields = [
-            "MESSAGE=" + event.message.description,
+            "MESSAGE=" + messagePrefix + event.message.description,
             "PRIORITY=\(Self.priority(event.level))",
             "SYSLOG_IDENTIFIER=" + identifier,
             "CODE_FILE=" + event.file,

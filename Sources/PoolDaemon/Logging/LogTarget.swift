@@ -15,11 +15,13 @@ public enum LogTarget: String, CaseIterable, Sendable {
 
     /// A logger for the daemon (`poold`) or a worker (`worker-N`, whose lines need not repeat the
     /// slot, pid and job the label and the job's log already give).
-    /// `instance`: the pool's identity, on every journal record (see PoolInstance).
-    public func logger(label: String, level: Logger.Level, isWorker: Bool = false, instance: String? = nil) -> Logger {
+    /// `instance`: the pool's identity, on every journal record (see PoolInstance). A worker's
+    /// journal records name its slot in their text; on stderr the label does.
+    public func logger(label: String, level: Logger.Level, isWorker: Bool = false, slot: Int? = nil, instance: String? = nil) -> Logger {
         switch self {
         case .journal:
-            return Logger(label: label) { _ in JournalLogHandler(level: level, instance: instance) }
+            let prefix = slot.map { "slot \($0): " } ?? ""
+            return Logger(label: label) { _ in JournalLogHandler(level: level, instance: instance, messagePrefix: prefix) }
         case .auto, .stderr:
             let omitted: Set<String> = isWorker ? ["slot", "pid", "job", "kind"] : []
             return Logger(label: label) { StderrLogHandler(label: $0, level: level, omittedKeys: omitted) }

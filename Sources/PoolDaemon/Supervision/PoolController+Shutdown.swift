@@ -32,7 +32,11 @@ extension PoolController {
         drain.deadline = MonotonicClock.nanoseconds + nanoseconds(timeout)
         extendStopTimeout()
         let running = runningJobIDs.count
-        logger.info("shutting down", metadata: ["reason": "\(reason)", "runningJobs": "\(running)", "queuedJobs": "\(queue.count)",
+        let plan = running == 0 ? "no job is running" : timeout == .zero ? "cancelling \(running) running job(s) now (--drain-timeout 0)"
+            : "\(running) running job(s) may finish within \(DurationText.format(nanoseconds(timeout)))"
+        let queued = queue.isEmpty ? "" : "; cancelling \(queue.count) queued job(s)"
+        logger.info("shutting down (\(reason)): \(plan)\(queued)",
+                    metadata: ["reason": "\(reason)", "runningJobs": "\(running)", "queuedJobs": "\(queue.count)",
                                                 "drainTimeout": "\(DurationText.format(nanoseconds(timeout)))"])
         for id in queue {
             if let job = jobs[id] { cancel(job, reason: "the daemon is shutting down (\(reason)); the job had not started") }
@@ -70,7 +74,8 @@ extension PoolController {
         extendStopTimeout()
         let running = runningJobIDs.sorted().compactMap { jobs[$0] }
         if !running.isEmpty {
-            logger.notice("cancelling the jobs still running", metadata: ["jobs": "\(running.map(\.id))"])
+            logger.notice("cancelling the jobs still running: \(running.map { "job \($0.id) (\($0.plan.kind.name))" }.joined(separator: ", "))",
+                          metadata: ["jobs": "\(running.map(\.id))"])
         }
         for job in running { cancel(job, reason: reason) }
         noteChange()

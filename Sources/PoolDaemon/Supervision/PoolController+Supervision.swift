@@ -58,7 +58,7 @@ extension PoolController {
         slot.timer = nil
         slot.state = .ready
         slots[index] = slot
-        logger.info("worker ready", metadata: ["slot": "\(index)", "pid": "\(pid)"])
+        logger.info("worker in slot \(index) (pid \(pid)) ready", metadata: ["slot": "\(index)", "pid": "\(pid)"])
         if slot.takeover != nil, !slot.retiring {
             takeOver(slot: index)
         } else if slot.retiring || lifecycle == .draining {
@@ -82,7 +82,8 @@ extension PoolController {
 
     private func startTimedOut(slot index: Int, pid: Int32) {
         guard let slot = slots[index], slot.state == .starting, let process = slot.process, process.pid == pid else { return }
-        logger.error("worker did not say ready in time; killing it", metadata: ["slot": "\(index)", "pid": "\(pid)"])
+        logger.error("worker in slot \(index) (pid \(pid)) did not say ready within \(DurationText.format(nanoseconds(configuration.startTimeout))); killing it",
+                     metadata: ["slot": "\(index)", "pid": "\(pid)"])
         process.signal(SIGKILL)
     }
 
@@ -105,7 +106,8 @@ extension PoolController {
         }
         slot.timer = eventLoop.assumeIsolated().scheduleTask(in: timeAmount(configuration.stopTimeout)) { [self] in
             guard let current = slots[index], current.process?.pid == process.pid else { return }
-            logger.warning("worker did not exit in time; killing it", metadata: ["slot": "\(index)", "pid": "\(process.pid)"])
+            logger.warning("worker in slot \(index) (pid \(process.pid)) did not exit within \(DurationText.format(nanoseconds(configuration.stopTimeout))); killing it",
+                           metadata: ["slot": "\(index)", "pid": "\(process.pid)"])
             process.signal(SIGKILL)
         }
         slots[index] = slot
@@ -142,16 +144,15 @@ extension PoolController {
             logger.debug("worker exited", metadata: ["slot": "\(index)", "pid": "\(process.pid)", "exit": "\(status)"])
             processGone(slot: index)
         } else if exit == .exited(WorkerRuntime.exitDoNotRespawn) {
-            logger.error("worker exited with the do-not-respawn status; slot failed",
+            logger.error("worker in slot \(index) (pid \(process.pid)) exited with status \(WorkerRuntime.exitDoNotRespawn), which means do not respawn; slot \(index) failed (`poolctl pool restart \(index)` brings it back)",
                          metadata: ["slot": "\(index)", "pid": "\(process.pid)", MessageID.key: MessageID.slotFailed])
             slot.state = .failed
             slots[index] = slot
             abandonTakeover(slot: index, reason: "the slot failed: its worker cannot run here")
             failQueuedJobsThatCannotRun()
         } else {
-            logger.error("worker died", metadata: ["slot": "\(index)", "pid": "\(process.pid)", "exit": "\(exitDescription)",
-                                                  MessageID.key: MessageID.workerDied])
-            crashed(slot: index)
+            crashed(slot: index, death: (message: "worker in slot \(index) (pid \(process.pid)) died: \(exitDescription)",
+                                         metadata: ["pid": "\(process.pid)", "exit": "\(exitDescription)"]))
         }
         // A slot that failed while the daemon drains may have been the last one with a process.
         finishShutdownIfIdle()
@@ -192,11 +193,18 @@ extension PoolController {
     }
 
     /// A worker died unexpectedly (or could not be started): respawn after a backoff, or give the
-    /// slot up when it crashed too often within the window.
-    func crashed(slot index: Int) {
+    /// slot up when it crashed too often within the window. `death`, when a process died, is
+    /// logged in one record with what follows from it ("...; respawning in 200ms").
+    func crashed(slot index: Int, death: (message: String, metadata: Logger.Metadata)? = nil) {
+        func logDeath(_ consequence: String, _ extra: Logger.Metadata = [:]) {
+            guard let death else { return }
+            let metadata = death.metadata.merging(extra) { $1 }.merging(["slot": "\(index)", MessageID.key: MessageID.workerDied]) { $1 }
+            logger.error("\(death.message); \(consequence)", metadata: metadata)
+        }
         guard var slot = slots[index] else { return }
         // While draining, a slot is respawned only to finish a dead worker's part of a job.
         if slot.retiring || (lifecycle == .draining && slot.takeover == nil) {
+            logDeath("not respawning: the slot is being stopped")
             abandonTakeover(slot: index, reason: "the slot is being stopped")
             slot = slots[index]!
             slot.state = .stopping
@@ -211,7 +219,8 @@ extension PoolController {
             slot.state = .failed
             slots[index] = slot
             abandonTakeover(slot: index, reason: "the slot failed after \(slot.crashTimes.count) crashes within \(configuration.failureWindow)")
-            logger.error("slot failed: \(slot.crashTimes.count) crashes within \(configuration.failureWindow); not respawning",
+            logDeath("not respawning")
+            logger.error("slot \(index) failed: \(slot.crashTimes.count) crashes within \(DurationText.format(nanoseconds(configuration.failureWindow))); `poolctl pool restart \(index)` brings it back",
                          metadata: ["slot": "\(index)", MessageID.key: MessageID.slotFailed])
             failQueuedJobsThatCannotRun()
             return
@@ -227,12 +236,17 @@ extension PoolController {
             guard lifecycle != .draining || current.takeover != nil else { return stopBackedOffSlot(index) }
             current.restarts += 1
             slots[index] = current
-            logger.info("respawning worker", metadata: ["slot": "\(index)", "restarts": "\(current.restarts)",
-                                                        MessageID.key: MessageID.workerRespawned])
+            logger.info("respawning the worker in slot \(index) (restart \(current.restarts))",
+                        metadata: ["slot": "\(index)", "restarts": "\(current.restarts)", MessageID.key: MessageID.workerRespawned])
             spawn(slot: index)
         }
         slots[index] = slot
-        logger.info("backing off before respawning", metadata: ["slot": "\(index)", "delayMillis": "\(delay / 1_000_000)"])
+        let backoff = "respawning in \(delay / 1_000_000)ms (crash \(slot.crashTimes.count) within \(DurationText.format(window)); the slot fails at \(configuration.failureLimit))"
+        if death != nil {
+            logDeath(backoff, ["delayMillis": "\(delay / 1_000_000)"])
+        } else {
+            logger.info("slot \(index): \(backoff)", metadata: ["slot": "\(index)", "delayMillis": "\(delay / 1_000_000)"])
+        }
     }
 
     /// Whether a worker that dies in a job is replaced to finish its part: while the pool runs, and
@@ -264,7 +278,7 @@ extension PoolController {
             finishShutdownIfIdle()
         } else if slot.retiring {
             slots[index] = nil
-            logger.info("slot removed", metadata: ["slot": "\(index)"])
+            logger.info("slot \(index) removed: the pool shrank", metadata: ["slot": "\(index)"])
             advanceRestart()
         } else {
             slots[index] = slot
@@ -301,7 +315,7 @@ extension PoolController {
             case .busy, .stopping: break
             }
         }
-        logger.info("pool resized", metadata: ["workers": "\(size)"])
+        logger.info("pool resized to \(Self.workers(size))", metadata: ["workers": "\(size)"])
         failQueuedJobsThatCannotRun()
         noteChange()
         dispatch()

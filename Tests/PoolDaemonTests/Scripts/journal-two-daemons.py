@@ -58,10 +58,10 @@ try:
             seen += os.read(follower.stdout.fileno(), 65536).decode()
         return seen
 
-    seen = follow_until("job 1: job succeeded", "")
+    seen = follow_until("job 1 (tasks) succeeded", "")
     result["followedFirst"] = seen
     ctl(first_sock, "run", "tasks", "--count", "2")
-    seen = follow_until("job 2: job succeeded", seen)
+    seen = follow_until("job 2 (tasks) succeeded", seen)
     # SIGKILL: the test runner may have SIGTERM blocked, and its children inherit the mask.
     follower.kill()
     follower.wait(timeout=10)
