@@ -180,7 +180,7 @@ struct SchedulingTests {
         let lines = daemon.log.split(separator: "\n")
         for (slot, next) in [(0, 1), (1, 2)] {
             let newPID = reply.workers[slot].pid, oldNextPID = before[next].pid
-            let ready = try #require(lines.firstIndex { $0.contains("worker ready") && $0.contains("pid=\(newPID) ") })
+            let ready = try #require(lines.firstIndex { $0.contains("(pid \(newPID)) ready") })
             let exited = try #require(lines.firstIndex { $0.contains("worker exited") && $0.contains("pid=\(oldNextPID) ") })
             #expect(ready < exited, "slot \(next) was replaced before slot \(slot)'s new worker was ready")
         }
