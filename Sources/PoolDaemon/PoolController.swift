@@ -43,6 +43,8 @@ final class PoolController {
     var statusFollowers: [Int: (StatusReply) -> Void] = [:]
     var nextFollowerID = 1
     var changeFlushScheduled = false
+    /// Pushes the status to its followers while jobs run, for their progress (one timer for all).
+    var statusProgressTimer: Scheduled<Void>?
 
     // Lifecycle.
     enum Lifecycle { case starting, running, draining, stopped }
@@ -116,6 +118,7 @@ final class PoolController {
             let status = statusReply()
             notifier.status(statusLine(status))
             for follower in statusFollowers.values { follower(status) }
+            scheduleStatusProgress()
         }
     }
 
@@ -124,7 +127,8 @@ final class PoolController {
         return StatusReply(
             pid: Int(getpid()), version: PooldVersion.string, poolSize: targetSize, workers: workers,
             jobsQueued: queue.count, jobsRunning: runningJobIDs.count, jobsFinished: jobsFinished,
-            uptimeSeconds: Double(MonotonicClock.nanoseconds - startedAt) / 1e9, drain: drainInfo())
+            uptimeSeconds: Double(MonotonicClock.nanoseconds - startedAt) / 1e9, drain: drainInfo(),
+            runningJobs: runningJobIDs.isEmpty ? nil : runningJobIDs.sorted().compactMap { jobs[$0]?.record(includingLog: false) })
     }
 
     /// The one-line summary for systemd's STATUS=.

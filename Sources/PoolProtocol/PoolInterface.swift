@@ -33,7 +33,18 @@ public enum PoolInterface {
           lastExit: ?string
         )
 
-        type Progress (done: int, total: int)
+        # A job's work done so far, and what its kind shows live.
+        type Progress (
+          done: int,
+          total: int,
+          # prodcons: messages in the queue now (at most the `capacity` parameter).
+          queueDepth: ?int,
+          # event: participants blocked on the event now, and those it has woken.
+          waiting: ?int,
+          woken: ?int,
+          # append with shared memory: the string so far (its last 1000 characters when longer).
+          text: ?string
+        )
 
         # A shutdown in progress: running jobs may finish until the deadline, then are cancelled.
         type Drain (
@@ -79,17 +90,21 @@ public enum PoolInterface {
           jobsFinished: int,
           uptimeSeconds: float,
           # Only while the daemon shuts down.
-          drain: ?Drain
+          drain: ?Drain,
+          # The running jobs with their progress, without their logs; absent when none runs. With
+          # `more`, a reply also follows every 250 ms while one runs.
+          runningJobs: ?[]Job
         )
 
         # Runs a job of `kind` (counter, prodcons, event, tasks or append) and replies when it has finished. With `more`, replies
-        # follow as it is queued, starts and progresses. With `detach`, replies once it is queued.
+        # follow as it is queued, starts and progresses (every 250 ms while it runs). With `detach`, replies once it is queued.
         method Run(kind: string, parameters: ?object, detach: ?bool, timeout: ?string) -> (job: Job)
 
         # The most recent jobs first.
         method ListJobs(limit: ?int) -> (jobs: []Job)
 
-        # With `more`, replies follow as the job progresses, the last when it has finished.
+        # With `more`, replies follow as the job progresses (every 250 ms while it runs), the last
+        # when it has finished.
         method GetJob(id: int) -> (job: Job)
 
         # Stops a queued or running job; its workers return to the pool.

@@ -202,6 +202,11 @@ struct ProdConsJob: JobPlan {
         }
     }
 
+    /// The queue's depth now, from the sampler's descriptor (mq_getattr).
+    func addLiveFigures(to progress: inout JobProgress, segment: JobSegment, monitor: (any JobMonitor)?) {
+        if let sampler = monitor as? OccupancySampler { progress.queueDepth = sampler.queue.currentDepth }
+    }
+
     func logLineCount(segment: JobSegment) -> Int {
         guard trace else { return 0 }
         return min(Int(Self.atomic(segment.kindArea + Area.traceNext).load(ordering: .acquiring)), 2 * items)
