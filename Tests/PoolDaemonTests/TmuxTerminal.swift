@@ -26,7 +26,11 @@ final class TmuxTerminal {
             .write(toFile: configuration, atomically: true, encoding: .utf8)
         var base = ["PATH": "/usr/bin:/bin", "HOME": directory.path, "LANG": "C.UTF-8"]
         base.merge(environment) { $1 }
-        try tmux(["-f", configuration, "new-session", "-d", "-x", "\(columns)", "-y", "\(rows)", "--"] + command,
+        // A shell waits for the program and says how it ended: tmux's own account of a dead pane
+        // sometimes never comes. Its trap keeps it alive through Ctrl-C without the program
+        // inheriting an ignored SIGINT.
+        let shell = ["/bin/sh", "-c", "trap : INT; \"$@\"; echo \"\(Self.exitMark)$?]\"", "sh"]
+        try tmux(["-f", configuration, "new-session", "-d", "-x", "\(columns)", "-y", "\(rows)", "--"] + shell + command,
                  environment: base)
     }
 
@@ -74,25 +78,18 @@ final class TmuxTerminal {
         try tmux(["send-keys"] + keys)
     }
 
+    private static let exitMark = "[program exited with status "
+
     /// The program's exit status once it has exited, 128 + N when signal N ended it (nil while it
     /// runs).
     func exitStatus() throws -> Int32? {
-        let fields = try tmux(["display-message", "-p", "#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}"])
-            .trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ":", omittingEmptySubsequences: false)
-        guard fields.count == 3, fields[0] == "1" else { return nil }
-        if let status = Int32(fields[1]) { return status }
-        return Int32(fields[2]).map { 128 + $0 }
+        guard let match = try screen().firstMatch(of: /\[program exited with status (\d+)\]/) else { return nil }
+        return Int32(match.1)
     }
 
     func waitForExit(timeoutSeconds: Double = 60) throws -> Int32 {
-        let end = Date().addingTimeInterval(timeoutSeconds)
-        while true {
-            if let status = try exitStatus() { return status }
-            guard Date() < end else {
-                throw HarnessError(description: "the program still ran after \(timeoutSeconds) s; the screen:\n\(try screen())")
-            }
-            usleep(50_000)
-        }
+        let screen = try waitForScreen("the program to exit", timeoutSeconds: timeoutSeconds) { $0.contains(Self.exitMark) }
+        return Int32(screen.firstMatch(of: /\[program exited with status (\d+)\]/)!.1)!
     }
 
     /// The screen's lines that are not empty.
