@@ -212,6 +212,76 @@ import Glibc
     }
 }
 
+/// The figures behind the live line, as the daemon reports them in a running job's progress.
+@Suite struct LiveProgressFigureTests {
+    /// Follows a job with GetJob + more and collects the progress of its running records.
+    static func progressWhileRunning(_ daemon: DaemonHarness, _ id: Int) throws -> [JobProgress] {
+        var seen: [JobProgress] = []
+        let deadline = Deadline()
+        try daemon.client().stream(PoolInterface.Method.getJob.qualifiedName, JobIDRequest(id: id)) { reply in
+            try deadline.check("following job \(id)")
+            let job = try VarlinkClient.decode(reply, as: JobReply.self).job
+            if job.state == .running, let progress = job.progress { seen.append(progress) }
+            return !job.state.isFinished
+        }
+        return seen
+    }
+
+    static func submit(_ daemon: DaemonHarness, _ kind: String, _ parameters: JSONValue) throws -> Int {
+        try daemon.client().call(PoolInterface.Method.run.qualifiedName, RunRequest(kind: kind, parameters: parameters, detach: true),
+                                 returning: JobReply.self).job.id
+    }
+
+    @Test func eventCountsItsWaitersAndTheWoken() throws {
+        let daemon = try DaemonHarness.start(workers: 2)
+        defer { try? daemon.stop() }
+        let id = try Self.submit(daemon, "event", .object(["waiters": .number(1), "timeoutWaiters": .number(1), "setAfter": .string("1500ms")]))
+        let seen = try Self.progressWhileRunning(daemon, id)
+        #expect(seen.contains { $0.waiting == 2 && $0.woken == 0 }, "both wait before the set: \(seen)")
+        #expect(seen.allSatisfy { ($0.waiting ?? 0) + ($0.woken ?? 0) <= 2 && $0.queueDepth == nil && $0.text == nil }, "\(seen)")
+        try daemon.stop()
+    }
+
+    @Test func appendShowsTheSharedStringAsItGrows() throws {
+        let daemon = try DaemonHarness.start(workers: 2)
+        defer { try? daemon.stop() }
+        let id = try Self.submit(daemon, "append", .object(["counts": .array([.number(6), .number(6)]),
+                                                            "intervals": .array([.string("200ms"), .string("150ms")])]))
+        let texts = try Self.progressWhileRunning(daemon, id).compactMap(\.text)
+        let final = try #require(daemon.jobRecord(id).result?["text"]?.stringValue)
+        #expect(final.count == 12)
+        // Each a beginning of the final string, and some of them part of the way there.
+        #expect(texts.allSatisfy { final.hasPrefix($0) }, "\(texts) vs \(final)")
+        #expect(texts.contains { !$0.isEmpty && $0.count < final.count }, "\(texts)")
+        try daemon.stop()
+    }
+
+    @Test func prodconsShowsItsQueueFullBehindASlowConsumer() throws {
+        let daemon = try DaemonHarness.start(workers: 2)
+        defer { try? daemon.stop() }
+        let id = try Self.submit(daemon, "prodcons", .object(["items": .number(40), "capacity": .number(5),
+                                                              "produceDelay": .string("0s"), "consumeDelay": .string("50ms")]))
+        let depths = try Self.progressWhileRunning(daemon, id).compactMap(\.queueDepth)
+        #expect(depths.contains(5) && depths.allSatisfy { (0...5).contains($0) }, "\(depths)")
+        try daemon.stop()
+    }
+
+    /// `Status` with `more` carries the running jobs' progress, pushed while they run.
+    @Test func statusFollowersGetTheRunningJobsProgress() throws {
+        let daemon = try DaemonHarness.start(workers: 2)
+        defer { try? daemon.stop() }
+        let id = try Self.submit(daemon, "event", .object(["waiters": .number(1), "timeoutWaiters": .number(0), "setAfter": .string("2s")]))
+        var pushes = 0
+        try daemon.waitForStatus { status in
+            if status.runningJobs?.first?.id == id, status.runningJobs?.first?.progress?.waiting == 1 { pushes += 1 }
+            return pushes >= 3
+        }
+        #expect(try daemon.waitForJob(id).state == .succeeded)
+        #expect(try daemon.status().runningJobs == nil)
+        try daemon.stop()
+    }
+}
+
 /// Runs a program with its stdout and stderr into one pipe, as `poolctl ... 2>&1 | less` has it.
 func runPiped(_ path: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
     let pipe = Pipe()
