@@ -132,7 +132,7 @@ final class JobStreamPrinter {
     }
 
     func show(_ job: JobRecord) {
-        let print = { [self] in
+        let printNews = { [self] in
             if job.state != lastState, !job.state.isFinished {
                 let slots = job.slots.isEmpty ? "" : " on slots \(job.slots.map(String.init).joined(separator: ", "))"
                 Output.info("job \(job.id) \(job.state.rawValue)\(slots)")
@@ -149,7 +149,7 @@ final class JobStreamPrinter {
             linesShown = max(linesShown, offset + lines.count)
         }
         let hasNews = job.state != lastState || (job.logOffset ?? 0) + (job.log?.count ?? 0) > linesShown
-        if let live, hasNews { live.above(print) } else if hasNews { print() }
+        if let live, hasNews { live.above(printNews) } else if hasNews { printNews() }
         if job.state.isFinished { live?.clear() } else { live?.update(job) }
     }
 }

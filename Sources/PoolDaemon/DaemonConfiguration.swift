@@ -40,7 +40,8 @@ public struct DaemonConfiguration: Sendable {
     /// Where the job history (`history.sqlite`) lives; nil keeps none on disk.
     public var stateDirectory: String?
     public var maxQueuedJobs: Int = 1000
-    /// How often streamed Run replies report progress.
+    /// How often a running job's followers (Run and GetJob with `more`), and Status followers while
+    /// jobs run, are sent its progress: a few times a second, for poolctl's live line.
     public var progressInterval: Duration = .milliseconds(250)
     /// Who may use the control socket, how much, and for how long (limits, timeouts, access).
     public var control = ControlSocketSettings()
