@@ -167,6 +167,29 @@ import Glibc
         try daemon.stop()
     }
 
+    @Test(.enabled(if: TmuxTerminal.available, "needs tmux (make deps installs it)"))
+    func quietTurnsTheLiveLineOff() throws {
+        let daemon = try DaemonHarness.start(workers: 2)
+        defer { try? daemon.stop() }
+        // A second or two here: several progress replies, none of them drawn.
+        let terminal = try TmuxTerminal([Binaries.poolctl, "--socket", daemon.socketPath, "run", "counter", "--mode", "locked",
+                                         "--iterations", "10000000", "--quiet"])
+        defer { terminal.close() }
+        try terminal.waitForScreen(containing: "running on slots 0, 1")
+        var screens: [String] = []
+        let deadline = Deadline()
+        while try terminal.exitStatus() == nil {
+            try deadline.check("waiting for the quiet run to end")
+            screens.append(try terminal.screen())
+            usleep(20_000)
+        }
+        #expect(screens.allSatisfy { Self.percentages($0).isEmpty }, "\(screens.first { !Self.percentages($0).isEmpty } ?? "")")
+        let end = try terminal.screen()
+        #expect(screens.count > 1 && end.contains("counter succeeded"), "\(end)")
+        #expect(try terminal.exitStatus() == 0)
+        try daemon.stop()
+    }
+
     /// Off a terminal (a pipe) there is no redraw: no carriage return, no escape sequence, the
     /// same lines as before.
     @Test func offATerminalPoolctlWritesPlainLines() throws {
