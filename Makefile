@@ -1,14 +1,14 @@
 # poold: build, demo and test. `make demo` and `make test` install what is missing first.
 SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := libsystemd-dev libsqlite3-dev pkg-config python3-pip systemd
+APT_PACKAGES := libsystemd-dev libsqlite3-dev pkg-config python3-pip systemd tmux
 
 .PHONY: all deps mqueue build release demo race-rate test test-reliability chaos clean
 
 all: build
 
-# Debian packages for the build (libsystemd; libsqlite3, which GRDB links for the job history)
-# and the Python varlink client the tests call.
+# Debian packages for the build (libsystemd; libsqlite3, which GRDB links for the job history),
+# the Python varlink client the tests call, and tmux (a terminal for the tests of poolctl's live output).
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

@@ -53,14 +53,29 @@ struct JobCommand: ParsableCommand {
     @Flag(help: "Wait until the job has finished; exit 1 if it failed, was cancelled or was interrupted.")
     var wait = false
 
+    @Flag(help: "Follow the job to its end as `run` does: its log lines and, on a terminal, its live progress; exit as --wait does. Ctrl-C stops following (the job goes on).")
+    var follow = false
+
+    @Flag(name: .shortAndLong, help: "With --follow: no live progress bar on the terminal.")
+    var quiet = false
+
     func run() throws {
         let client = try global.connect()
-        guard wait else {
+        guard wait || follow else {
             let reply = try global.call(client, .getJob, JobIDRequest(id: id), returning: JobReply.self)
             JobPrinter(json: global.json, showLog: true).print(reply.job)
             return
         }
-        try JobFollower(global: global).follow(client, .getJob, JobIDRequest(id: id))
+        let printer = follow && !global.json ? JobStreamPrinter(live: quiet ? nil : LiveJobProgress()) : nil
+        if follow, let interrupts = Interrupts.catchSIGINT() {
+            client.interruption = (interrupts, { [id] in
+                printer?.live?.clear()
+                Output.info("poolctl: stopped following job \(id); it goes on (`poolctl job \(id) --follow` to follow it again)")
+                // At once: _exit runs no exit handlers (the output is written already).
+                _exit(130)
+            })
+        }
+        try JobFollower(global: global, printer: printer).follow(client, .getJob, JobIDRequest(id: id))
     }
 }
 

@@ -18,6 +18,9 @@ struct RunOptions: ParsableArguments {
     @Option(help: "Fail the job if it runs longer than this once started (e.g. 30s, 500ms).")
     var timeout: String?
 
+    @Flag(name: .shortAndLong, help: "No live progress bar on the terminal.")
+    var quiet = false
+
     func validate() throws {
         if let timeout, (DurationText.nanoseconds(timeout) ?? 0) <= 0 {
             throw ValidationError("--timeout must be a positive duration such as 30s or 500ms, not '\(timeout)'")
@@ -69,7 +72,7 @@ struct CounterCommand: ParsableCommand {
 
 extension CounterMode: ExpressibleByArgument {}
 
-/// Submits a job and follows it to its end.
+/// Submits a job and follows it to its end. Ctrl-C meanwhile cancels it (see `CancelOnInterrupt`).
 struct JobRunner {
     let global: GlobalOptions
     let options: RunOptions
@@ -83,24 +86,56 @@ struct JobRunner {
             if global.json { Output.json(reply.job) } else { Output.line("job \(reply.job.id) \(reply.job.state.rawValue)") }
             return
         }
-        var lastState: JobState?
-        var linesShown = 0
-        try JobFollower(global: global).follow(client, .run, request) { job in
-            guard !global.json else { return }
-            if job.state != lastState, !job.state.isFinished {
-                let slots = job.slots.isEmpty ? "" : " on slots \(job.slots.map(String.init).joined(separator: ", "))"
-                Output.info("job \(job.id) \(job.state.rawValue)\(slots)")
-            }
-            lastState = job.state
-            // The job's log (a trace) as it grows: a running job's record has its latest lines,
-            // the first of them `logOffset` lines in; the final record has it whole.
-            let lines = job.log ?? [], offset = job.logOffset ?? 0
-            if offset > linesShown {
-                Output.line("... \(offset - linesShown) lines went by faster than they were shown (poolctl logs \(job.id) has them)")
-                linesShown = offset
-            }
-            for line in lines.dropFirst(linesShown - offset) { Output.line(line) }
-            linesShown = max(linesShown, offset + lines.count)
+        let printer = global.json ? nil : JobStreamPrinter(live: options.quiet ? nil : LiveJobProgress())
+        let canceller = Interrupts.catchSIGINT().map { CancelOnInterrupt(global: global, printer: printer, interrupts: $0) }
+        if let canceller { client.interruption = (canceller.interrupts, canceller.interrupted) }
+        try JobFollower(global: global, printer: printer).follow(client, .run, request) { job in canceller?.jobID = job.id }
+    }
+}
+
+/// Ctrl-C in a foreground `run`. The first cancels the job, on a second connection (the first
+/// waits for the job's replies), and the wait goes on for the job's final record, which says what
+/// became of it; a second leaves at once.
+final class CancelOnInterrupt {
+    let global: GlobalOptions
+    let printer: JobStreamPrinter?
+    /// The read end of the interrupt pipe.
+    let interrupts: Int32
+    /// Known from the daemon's first reply; a Ctrl-C before it is acted on once it is known.
+    var jobID: Int? {
+        didSet { if cancelPending, jobID != nil { cancel() } }
+    }
+    private var count = 0
+    private var cancelPending = false
+
+    init(global: GlobalOptions, printer: JobStreamPrinter?, interrupts: Int32) {
+        self.global = global
+        self.printer = printer
+        self.interrupts = interrupts
+    }
+
+    func interrupted() {
+        count += 1
+        printer?.live?.clear()
+        guard count == 1 else {
+            let what = jobID.map { "; job \($0) is being cancelled (`poolctl job \($0)` shows how it ended)" } ?? ""
+            Output.info("poolctl: left without waiting\(what)")
+            // At once: _exit runs no exit handlers (the output is written already).
+            _exit(130)
+        }
+        if jobID == nil { cancelPending = true } else { cancel() }
+    }
+
+    private func cancel() {
+        cancelPending = false
+        guard let id = jobID else { return }
+        Output.info("cancelling job \(id) (Ctrl-C again to leave without waiting)")
+        do {
+            let client = try VarlinkClient(socketPath: global.socketPath)
+            client.interruption = (interrupts, interrupted)
+            _ = try client.call(PoolInterface.Method.cancel.qualifiedName, JobIDRequest(id: id), returning: JobReply.self)
+        } catch {
+            Output.error("could not cancel job \(id): \(error); still waiting for it (Ctrl-C again to leave, `poolctl cancel \(id)` to retry)")
         }
     }
 }
@@ -109,6 +144,8 @@ struct JobRunner {
 /// exits 1 unless it succeeded.
 struct JobFollower {
     let global: GlobalOptions
+    /// Shows the job as it goes (nil: only its end, as with --json).
+    var printer: JobStreamPrinter?
 
     func follow(_ client: VarlinkClient, _ method: PoolInterface.Method, _ parameters: some Encodable & Sendable,
                 onUpdate: (JobRecord) -> Void = { _ in }) throws {
@@ -117,10 +154,12 @@ struct JobFollower {
             try client.stream(method.qualifiedName, parameters) { reply in
                 let job = try VarlinkClient.decode(reply, as: JobReply.self).job
                 onUpdate(job)
+                printer?.show(job)
                 if job.state.isFinished { final = job }
                 return true
             }
         } catch {
+            printer?.live?.clear()
             throw global.report(error)
         }
         guard let job = final else {

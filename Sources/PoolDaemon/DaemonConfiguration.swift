@@ -50,7 +50,8 @@ public struct DaemonConfiguration: Sendable {
     /// How many later jobs may start before a queued one that is waiting for workers; after that,
     /// the workers that free up are kept for it (PoolController.dispatch).
     public var overtakeLimit: Int = 8
-    /// How often streamed Run replies report progress.
+    /// How often a running job's followers (Run and GetJob with `more`), and Status followers while
+    /// jobs run, are sent its progress: a few times a second, for poolctl's live line.
     public var progressInterval: Duration = .milliseconds(250)
     /// Who may use the control socket, how much, and for how long (limits, timeouts, access).
     public var control = ControlSocketSettings()

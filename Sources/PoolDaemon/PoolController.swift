@@ -53,6 +53,8 @@ final class PoolController {
     var statusFollowers: [Int: (StatusReply) -> Void] = [:]
     var nextFollowerID = 1
     var changeFlushScheduled = false
+    /// Pushes the status to its followers while jobs run, for their progress (one timer for all).
+    var statusProgressTimer: Scheduled<Void>?
 
     // Lifecycle.
     enum Lifecycle { case starting, running, draining, stopped }
@@ -132,6 +134,7 @@ final class PoolController {
             let status = statusReply()
             notifier.status(statusLine(status))
             for follower in statusFollowers.values { follower(status) }
+            scheduleStatusProgress()
         }
     }
 
@@ -141,7 +144,8 @@ final class PoolController {
             pid: Int(getpid()), version: PooldVersion.string, poolSize: targetSize, workers: workers,
             jobsQueued: queue.count, jobsRunning: runningJobIDs.count, jobsFinished: jobsFinished,
             uptimeSeconds: Double(MonotonicClock.nanoseconds - startedAt) / 1e9, drain: drainInfo(),
-            history: history?.status, instance: configuration.instance)
+            history: history?.status, instance: configuration.instance,
+            runningJobs: runningJobIDs.isEmpty ? nil : runningJobIDs.sorted().compactMap { jobs[$0]?.record(includingLog: false) })
     }
 
     /// The one-line summary for systemd's STATUS=.

@@ -35,7 +35,18 @@ public enum PoolInterface {
           lastExit: ?string
         )
 
-        type Progress (done: int, total: int)
+        # A job's work done so far, and what its kind shows live.
+        type Progress (
+          done: int,
+          total: int,
+          # prodcons: messages in the queue now (at most the `capacity` parameter).
+          queueDepth: ?int,
+          # event: participants blocked on the event now, and those it has woken.
+          waiting: ?int,
+          woken: ?int,
+          # append with shared memory: the string so far (its last 1000 characters when longer).
+          text: ?string
+        )
 
         # A shutdown in progress: running jobs may finish until the deadline, then are cancelled.
         type Drain (
@@ -104,18 +115,22 @@ public enum PoolInterface {
           history: ?History,
           # The pool's records in the journal carry it as POOLD_INSTANCE (journalctl
           # POOLD_INSTANCE=...): the same across restarts on one state directory.
-          instance: ?string
+          instance: ?string,
+          # The running jobs with their progress, without their logs; absent when none runs. With
+          # `more`, a reply also follows every 250 ms while one runs.
+          runningJobs: ?[]Job
         )
 
         # Runs a job of `kind` (counter, prodcons, event, tasks, append or lockcell) and replies when it has finished. With `more`, replies
-        # follow as it is queued, starts and progresses. With `detach`, replies once it is queued
+        # follow as it is queued, starts and progresses (every 250 ms while it runs). With `detach`, replies once it is queued
         # and recorded in the job history (ResourceLimit, naming the disk, when it cannot be).
         method Run(kind: string, parameters: ?object, detach: ?bool, timeout: ?string) -> (job: Job)
 
         # The most recent jobs first; with `state` or `kind`, only those (the limit counts what matches).
         method ListJobs(limit: ?int, state: ?string, kind: ?string) -> (jobs: []Job)
 
-        # With `more`, replies follow as the job progresses, the last when it has finished.
+        # With `more`, replies follow as the job progresses (every 250 ms while it runs), the last
+        # when it has finished.
         method GetJob(id: int) -> (job: Job)
 
         # Stops a queued or running job; its workers return to the pool.

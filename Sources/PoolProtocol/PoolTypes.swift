@@ -43,10 +43,24 @@ public enum JobState: String, Codable, Sendable, CaseIterable {
 public struct JobProgress: Codable, Sendable, Equatable {
     public var done: Int
     public var total: Int
+    /// prodcons: messages in the queue now (its capacity is the `capacity` parameter).
+    public var queueDepth: Int?
+    /// event: participants blocked on the event, and those it has woken so far.
+    public var waiting: Int?
+    public var woken: Int?
+    /// append with shared memory: the string so far (its last `textWindow` characters when longer).
+    public var text: String?
 
-    public init(done: Int, total: Int) {
+    public static let textWindow = 1000
+
+    public init(done: Int, total: Int, queueDepth: Int? = nil, waiting: Int? = nil, woken: Int? = nil,
+                text: String? = nil) {
         self.done = done
         self.total = total
+        self.queueDepth = queueDepth
+        self.waiting = waiting
+        self.woken = woken
+        self.text = text
     }
 }
 
@@ -109,10 +123,12 @@ public struct StatusReply: Codable, Sendable, Equatable {
     /// The pool's identity in the journal (POOLD_INSTANCE): the same across restarts on one state
     /// directory, different for another daemon.
     public var instance: String?
+    /// The running jobs with their progress, without their logs (nil: none runs).
+    public var runningJobs: [JobRecord]?
 
     public init(pid: Int, version: String, poolSize: Int, workers: [WorkerInfo], jobsQueued: Int, jobsRunning: Int,
                 jobsFinished: Int, uptimeSeconds: Double, drain: DrainInfo? = nil, history: HistoryStatus? = nil,
-                instance: String? = nil) {
+                instance: String? = nil, runningJobs: [JobRecord]? = nil) {
         self.pid = pid
         self.version = version
         self.poolSize = poolSize
@@ -124,6 +140,7 @@ public struct StatusReply: Codable, Sendable, Equatable {
         self.drain = drain
         self.history = history
         self.instance = instance
+        self.runningJobs = runningJobs
     }
 }
 

@@ -30,6 +30,9 @@ public final class VarlinkClient {
     private var buffer: [UInt8] = []
     private let encoder = JSONEncoder()
     private let decoder = JSONDecoder()
+    /// Watched while a call waits for its reply: each byte that arrives on `descriptor` (a signal
+    /// handler's pipe) runs `onInterrupt` in the program's ordinary flow, then the wait goes on.
+    public var interruption: (descriptor: Int32, onInterrupt: () -> Void)?
 
     public init(socketPath: String, timeoutSeconds: Int? = nil) throws(VarlinkClientError) {
         self.socketPath = socketPath
@@ -148,6 +151,7 @@ public final class VarlinkClient {
                 return message
             }
             scanned = buffer.count
+            awaitReadable()
             var chunk = [UInt8](repeating: 0, count: 65536)
             let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
             if count < 0 {
@@ -156,6 +160,29 @@ public final class VarlinkClient {
             }
             if count == 0 { throw .connectionLost("the daemon closed the connection") }
             buffer.append(contentsOf: chunk[..<count])
+        }
+    }
+
+    /// Returns once the socket has something to read (or has failed: `read` then says what),
+    /// handling interruptions meanwhile.
+    private func awaitReadable() {
+        guard let interruption else { return }
+        var descriptors = [pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0),
+                           pollfd(fd: interruption.descriptor, events: Int16(POLLIN), revents: 0)]
+        while true {
+            descriptors[0].revents = 0
+            descriptors[1].revents = 0
+            if poll(&descriptors, 2, -1) < 0 {
+                if errno == EINTR { continue }
+                return
+            }
+            if descriptors[1].revents != 0 {
+                var byte: UInt8 = 0
+                // One byte per signal: a second Ctrl-C queued behind the first gets its own call.
+                guard read(interruption.descriptor, &byte, 1) == 1 else { return }
+                interruption.onInterrupt()
+            }
+            if descriptors[0].revents != 0 { return }
         }
     }
 }

@@ -41,6 +41,7 @@ extension PoolController {
             nextFollowerID += 1
             statusFollowers[id] = { status in responder.reply(status, continues: true) }
             responder.onClose = { [self] in statusFollowers[id] = nil }
+            scheduleStatusProgress()
         case PoolInterface.Method.run.qualifiedName:
             try run(parameters(RunRequest.self), responder: responder)
         case PoolInterface.Method.listJobs.qualifiedName:

@@ -114,6 +114,17 @@ struct AppendJob: JobPlan {
         return segment
     }
 
+    /// The shared string so far. Its writers store each character before the new length, so the
+    /// characters up to the length read here are all written.
+    func addLiveFigures(to progress: inout JobProgress, segment: JobSegment, monitor: (any JobMonitor)?) {
+        guard memory == .shared else { return }
+        let area = segment.kindArea
+        let length = min(Int(area.load(fromByteOffset: Area.length, as: Int64.self)), textCapacity)
+        let shown = min(length, JobProgress.textWindow)
+        progress.text = String(decoding: UnsafeRawBufferPointer(start: area + Area.text(participants: workers) + length - shown,
+                                                                count: shown), as: UTF8.self)
+    }
+
     func result(from segment: JobSegment, monitor: (any JobMonitor)?) -> JSONValue {
         let area = segment.kindArea
         let expected = totalWork

@@ -76,6 +76,21 @@ struct EventJob: JobPlan {
         }
     }
 
+    /// Waiting: participants that have taken their part and not yet received the event (nor
+    /// ended); woken: those that received it.
+    func addLiveFigures(to progress: inout JobProgress, segment: JobSegment, monitor: (any JobMonitor)?) {
+        var waiting = 0, woken = 0
+        for index in 0..<workers {
+            let participant = segment.participant(index)
+            if (segment.kindArea + Area.records + index * Area.recordSize).load(as: Int64.self) != 0 {
+                woken += 1
+            } else if participant.pid.load(ordering: .relaxed) != 0, participant.done.load(ordering: .relaxed) == 0 {
+                waiting += 1
+            }
+        }
+        (progress.waiting, progress.woken) = (waiting, woken)
+    }
+
     func result(from segment: JobSegment, monitor: (any JobMonitor)?) -> JSONValue {
         let area = segment.kindArea
         let setNanos = area.load(fromByteOffset: Area.setNanos, as: Int64.self)

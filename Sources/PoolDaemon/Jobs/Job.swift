@@ -68,7 +68,9 @@ final class Job {
         guard let segment else { return state == .queued ? JobProgress(done: 0, total: plan.totalWork) : nil }
         var done = 0
         for index in 0..<segment.participants { done += Int(segment.participant(index).done.load(ordering: .relaxed)) }
-        return JobProgress(done: done, total: plan.totalWork)
+        var progress = JobProgress(done: done, total: plan.totalWork)
+        plan.addLiveFigures(to: &progress, segment: segment, monitor: monitor)
+        return progress
     }
 
     var record: JobRecord { record(includingLog: true) }

@@ -42,6 +42,10 @@ protocol JobPlan: Sendable {
     /// failed or was cancelled: what was done until then).
     func result(from segment: JobSegment, monitor: (any JobMonitor)?) -> JSONValue
 
+    /// Adds the kind's live figures (queue depth, waiters, the string so far) to a running job's
+    /// progress, read from the segment and the monitor.
+    func addLiveFigures(to progress: inout JobProgress, segment: JobSegment, monitor: (any JobMonitor)?)
+
     /// Whether a participant whose worker died can be handed to a replacement worker, which resumes
     /// from what the dead one left in the segment. Kinds that cannot say what a dead worker had
     /// done are not: the job fails with an account instead.
@@ -56,6 +60,7 @@ extension JobPlan {
     func makeMonitor(segment: JobSegment) -> (any JobMonitor)? { nil }
     func logLines(segment: JobSegment, from start: Int) -> [String] { [] }
     func logLineCount(segment: JobSegment) -> Int { 0 }
+    func addLiveFigures(to progress: inout JobProgress, segment: JobSegment, monitor: (any JobMonitor)?) {}
     var resumesAfterWorkerDeath: Bool { false }
 }
 

@@ -286,6 +286,19 @@ extension PoolController {
         }
     }
 
+    /// While jobs run and clients follow the status, pushes it to them every `progressInterval`:
+    /// the jobs' progress changes without a change the status would otherwise be pushed for.
+    func scheduleStatusProgress() {
+        guard statusProgressTimer == nil, !statusFollowers.isEmpty, !runningJobIDs.isEmpty else { return }
+        statusProgressTimer = eventLoop.assumeIsolated().scheduleTask(in: timeAmount(configuration.progressInterval)) { [self] in
+            statusProgressTimer = nil
+            guard !statusFollowers.isEmpty, !runningJobIDs.isEmpty else { return }
+            let status = statusReply()
+            for follower in statusFollowers.values { follower(status) }
+            scheduleStatusProgress()
+        }
+    }
+
     private func scheduleMonitor(for job: Job, monitor: any JobMonitor, after delay: Duration) {
         job.monitorTimer = eventLoop.assumeIsolated().scheduleTask(in: timeAmount(delay)) { [self] in
             guard job.state == .running, job.cancelReason == nil, job.failure == nil else { return }

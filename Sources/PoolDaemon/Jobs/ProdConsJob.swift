@@ -311,7 +311,7 @@ struct ProdConsJob: JobPlan {
     /// neighbours are averaged and the interval doubles, so a long run keeps its whole shape.
     final class OccupancySampler: JobMonitor {
         /// Open until the job finishes: an unlinked queue still open counts against queues_max.
-        private var queue: MessageQueue?
+        private(set) var queue: MessageQueue?
         private(set) var samples: [Double] = []
         private(set) var interval: Int64 = 10_000_000
         let limit = 512
@@ -339,6 +339,11 @@ struct ProdConsJob: JobPlan {
             }
             return .nanoseconds(interval)
         }
+    }
+
+    /// The queue's depth now, from the sampler's descriptor (mq_getattr).
+    func addLiveFigures(to progress: inout JobProgress, segment: JobSegment, monitor: (any JobMonitor)?) {
+        if let queue = (monitor as? OccupancySampler)?.queue { progress.queueDepth = queue.currentDepth }
     }
 
     func logLineCount(segment: JobSegment) -> Int {
