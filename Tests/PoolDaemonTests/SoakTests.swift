@@ -45,6 +45,9 @@ struct SoakTests {
                 samples.append(try quietSample(daemon, label: round == 1 ? "round 1 (warm-up)" : "round \(round)",
                                                jobs: ledger.jobsRun))
             }
+            // Once, after the last sample: a reply of 1000 records leaves the allocator a few MiB
+            // larger, which would blur RSS.
+            try expectHistory(daemon, newest: ledger.jobsRun, limit: historyLimit)
         } catch {
             let pool = (try? daemon.status()).map { "\($0.jobsRunning) running, \($0.jobsQueued) queued, \(Self.describe($0.workers))" }
             Issue.record(error, "round \(samples.count) ended without a quiet pool of \(Self.quietPoolSize) idle workers: \(pool ?? "no status")")
@@ -102,6 +105,16 @@ struct SoakTests {
             _ = try probe.call(PoolInterface.Method.status.qualifiedName, returning: StatusReply.self)
             return ResourceSample(label: label, jobs: jobs, pid: daemon.pid, ipcObjects: daemon.ipcObjects)
         }
+    }
+
+    /// The history keeps the newest `limit` jobs, each once and finished: ids are never handed
+    /// out twice, and none is lost.
+    private func expectHistory(_ daemon: DaemonHarness, newest: Int, limit: Int) throws {
+        let listed = try daemon.client().call(PoolInterface.Method.listJobs.qualifiedName, ListJobsRequest(limit: limit + 1),
+                                              returning: ListJobsReply.self).jobs
+        let ids = listed.map(\.id), unfinished = listed.filter { !$0.state.isFinished }.map(\.id)
+        let kept = ids == Array((max(1, newest - limit + 1)...newest).reversed())
+        #expect(kept && unfinished.isEmpty, "after \(newest) jobs the history holds \(ids.count) (\(ids.first ?? 0) down to \(ids.last ?? 0)), unfinished: \(unfinished)")
     }
 
     /// Flat: at every quiet point the daemon holds no descriptor of a job and the IPC objects of
