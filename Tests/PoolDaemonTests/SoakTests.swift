@@ -50,7 +50,7 @@ struct SoakTests {
             try expectHistory(daemon, newest: ledger.jobsRun, limit: historyLimit)
         } catch {
             let pool = (try? daemon.status()).map { "\($0.jobsRunning) running, \($0.jobsQueued) queued, \(Self.describe($0.workers))" }
-            Issue.record(error, "round \(samples.count) ended without a quiet pool of \(Self.quietPoolSize) idle workers: \(pool ?? "no status")")
+            Issue.record(error, "the soak stopped after \(samples.count - 1) of \(Self.rounds) rounds (a quiet pool is \(Self.quietPoolSize) idle workers): \(pool ?? "no status")")
         }
         let seconds = Date().timeIntervalSince(began)
         let report = ledger.report
