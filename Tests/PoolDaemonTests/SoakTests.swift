@@ -364,11 +364,13 @@ struct Exercise: Sendable {
         job("counter atomic", "counter", counter("atomic")) { (exactCount($0), 0) },
         job("prodcons 2x1 batch 4", "prodcons", prodcons(items: 400, producers: 2, batch: 4)) { (exactChecksum($0, items: 400), 0) },
         job("append shared", "append", append("shared", counts: [5, 7])) { (sharedText($0, counts: [5, 7]), 0) },
+        cancelRace("cancel prodcons at once", "prodcons", prodcons(items: 300)) { exactChecksum($0, items: 300) },
         poolChange,
         job("counter unsafe", "counter", counter("unsafe")) { (trueRace($0), 0) },
         job("prodcons 1x2 trace", "prodcons", prodcons(items: 20, consumers: 2, trace: true)) { (exactTrace($0, items: 20), 0) },
         job("append private", "append", append("private", counts: [3, 4])) { (privateCopies($0, counts: [3, 4]), 0) },
         cancelPair("prodcons"),
+        cancelRace("cancel counter at once", "counter", counter("locked")) { exactCount($0) },
         job("event job timeout", "event", ["waiters": .number(1), "timeoutWaiters": .number(0), "setAfter": .string("60m")],
             timeout: "20ms") { (timedOut($0), 0) },
         poolChange,
@@ -522,7 +524,23 @@ struct Exercise: Sendable {
         }
     }
 
-    /// A job cancelled while queued never ran; one cancelled while running accounts for its work.
+    /// A short job cancelled as soon as it is queued: the cancel races its start and its end, and
+    /// whichever wins, its record is true (succeeded and exact, or cancelled with its account).
+    static func cancelRace(_ row: String, _ kind: String, _ parameters: [String: JSONValue],
+                           exact: @escaping @Sendable (JobRecord) -> String?) -> Exercise {
+        Exercise(rows: [row], jobs: 1) { soak, client in
+            let id = try client.call(PoolInterface.Method.run.qualifiedName, RunRequest(kind: kind, parameters: .object(parameters), detach: true),
+                                     returning: JobReply.self).job.id
+            _ = try client.call(PoolInterface.Method.cancel.qualifiedName, JobIDRequest(id: id), returning: JobReply.self)
+            let job = try soak.follow(id) { $0.state.isFinished }
+            let problem = job.state == .succeeded ? exact(job) : trueCancelAccount(job)
+            return [Outcome(row: row, problem: problem.map { "\(row), job \(id): \($0)" })]
+        }
+    }
+
+    /// A job cancelled while queued never ran; one cancelled while running accounts for its work:
+    /// the counter's count is that of the updates done, and what prodcons consumed was produced
+    /// (all of it, with the same sum, when the counts agree).
     static func trueCancelAccount(_ job: JobRecord) -> String? {
         guard job.state == .cancelled, job.error?.contains("cancel") == true else { return "\(job.state): \(job.error ?? "no error")" }
         guard job.startedAt != nil else {
@@ -535,8 +553,10 @@ struct Exercise: Sendable {
             }
             return nil
         }
-        guard let produced = result["produced"]?.intValue, let consumed = result["consumed"]?.intValue, consumed <= produced,
-              produced < 1_000_000_000, result["checksumOK"] == .bool(false) else {
+        guard let items = result["items"]?.intValue, let produced = result["produced"]?.intValue, let consumed = result["consumed"]?.intValue,
+              let producedSum = result["producedSum"]?.intValue, let consumedSum = result["consumedSum"]?.intValue,
+              consumed <= produced, produced <= items, consumedSum <= producedSum, consumed < produced || consumedSum == producedSum,
+              result["checksumOK"] == .bool(consumed == items && produced == items && consumedSum == producedSum) else {
             return "prodcons account wrong: \(result)"
         }
         return nil
