@@ -30,8 +30,8 @@ struct SoakTests {
         try "workers = \(Self.quietPoolSize)\nhistory-limit = \(historyLimit)\n".write(toFile: configPath, atomically: true, encoding: .utf8)
         let namespace = try IPCNamespace()
         defer { namespace.close() }
-        let daemon = try DaemonHarness.start(workers: Self.quietPoolSize, arguments: ["--config", configPath, "--log-level", "info"],
-                                             namespace: namespace)
+        // The pool size from the file alone: a size on the command line would hold it against reloads.
+        let daemon = try DaemonHarness.start(workers: nil, arguments: ["--config", configPath, "--log-level", "info"], namespace: namespace)
         defer { try? daemon.stop() }
         let ledger = SoakLedger()
         let soak = SoakDaemon(socketPath: daemon.socketPath, pid: daemon.pid, configPath: configPath, ledger: ledger)
@@ -42,12 +42,13 @@ struct SoakTests {
             for round in 1...Self.rounds {
                 ledger.allow(jobs: jobs * round / Self.rounds)
                 runClients(soak, ledger)
+                if ledger.stopped { break }
                 samples.append(try quietSample(daemon, label: round == 1 ? "round 1 (warm-up)" : "round \(round)",
                                                jobs: ledger.jobsRun))
             }
             // Once, after the last sample: a reply of 1000 records leaves the allocator a few MiB
             // larger, which would blur RSS.
-            try expectHistory(daemon, newest: ledger.jobsRun, limit: historyLimit)
+            if !ledger.stopped { try expectHistory(daemon, newest: ledger.jobsRun, limit: historyLimit) }
         } catch {
             let pool = (try? daemon.status()).map { "\($0.jobsRunning) running, \($0.jobsQueued) queued, \(Self.describe($0.workers))" }
             Issue.record(error, "the soak stopped after \(samples.count - 1) of \(Self.rounds) rounds (a quiet pool is \(Self.quietPoolSize) idle workers): \(pool ?? "no status")")
@@ -68,22 +69,26 @@ struct SoakTests {
     }
 
     /// The clients, each with a connection of its own on a thread of its own (the calls block),
-    /// until the round's jobs are all issued.
+    /// until the round's jobs are all issued. A call that fails (no reply, a refusal, a wait that
+    /// never ends) stops them all: what follows it would only wait out more timeouts.
     private func runClients(_ soak: SoakDaemon, _ ledger: SoakLedger) {
         let group = DispatchGroup()
         for _ in 0..<Self.clients {
             group.enter()
             Thread {
                 defer { group.leave() }
-                var client = try? soak.client()
-                while let connected = client, let exercise = ledger.nextExercise() {
-                    do {
-                        ledger.record(try exercise.body(soak, connected), jobs: exercise.jobs)
-                    } catch {
-                        ledger.record([Outcome(row: exercise.rows[0], problem: "\(exercise.rows[0]): \(error)")], jobs: exercise.jobs)
-                        // A broken connection is replaced; no daemon to reach ends this client.
-                        client = try? soak.client()
+                do {
+                    let client = try soak.client()
+                    while let exercise = ledger.nextExercise() {
+                        do {
+                            ledger.record(try exercise.body(soak, client), jobs: exercise.jobs)
+                        } catch {
+                            ledger.record([Outcome(row: exercise.rows[0], problem: "\(exercise.rows[0]): \(error)")], jobs: exercise.jobs)
+                            throw error
+                        }
                     }
+                } catch {
+                    ledger.stop()
                 }
             }.start()
         }
@@ -287,6 +292,7 @@ final class SoakLedger: Sendable {
         var rows: [String: Tally] = [:]
         var problems: [String] = []
         var peak: Peak?
+        var stopped = false
     }
 
     private let state = Mutex(Report())
@@ -300,9 +306,16 @@ final class SoakLedger: Sendable {
         state.withLock { $0.jobsAllowed = jobs }
     }
 
+    /// No more exercises, this round or later.
+    func stop() {
+        state.withLock { $0.stopped = true }
+    }
+
+    var stopped: Bool { state.withLock { $0.stopped } }
+
     func nextExercise() -> Exercise? {
         state.withLock { state in
-            guard state.jobsIssued < state.jobsAllowed else { return nil }
+            guard !state.stopped, state.jobsIssued < state.jobsAllowed else { return nil }
             let exercise = Exercise.all[state.nextExercise % Exercise.all.count]
             state.nextExercise += 1
             state.jobsIssued += exercise.jobs
@@ -414,12 +427,15 @@ struct Exercise: Sendable {
         return nil
     }
 
-    /// Unsafe may lose updates, but its account must say so truly.
+    /// Unsafe may lose updates, but its account must say so truly: the counter is off by exactly
+    /// the increments and decrements it reports lost.
     static func trueRace(_ job: JobRecord) -> String? {
         if let failed = succeeded(job) { return failed }
         guard let result = try? job.result?.decode(CounterResult.self) else { return "no counter result" }
-        guard result.expected == 9, result.lost == abs(result.expected - result.actual), result.operations == 2 * iterations + 1 else {
-            return "counter \(result.actual), expected \(result.expected), lost \(result.lost), \(result.operations) operations"
+        let up = result.lostIncrements ?? -1, down = result.lostDecrements ?? -1
+        guard result.expected == 9, up >= 0, down >= 0, result.lost == up + down, result.actual == result.expected - up + down,
+              result.operations == 2 * iterations + 1 else {
+            return "counter \(result.actual), expected \(result.expected), lost \(result.lost) (\(up) increments, \(down) decrements), \(result.operations) operations"
         }
         return nil
     }
