@@ -3,7 +3,7 @@ SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := libsystemd-dev libsqlite3-dev pkg-config python3-pip systemd tmux
 
-.PHONY: all deps mqueue build release demo race-rate test test-reliability chaos clean
+.PHONY: all deps mqueue build release demo race-rate test test-reliability chaos soak clean
 
 all: build
 
@@ -54,6 +54,15 @@ CHAOS_TRIALS ?= 200
 chaos: deps mqueue
 	$(SWIFT) build --build-tests
 	CHAOS_TRIALS=$(CHAOS_TRIALS) $(SWIFT) test --skip-build --filter ChaosTests
+
+# One long-lived release daemon: SOAK_JOBS jobs of every kind from several clients, with cancels,
+# resizes and reloads; every result exact, descriptors, threads, RSS and IPC objects flat. Prints
+# its figures. `make test` runs a short one (400 jobs) on the debug build.
+SOAK_JOBS ?= 10000
+soak: deps mqueue release
+	$(SWIFT) build --build-tests
+	POOLD_SOAK_JOBS=$(SOAK_JOBS) POOLD_BIN_DIR="$$($(SWIFT) build -c release --show-bin-path)" \
+		$(SWIFT) test --skip-build --filter SoakTests
 
 clean:
 	$(SWIFT) package clean

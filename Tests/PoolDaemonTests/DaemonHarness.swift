@@ -8,9 +8,11 @@ import Testing
 import Glibc
 #endif
 
-/// The built binaries, found beside the test bundle (`.build/debug`).
+/// The built binaries, found beside the test bundle (`.build/debug`), or in $POOLD_BIN_DIR
+/// (`make soak` runs the tests against the release build).
 enum Binaries {
     static let directory: String = {
+        if let chosen = ProcessInfo.processInfo.environment["POOLD_BIN_DIR"], !chosen.isEmpty { return chosen }
         let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         var url = URL(fileURLWithPath: executable).deletingLastPathComponent()
         // The xctest bundle may sit one level inside the products folder.
