@@ -33,20 +33,28 @@ struct GlobalOptions: ParsableArguments {
     /// Makes a call and decodes its reply, turning an error reply into exit status 4 and a lost
     /// connection into status 3.
     func call<Reply: Decodable>(_ client: VarlinkClient, _ method: PoolInterface.Method,
-                                _ parameters: some Encodable & Sendable = NoParameters(), returning: Reply.Type) throws -> Reply {
+                                _ parameters: some Encodable & Sendable = NoParameters(), returning: Reply.Type,
+                                options: [String: String] = [:]) throws -> Reply {
         do {
             return try VarlinkClient.decode(client.call(method.qualifiedName, parameters), as: Reply.self)
         } catch {
-            throw report(error)
+            throw report(error, options: options)
         }
     }
 
     /// Prints why a call failed and returns the exit status to leave with.
-    func report(_ error: Error) -> ExitCode {
+    /// `options`: the command's option for a job parameter whose name is not its own (event's
+    /// `timeout` is `--wait-timeout`); the others are the parameter in kebab case.
+    func report(_ error: Error, options: [String: String] = [:]) -> ExitCode {
         switch error {
         case let refusal as PoolError:
             if json { Output.json(RefusalJSON(error: refusal.name, parameters: refusal.parameters)) }
-            Output.error("refused: \(refusal)")
+            if refusal.shortName == "InvalidParameter", let parameter = refusal.parameters.parameter, let reason = refusal.parameters.reason {
+                // The daemon names its parameters (consumeDelay); the person typed the option (--consume-delay).
+                Output.error("refused: \(options[parameter] ?? Self.option(for: parameter)): \(reason) (\(refusal.name))")
+            } else {
+                Output.error("refused: \(refusal)")
+            }
             if let hint = Self.hint(for: refusal) { Output.info("  hint: " + hint) }
             return Outcome.refused.exitCode
         case let failure as VarlinkClientError:
@@ -62,6 +70,13 @@ struct GlobalOptions: ParsableArguments {
 }
 
 extension GlobalOptions {
+    /// `consumeDelay` as poolctl spells it: `--consume-delay`.
+    static func option(for parameter: String) -> String {
+        "--" + parameter.reduce(into: "") { name, character in
+            if character.isUppercase { name += "-" + character.lowercased() } else { name.append(character) }
+        }
+    }
+
     /// What to do about a refusal that is about who is asking rather than what was asked.
     static func hint(for refusal: PoolError) -> String? {
         switch refusal.shortName {

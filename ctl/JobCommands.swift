@@ -5,11 +5,18 @@ import PoolProtocol
 extension JobState: ExpressibleByArgument {}
 
 struct Jobs: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List recent jobs, newest first.")
+    static let configuration = CommandConfiguration(
+        abstract: "List recent jobs, newest first.",
+        discussion: """
+            Examples:
+              poolctl jobs
+              poolctl jobs --state failed --limit 50
+              poolctl jobs --kind prodcons
+            """)
 
     @OptionGroup var global: GlobalOptions
 
-    @Option(help: "How many jobs to list.")
+    @Option(parsing: .unconditional, help: "How many jobs to list.")
     var limit: Int = 20
 
     @Option(help: "Only jobs in this state: queued, running, succeeded, failed, cancelled or interrupted.")
@@ -43,7 +50,15 @@ struct Jobs: ParsableCommand {
 }
 
 struct JobCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "job", abstract: "Show one job with its full result.")
+    static let configuration = CommandConfiguration(
+        commandName: "job", abstract: "Show one job with its full result.",
+        discussion: """
+            Examples:
+              poolctl job 7
+              poolctl job 7 --wait
+              poolctl job 7 --follow
+              poolctl --json job 7
+            """)
 
     @OptionGroup var global: GlobalOptions
 
@@ -80,7 +95,12 @@ struct JobCommand: ParsableCommand {
 }
 
 struct Cancel: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Cancel a queued or running job.")
+    static let configuration = CommandConfiguration(
+        abstract: "Cancel a queued or running job.",
+        discussion: """
+            Examples:
+              poolctl cancel 7
+            """)
 
     @OptionGroup var global: GlobalOptions
 
@@ -98,10 +118,22 @@ struct Cancel: ParsableCommand {
 }
 
 struct Pool: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Manage the pool.", subcommands: [Resize.self, Restart.self])
+    static let configuration = CommandConfiguration(
+        abstract: "Manage the pool.",
+        discussion: """
+            Examples:
+              poolctl pool resize 8
+              poolctl pool restart 1
+            """,
+        subcommands: [Resize.self, Restart.self])
 
     struct Resize: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Grow or shrink the pool to N workers.")
+        static let configuration = CommandConfiguration(
+            abstract: "Grow or shrink the pool to N workers (busy workers finish their job first).",
+            discussion: """
+                Examples:
+                  poolctl pool resize 8
+                """)
 
         @OptionGroup var global: GlobalOptions
 
@@ -118,8 +150,14 @@ struct Pool: ParsableCommand {
     struct Restart: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Replace the workers of the given slots (default: all) with new ones, and bring failed slots back.",
-            discussion: "One slot at a time, each new worker ready before the next is replaced, so the pool keeps serving. "
-                + "A busy slot's worker is replaced when its job ends. Exits 1 if a slot failed again (see `poolctl status`).")
+            discussion: """
+                One slot at a time, each new worker ready before the next is replaced, so the pool keeps serving. A busy \
+                slot's worker is replaced when its job ends. Exits 1 if a slot failed again (see `poolctl status`).
+
+                Examples:
+                  poolctl pool restart
+                  poolctl pool restart 1 3
+                """)
 
         @OptionGroup var global: GlobalOptions
 

@@ -25,10 +25,10 @@ struct Logs: ParsableCommand {
     @Argument(help: "Only this job's records.")
     var jobID: Int?
 
-    @Option(help: "Only records from this worker slot.")
+    @Option(parsing: .unconditional, help: "Only records from this worker slot.")
     var worker: Int?
 
-    @Option(name: [.customShort("n"), .customLong("lines")], help: "Only the last N records (then, with --follow, new ones).")
+    @Option(name: [.customShort("n"), .customLong("lines")], parsing: .unconditional, help: "Only the last N records (then, with --follow, new ones).")
     var lines: Int?
 
     @Option(help: "Only records since then: a time ago (30s, 10m, 2h, 1d) or a time (2026-12-01 09:30, 2026-12-01T09:30:00Z).")

@@ -17,21 +17,37 @@ struct ProdConsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "prodcons",
         abstract: "The notebook's bounded queue: producers and consumers over one POSIX message queue.",
-        discussion: "With no options it is the notebook's cell: 1 producer, 1 consumer, 10 items, capacity 10, random 0..1s pauses."
+        discussion: """
+            With no options it is the notebook's cell: 1 producer, 1 consumer, 10 items, capacity 10, random 0..1s pauses.
+
+            Examples:
+              poolctl run prodcons --trace
+              poolctl run prodcons --trace --consume-delay 200ms
+              poolctl run prodcons --items 1000000 --batch 32 --producers 2 --consumers 2
+            """
     )
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var options: RunOptions
-    @Option(help: "Producer processes (default 1).") var producers: Int?
-    @Option(help: "Consumer processes (default 1).") var consumers: Int?
-    @Option(help: "Items in all, split across the producers (default 10).") var items: Int?
-    @Option(help: "Queue depth (default 10, at most /proc/sys/fs/mqueue/msg_max).") var capacity: Int?
+    @Option(parsing: .unconditional, help: "Producer processes (default 1).") var producers: Int?
+    @Option(parsing: .unconditional, help: "Consumer processes (default 1).") var consumers: Int?
+    @Option(parsing: .unconditional, help: "Items in all, split across the producers (default 10).") var items: Int?
+    @Option(parsing: .unconditional, help: "Queue depth (default 10, at most /proc/sys/fs/mqueue/msg_max).") var capacity: Int?
     @Option(help: "Pause after each put, a duration or range such as 0..1s (default 0..1s for 100 items or fewer, else none).") var produceDelay: String?
     @Option(help: "Pause after each get (same default).") var consumeDelay: String?
-    @Option(help: "Seed of the item and pause generator (default 1).") var seed: Int?
-    @Option(help: "Bytes per item (default 8).") var payloadBytes: Int?
-    @Option(help: "Items packed into one message (default 1).") var batch: Int?
+    @Option(parsing: .unconditional, help: "Seed of the item and pause generator (default 1).") var seed: Int?
+    @Option(parsing: .unconditional, help: "Bytes per item (default 8).") var payloadBytes: Int?
+    @Option(parsing: .unconditional, help: "Items packed into one message (default 1).") var batch: Int?
     @Flag(help: "Log one line per put and get, as the notebook prints them.") var trace = false
+
+    func validate() throws {
+        for (value, option) in [(producers, "--producers"), (consumers, "--consumers"), (items, "--items"), (capacity, "--capacity"),
+                                (payloadBytes, "--payload-bytes"), (batch, "--batch")] {
+            try OptionChecks.atLeast(1, value, option)
+        }
+        try OptionChecks.durationOrRange(produceDelay, "--produce-delay")
+        try OptionChecks.durationOrRange(consumeDelay, "--consume-delay")
+    }
 
     func run() throws {
         var parameters = ParameterBuilder()
@@ -52,15 +68,27 @@ struct ProdConsCommand: ParsableCommand {
 struct EventCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "event",
-        abstract: "The notebook's Event: waiters block until the daemon sets it; timeout waiters wait with a timeout, in a loop."
+        abstract: "The notebook's Event: waiters block until the daemon sets it; timeout waiters wait with a timeout, in a loop.",
+        discussion: """
+            Examples:
+              poolctl run event
+              poolctl run event --waiters 0 --timeout-waiters 1 --wait-timeout 200ms --set-after 1s
+            """
     )
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var options: RunOptions
-    @Option(help: "Waiters without a timeout (default 1).") var waiters: Int?
-    @Option(help: "Waiters with a timeout (default 1).") var timeoutWaiters: Int?
+    @Option(parsing: .unconditional, help: "Waiters without a timeout (default 1).") var waiters: Int?
+    @Option(parsing: .unconditional, help: "Waiters with a timeout (default 1).") var timeoutWaiters: Int?
     @Option(help: "The timeout waiters' timeout per wait (default 2s); --timeout is the whole job's.") var waitTimeout: String?
     @Option(help: "When the daemon sets the event (default 500ms).") var setAfter: String?
+
+    func validate() throws {
+        try OptionChecks.atLeast(0, waiters, "--waiters")
+        try OptionChecks.atLeast(0, timeoutWaiters, "--timeout-waiters")
+        try OptionChecks.duration(waitTimeout, "--wait-timeout")
+        try OptionChecks.duration(setAfter, "--set-after")
+    }
 
     func run() throws {
         var parameters = ParameterBuilder()
@@ -68,20 +96,30 @@ struct EventCommand: ParsableCommand {
         parameters.set("timeoutWaiters", timeoutWaiters)
         parameters.set("timeout", waitTimeout)
         parameters.set("setAfter", setAfter)
-        try JobRunner(global: global, options: options).run(kind: "event", parameters: parameters.object)
+        try JobRunner(global: global, options: options, optionNames: ["timeout": "--wait-timeout"]).run(kind: "event", parameters: parameters.object)
     }
 }
 
 struct TasksCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tasks",
-        abstract: "The notebook's tasks with arguments: task i says \"I'm the task i\" on some worker."
+        abstract: "The notebook's tasks with arguments: task i says \"I'm the task i\" on participant i mod n.",
+        discussion: """
+            Examples:
+              poolctl run tasks
+              poolctl run tasks --count 100 --workers 4
+            """
     )
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var options: RunOptions
-    @Option(help: "Tasks to run (default 10).") var count: Int?
-    @Option(help: "Workers to spread them over (default: as many as the pool has, at most one per task).") var workers: Int?
+    @Option(parsing: .unconditional, help: "Tasks to run (default 10).") var count: Int?
+    @Option(parsing: .unconditional, help: "Workers to spread them over (default: as many as the pool has, at most one per task).") var workers: Int?
+
+    func validate() throws {
+        try OptionChecks.atLeast(1, count, "--count")
+        try OptionChecks.atLeast(1, workers, "--workers")
+    }
 
     func run() throws {
         var parameters = ParameterBuilder()
@@ -94,16 +132,28 @@ struct TasksCommand: ParsableCommand {
 struct AppendCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "append",
-        abstract: "The notebook's section 2: workers append characters to a shared string, or to private copies."
+        abstract: "The notebook's section 2: workers append characters to a shared string, or to private copies.",
+        discussion: """
+            Examples:
+              poolctl run append --memory private
+              poolctl run append --chars oO --counts 10,20 --intervals 1s,600ms --memory shared
+            """
     )
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var options: RunOptions
-    @Option(help: "Workers (default 2).") var workers: Int?
+    @Option(parsing: .unconditional, help: "Workers (default 2).") var workers: Int?
     @Option(help: "One character per worker, or one for all (default oO, repeated for more workers).") var chars: String?
     @Option(help: "Appends per worker, comma-separated, or one for all (default 10,20, repeated).") var counts: String?
     @Option(help: "Pause between appends per worker, or one for all (default 1s,600ms, repeated).") var intervals: String?
     @Option(help: "shared (one string, under a lock) or private (a copy each) (default shared).") var memory: String?
+
+    func validate() throws {
+        try OptionChecks.atLeast(1, workers, "--workers")
+        if let memory, !["shared", "private"].contains(memory) {
+            throw ValidationError("--memory must be shared or private, not '\(memory)'")
+        }
+    }
 
     func run() throws {
         var parameters = ParameterBuilder()
@@ -120,15 +170,27 @@ struct LockCellCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lockcell",
         abstract: "The notebook's first Counter cell: workers sleep, wait for the lock, increment under it, twice.",
-        discussion: "Each step is a line, as the notebook logs it (Sleeping 0.42, Waiting for lock, Acquired lock, Done), then Counter: 4."
+        discussion: """
+            Each step is a line, as the notebook logs it (Sleeping 0.42, Waiting for lock, Acquired lock, Done), then Counter: 4.
+
+            Examples:
+              poolctl run lockcell
+              poolctl run lockcell --workers 4 --increments 3 --pause 0..200ms
+            """
     )
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var options: RunOptions
-    @Option(help: "Workers (default 2).") var workers: Int?
-    @Option(help: "Increments per worker (default 2).") var increments: Int?
+    @Option(parsing: .unconditional, help: "Workers (default 2).") var workers: Int?
+    @Option(parsing: .unconditional, help: "Increments per worker (default 2).") var increments: Int?
     @Option(help: "Sleep before each increment, a duration or range (default 0..1s).") var pause: String?
-    @Option(help: "Seed of the sleeps (default: a new one each run, shown in the job's parameters).") var seed: Int?
+    @Option(parsing: .unconditional, help: "Seed of the sleeps (default: a new one each run, shown in the job's parameters).") var seed: Int?
+
+    func validate() throws {
+        try OptionChecks.atLeast(1, workers, "--workers")
+        try OptionChecks.atLeast(1, increments, "--increments")
+        try OptionChecks.durationOrRange(pause, "--pause")
+    }
 
     func run() throws {
         var parameters = ParameterBuilder()

@@ -5,6 +5,14 @@ import PoolProtocol
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run one of the notebook's jobs and wait for its result.",
+        discussion: """
+            On a terminal the job's progress shows live; Ctrl-C cancels the job (twice: leave at once).
+
+            Examples:
+              poolctl run counter --mode unsafe
+              poolctl run prodcons --trace --detach
+              poolctl run tasks --count 10 --timeout 30s
+            """,
         subcommands: [CounterCommand.self, ProdConsCommand.self, EventCommand.self, TasksCommand.self, AppendCommand.self,
                       LockCellCommand.self]
     )
@@ -33,11 +41,16 @@ struct CounterCommand: ParsableCommand {
         commandName: "counter",
         abstract: "The notebook's counter race: workers update one shared counter.",
         discussion: """
-            unsafe: a separate load and store per update, so concurrent updates get lost.
-            locked: each update under a process-shared robust mutex (the notebook's Lock).
-            atomic: one atomic fetch-add per update.
-            With --split (the default) half the workers add 1 and half subtract 1, the last one once more,
-            so a correct run ends at start - 1.
+            unsafe: a separate load and store per update, so concurrent updates get lost. \
+            locked: each update under a process-shared robust mutex (the notebook's Lock). \
+            atomic: one atomic fetch-add per update. \
+            With --split (the default) half the workers add 1 and half subtract 1, the last one once more, so a correct run \
+            ends at start - 1.
+
+            Examples:
+              poolctl run counter --mode unsafe
+              poolctl run counter --mode locked --iterations 10000000 --start -5
+              poolctl run counter --detach --mode atomic --workers 4 --no-split
             """
     )
 
@@ -47,17 +60,22 @@ struct CounterCommand: ParsableCommand {
     @Option(help: "unsafe, locked or atomic (default: locked).")
     var mode: CounterMode?
 
-    @Option(help: "Worker processes to run on (default: 2).")
+    @Option(parsing: .unconditional, help: "Worker processes to run on (default: 2).")
     var workers: Int?
 
-    @Option(help: "Updates per worker (default: 1000000).")
+    @Option(parsing: .unconditional, help: "Updates per worker (default: 1000000).")
     var iterations: Int?
 
-    @Option(help: "The counter's start value (default: 10).")
+    @Option(parsing: .unconditional, help: "The counter's start value (default: 10).")
     var start: Int?
 
     @Flag(inversion: .prefixedNo, help: "Half the workers subtract (default: on).")
     var split: Bool?
+
+    func validate() throws {
+        try OptionChecks.atLeast(1, workers, "--workers")
+        try OptionChecks.atLeast(0, iterations, "--iterations")
+    }
 
     func run() throws {
         var parameters: [String: JSONValue] = [:]
@@ -76,20 +94,22 @@ extension CounterMode: ExpressibleByArgument {}
 struct JobRunner {
     let global: GlobalOptions
     let options: RunOptions
+    /// The command's option for a job parameter not named as its option (see `GlobalOptions.report`).
+    var optionNames: [String: String] = [:]
 
     func run(kind: String, parameters: JSONValue) throws {
         let client = try global.connect()
         let request = RunRequest(kind: kind, parameters: parameters, detach: options.detach ? true : nil,
                                  timeout: options.timeout)
         if options.detach {
-            let reply = try global.call(client, .run, request, returning: JobReply.self)
+            let reply = try global.call(client, .run, request, returning: JobReply.self, options: optionNames)
             if global.json { Output.json(reply.job) } else { Output.line("job \(reply.job.id) \(reply.job.state.rawValue)") }
             return
         }
         let printer = global.json ? nil : JobStreamPrinter(live: options.quiet ? nil : LiveJobProgress())
         let canceller = Interrupts.catchSIGINT().map { CancelOnInterrupt(global: global, printer: printer, interrupts: $0) }
         if let canceller { client.interruption = (canceller.interrupts, canceller.interrupted) }
-        try JobFollower(global: global, printer: printer).follow(client, .run, request) { job in canceller?.jobID = job.id }
+        try JobFollower(global: global, printer: printer, optionNames: optionNames).follow(client, .run, request) { job in canceller?.jobID = job.id }
     }
 }
 
@@ -146,6 +166,8 @@ struct JobFollower {
     let global: GlobalOptions
     /// Shows the job as it goes (nil: only its end, as with --json).
     var printer: JobStreamPrinter?
+    /// For refusals: the command's options not named as their parameters.
+    var optionNames: [String: String] = [:]
 
     func follow(_ client: VarlinkClient, _ method: PoolInterface.Method, _ parameters: some Encodable & Sendable,
                 onUpdate: (JobRecord) -> Void = { _ in }) throws {
@@ -160,7 +182,7 @@ struct JobFollower {
             }
         } catch {
             printer?.live?.clear()
-            throw global.report(error)
+            throw global.report(error, options: optionNames)
         }
         guard let job = final else {
             Output.error("the daemon ended the call before the job finished")

@@ -6,7 +6,14 @@ import Glibc
 #endif
 
 struct Status: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show the pool's workers and job counts.")
+    static let configuration = CommandConfiguration(
+        abstract: "Show the pool's workers and job counts.",
+        discussion: """
+            Examples:
+              poolctl status
+              poolctl status --follow
+              poolctl --json status
+            """)
 
     @OptionGroup var global: GlobalOptions
 

@@ -18,7 +18,15 @@ do {
         print(Poolctl.fullMessage(for: error))
         Foundation.exit(0)
     }
-    let message = Poolctl.fullMessage(for: error)
+    var message = Poolctl.fullMessage(for: error)
+    // `poolctl run frobnicate`: the parser's "Unexpected argument" does not say what the kinds are.
+    let arguments = Array(CommandLine.arguments.dropFirst())
+    if let run = arguments.firstIndex(of: "run"), let kind = arguments.dropFirst(run + 1).first, !kind.hasPrefix("-") {
+        let kinds = Run.configuration.subcommands.compactMap { $0.configuration.commandName }
+        if !kinds.contains(kind) {
+            message = "unknown job kind '\(kind)'; the kinds are \(kinds.joined(separator: ", ")) (`poolctl run KIND --help` shows each one's options)"
+        }
+    }
     // With --json every failure is an object on stdout, a usage error too.
     if CommandLine.arguments.contains("--json") {
         Output.json(UsageErrorJSON(parameters: .init(reason: message)))

@@ -62,9 +62,13 @@ public struct PoolError: Error, Codable, Sendable, Equatable, CustomStringConver
         PoolError(name: PoolInterface.name + ".NotFound", parameters: .init(reason: reason, id: id))
     }
 
-    public static func poolTooSmall(requested: Int, poolSize: Int) -> PoolError {
-        PoolError(name: PoolInterface.name + ".PoolTooSmall", parameters: .init(
-            reason: "the job asks for \(requested) workers but the pool has \(poolSize); resize it with `poolctl pool resize \(requested)`",
+    /// `maxPoolSize`: the largest the pool may grow, so that the advice is one that can be taken.
+    public static func poolTooSmall(requested: Int, poolSize: Int, maxPoolSize: Int = .max) -> PoolError {
+        let advice = requested <= maxPoolSize
+            ? "resize it with `poolctl pool resize \(requested)`"
+            : "it can grow to \(maxPoolSize) at most (poold --max-workers, within the kernel's queue limits): ask for \(min(poolSize, maxPoolSize)) or fewer"
+        return PoolError(name: PoolInterface.name + ".PoolTooSmall", parameters: .init(
+            reason: "the job asks for \(requested) workers but the pool has \(poolSize); \(advice)",
             requested: requested, poolSize: poolSize))
     }
 

@@ -113,7 +113,7 @@ extension PoolController {
         guard lifecycle == .running || lifecycle == .starting else {
             throw PoolError.shuttingDown(shutdownRefusal)
         }
-        let limits = JobLimits(poolSize: targetSize)
+        let limits = JobLimits(poolSize: targetSize, maxPoolSize: queueLimitedPoolSize)
         let plan = try JobCatalog.plan(kind: request.kind, parameters: request.parameters, limits: limits)
         if let refusal = poolTooSmall(forWorkers: plan.workers) { throw refusal }
         try checkResources(for: plan)

@@ -40,12 +40,12 @@ struct CounterJob: JobPlan {
         var reader = try ParameterReader(parameters)
         let defaults = CounterParameters()
         let mode = try reader.choice("mode", default: defaults.mode)
-        let workers = try reader.int("workers", default: defaults.workers, in: 1...4096)
+        let workers = try reader.int("workers", default: defaults.workers, in: 1...JobLimits.maxWorkerCount)
         let iterations = try reader.int("iterations", default: defaults.iterations, in: 1...limits.maxIterations)
         let start = try reader.int("start", default: defaults.start, in: -(1 << 52)...(1 << 52))
         let split = try reader.bool("split", default: defaults.split)
         try reader.finish(kind: "counter")
-        if workers > limits.poolSize { throw PoolError.poolTooSmall(requested: workers, poolSize: limits.poolSize) }
+        if workers > limits.poolSize { throw limits.poolTooSmall(requested: workers) }
         if split && workers % 2 != 0 {
             throw PoolError.invalidParameter("workers", "split needs an even number of workers (half add, half subtract), not \(workers); pass --no-split for all to add")
         }

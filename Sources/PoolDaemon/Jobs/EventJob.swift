@@ -34,7 +34,7 @@ struct EventJob: JobPlan {
             throw PoolError.invalidParameter("waiters", "an event job needs at least one waiter or timeout waiter")
         }
         if waiters + timeoutWaiters > limits.poolSize {
-            throw PoolError.poolTooSmall(requested: waiters + timeoutWaiters, poolSize: limits.poolSize)
+            throw limits.poolTooSmall(requested: waiters + timeoutWaiters)
         }
         return EventJob(waiters: waiters, timeoutWaiters: timeoutWaiters, timeout: timeout, setAfter: setAfter)
     }

@@ -137,7 +137,18 @@ enum JobCatalog {
 /// job that runs for days.
 struct JobLimits: Sendable {
     var poolSize: Int
+    /// The largest the pool may grow (--max-workers, within the kernel's queue limits): what a
+    /// PoolTooSmall refusal may advise resizing to.
+    var maxPoolSize = 4096
     var maxIterations = 10_000_000_000
+    /// A bound on any count of workers a job asks for, before it is checked against the pool (so
+    /// that sums of them cannot overflow).
+    static let maxWorkerCount = Int(Int32.max)
+
+    /// The refusal of a job that asks for more workers than the pool has, saying what would do.
+    func poolTooSmall(requested: Int) -> PoolError {
+        PoolError.poolTooSmall(requested: requested, poolSize: poolSize, maxPoolSize: maxPoolSize)
+    }
 }
 
 /// The worker side of a job kind: does one participant's share.

@@ -35,14 +35,14 @@ struct LockCellJob: JobPlan {
 
     static func plan(_ parameters: JSONValue?, limits: JobLimits) throws(PoolError) -> LockCellJob {
         var reader = try ParameterReader(parameters)
-        let workers = try reader.int("workers", default: 2, in: 1...4096)
+        let workers = try reader.int("workers", default: 2, in: 1...JobLimits.maxWorkerCount)
         let increments = try reader.int("increments", default: 2, in: 1...10_000)
         let pause = try reader.durationRange("pause", default: 0...1_000_000_000, max: 60_000_000_000)
         // The notebook's random.random() differs each run; a seed repeats one (below 2^53: it is
         // reported as a JSON number).
         let seed = try reader.int("seed", default: Int.random(in: 0..<(1 << 53)), in: 0...(1 << 53))
         try reader.finish(kind: "lockcell")
-        if workers > limits.poolSize { throw PoolError.poolTooSmall(requested: workers, poolSize: limits.poolSize) }
+        if workers > limits.poolSize { throw limits.poolTooSmall(requested: workers) }
         return LockCellJob(workers: workers, increments: increments, pause: pause, seed: UInt64(seed))
     }
 

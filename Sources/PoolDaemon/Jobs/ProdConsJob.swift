@@ -200,8 +200,8 @@ struct ProdConsJob: JobPlan {
 
     static func plan(_ parameters: JSONValue?, limits: JobLimits) throws(PoolError) -> ProdConsJob {
         var reader = try ParameterReader(parameters)
-        let producers = try reader.int("producers", default: 1, in: 1...4096)
-        let consumers = try reader.int("consumers", default: 1, in: 1...4096)
+        let producers = try reader.int("producers", default: 1, in: 1...JobLimits.maxWorkerCount)
+        let consumers = try reader.int("consumers", default: 1, in: 1...JobLimits.maxWorkerCount)
         let items = try reader.int("items", default: 10, in: 1...1_000_000_000)
         let capacity = try reader.int("capacity", default: 10, in: 1...65536)
         let payloadBytes = try reader.int("payloadBytes", default: 8, in: 8...1_048_576)
@@ -215,7 +215,7 @@ struct ProdConsJob: JobPlan {
         try reader.finish(kind: "prodcons")
 
         if producers + consumers > limits.poolSize {
-            throw PoolError.poolTooSmall(requested: producers + consumers, poolSize: limits.poolSize)
+            throw limits.poolTooSmall(requested: producers + consumers)
         }
         let maxDepth = SystemLimits.messageQueueMaxDepth
         guard capacity <= maxDepth else {

@@ -22,9 +22,9 @@ struct TasksJob: JobPlan {
     static func plan(_ parameters: JSONValue?, limits: JobLimits) throws(PoolError) -> TasksJob {
         var reader = try ParameterReader(parameters)
         let count = try reader.int("count", default: 10, in: 1...100_000)
-        let workers = try reader.int("workers", default: min(count, limits.poolSize), in: 1...4096)
+        let workers = try reader.int("workers", default: min(count, limits.poolSize), in: 1...JobLimits.maxWorkerCount)
         try reader.finish(kind: "tasks")
-        if workers > limits.poolSize { throw PoolError.poolTooSmall(requested: workers, poolSize: limits.poolSize) }
+        if workers > limits.poolSize { throw limits.poolTooSmall(requested: workers) }
         return TasksJob(count: count, workers: min(workers, count))
     }
 
