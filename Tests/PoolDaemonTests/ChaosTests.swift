@@ -1,4 +1,6 @@
 import Foundation
+// SplitMix64, the daemon's own seeded generator: a run's choices can be replayed.
+@testable import PoolDaemon
 import PoolProtocol
 import Testing
 #if canImport(Glibc)
@@ -54,7 +56,7 @@ struct ChaosTests {
         var late = 0
         for trial in 1...max(trials, 1) where only == nil || only == trial {
             // Each trial draws from its own generator, so that one can be replayed alone.
-            var random = SplitMix(seed: seed &+ UInt64(trial) &* 0x9E37_79B9_7F4A_7C15)
+            var random = SplitMix64(seed: seed &+ UInt64(trial) &* 0x9E37_79B9_7F4A_7C15)
             let kind = Kind.allCases.randomElement(using: &random)!
             let pattern = KillPattern.allCases.randomElement(using: &random)!
             let (outcome, killedLate) = try run(kind: kind, pattern: pattern, random: &random)
@@ -99,7 +101,7 @@ struct ChaosTests {
 
     /// One trial: a daemon, a job, the kills, the verdict. Returns whether a kill came too late
     /// (the job had ended: the trial then says how the job ended without it).
-    private func run(kind: Kind, pattern: KillPattern, random: inout SplitMix) throws -> (Outcome, Bool) {
+    private func run(kind: Kind, pattern: KillPattern, random: inout SplitMix64) throws -> (Outcome, Bool) {
         let items = 900_000, iterations = 2_000_000
         let batch = Int.random(in: 1...3, using: &random)
         // The fault hits participant 0 (the first producer or the lock's first contender) or, for
@@ -199,7 +201,7 @@ extension DaemonHarness {
     /// is not always a progress push), SIGKILLs the worker running `participant` (with
     /// `replacementOnly`, only a worker that took the part over from a dead one). Returns false
     /// when the job ended first.
-    func killBusyParticipant(_ participant: Int, of id: Int, atProgress done: Int, jitter random: inout SplitMix,
+    func killBusyParticipant(_ participant: Int, of id: Int, atProgress done: Int, jitter random: inout SplitMix64,
                              replacementOnly: Bool = false) throws -> Bool {
         guard try progressReaches(job: id, done: done) else { return false }
         usleep(UInt32.random(in: 0..<120_000, using: &random))
@@ -227,22 +229,5 @@ extension DaemonHarness {
             return !reached && !job.state.isFinished
         }
         return reached
-    }
-}
-
-/// A seeded generator (SplitMix64), so that a run's choices can be replayed.
-struct SplitMix: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) {
-        state = seed
-    }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE5_E9B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
