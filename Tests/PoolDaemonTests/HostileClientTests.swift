@@ -472,6 +472,8 @@ struct HostileClientTests {
         let huge = try refusal("counter", ["workers": .number(5000)])
         #expect(huge.error == "io.poold.Pool.PoolTooSmall" && huge.parameters?["reason"]?.stringValue?.contains("the pool has 2; it can grow to 4 at most") == true,
                 "\(huge)")
+        // Refused before anything is made per worker (append's default lists would take gigabytes).
+        #expect(try refusal("append", ["workers": .number(2_147_483_647)]).error == "io.poold.Pool.PoolTooSmall")
         let resize = try client.call(PoolInterface.Method.resize.qualifiedName, ResizeRequest(workers: 5))
         #expect(resize.error == "io.poold.Pool.InvalidParameter" && resize.parameters?["parameter"]?.stringValue == "workers")
         #expect(resize.parameters?["reason"]?.stringValue?.contains("--max-workers") == true, "\(resize)")

@@ -37,6 +37,8 @@ struct AppendJob: JobPlan {
     static func plan(_ parameters: JSONValue?, limits: JobLimits) throws(PoolError) -> AppendJob {
         var reader = try ParameterReader(parameters)
         let workers = try reader.int("workers", default: 2, in: 1...JobLimits.maxWorkerCount)
+        // Before anything is made per worker: a count no pool has is refused, not allocated for.
+        if workers > limits.poolSize { throw limits.poolTooSmall(requested: workers) }
         // The notebook's two writers ('o' 10 times every 1s, 'O' 20 times every 600ms), repeated
         // for as many workers as asked for when the lists are not given.
         func notebook<T>(_ pair: [T]) -> [T] { (0..<workers).map { pair[$0 % 2] } }
@@ -45,7 +47,6 @@ struct AppendJob: JobPlan {
         let intervals = try reader.list("intervals") ?? notebook([.string("1s"), .string("600ms")])
         let memory = try reader.choice("memory", default: Memory.shared)
         try reader.finish(kind: "append")
-        if workers > limits.poolSize { throw limits.poolTooSmall(requested: workers) }
         guard characters.count == workers || characters.count == 1, characters.allSatisfy({ $0 > 32 && $0 < 127 }) else {
             throw PoolError.invalidParameter("chars", "must be one printable ASCII character per worker (\(workers)), or one for all")
         }
