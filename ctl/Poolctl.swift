@@ -17,13 +17,9 @@ struct Poolctl: ParsableCommand {
               poolctl jobs
               poolctl logs 3
             """,
-        version: PooldVersionText.string,
+        version: PooldVersion.string,
         subcommands: [Status.self, Run.self, Jobs.self, JobCommand.self, Cancel.self, Pool.self, Reload.self, Shutdown.self, Logs.self]
     )
 
     @OptionGroup var global: GlobalOptions
-}
-
-enum PooldVersionText {
-    static let string = "0.1.0"
 }

@@ -163,8 +163,3 @@ final class PoolController {
         return line
     }
 }
-
-/// The version every component reports.
-public enum PooldVersion {
-    public static let string = "0.1.0"
-}

@@ -241,7 +241,8 @@ struct HostileClientTests {
         // other suites run meanwhile) a single answer was seen to wait 1.2 s for the CPU.
         let worst = latencies.max() ?? .infinity, median = latencies.isEmpty ? .infinity : latencies.sorted()[latencies.count / 2]
         #expect(median < 0.25, "the median Status call took \(median) s during the flood")
-        #expect(worst < 3.0, "a Status call took \(worst) s during the flood")
+        // Starved would be a wait as long as the flood; a loaded machine may hold one call up for seconds.
+        #expect(worst < max(3.0, floodSeconds / 2), "a Status call took \(worst) s during a \(floodSeconds) s flood")
         #expect(after < 2 * before + 20 << 20, "RSS grew from \(before >> 10) KiB to \(after >> 10) KiB")
         print("flood: \(replies) Status replies to \(clients) clients in \(String(format: "%.2f", floodSeconds)) s; probe: \(latencies.count) calls, median \(String(format: "%.1f", median * 1000)) ms, worst \(String(format: "%.1f", worst * 1000)) ms; RSS \(before >> 10) KiB -> \(after >> 10) KiB")
         try daemon.stop()
