@@ -78,13 +78,13 @@ struct CounterCommand: ParsableCommand {
     }
 
     func run() throws {
-        var parameters: [String: JSONValue] = [:]
-        if let mode { parameters["mode"] = .string(mode.rawValue) }
-        if let workers { parameters["workers"] = .number(Double(workers)) }
-        if let iterations { parameters["iterations"] = .number(Double(iterations)) }
-        if let start { parameters["start"] = .number(Double(start)) }
-        if let split { parameters["split"] = .bool(split) }
-        try JobRunner(global: global, options: options).run(kind: "counter", parameters: .object(parameters))
+        var parameters = ParameterBuilder()
+        parameters.set("mode", mode?.rawValue)
+        parameters.set("workers", workers)
+        parameters.set("iterations", iterations)
+        parameters.set("start", start)
+        parameters.set("split", split)
+        try JobRunner(global: global, options: options).run(kind: "counter", parameters: parameters.object)
     }
 }
 

@@ -102,8 +102,9 @@ struct UnreachableDaemon: Error {
 
     /// Whether /etc/group names the caller as a member of `gid`.
     private static func groupListsCaller(_ gid: gid_t) -> Bool {
-        guard let user = getpwuid(getuid()).map({ String(cString: $0.pointee.pw_name) }), let group = getgrgid(gid) else { return false }
-        if getpwuid(getuid())?.pointee.pw_gid == gid { return true }
+        guard let caller = getpwuid(getuid()), let group = getgrgid(gid) else { return false }
+        if caller.pointee.pw_gid == gid { return true }
+        let user = String(cString: caller.pointee.pw_name)
         var member = group.pointee.gr_mem
         while let name = member?.pointee {
             if String(cString: name) == user { return true }
