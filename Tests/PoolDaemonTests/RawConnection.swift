@@ -28,19 +28,36 @@ final class RawConnection {
 
     /// Writes everything, blocking as needed.
     func send(_ bytes: [UInt8]) throws {
+        let failure = write(bytes)
+        guard failure == 0 else { throw HarnessError(description: "send: \(String(cString: strerror(failure)))") }
+    }
+
+    func send(_ text: String) throws {
+        try send(Array(text.utf8))
+    }
+
+    /// Writes everything unless the daemon has already closed the connection (EPIPE, ECONNRESET):
+    /// a client it refused at accept may be closed before its call is written. Returns whether
+    /// the call was written; what the daemon sent before closing is still there to read.
+    func sendUnlessClosed(_ bytes: [UInt8]) throws -> Bool {
+        let failure = write(bytes)
+        if failure == EPIPE || failure == ECONNRESET { return false }
+        guard failure == 0 else { throw HarnessError(description: "send: \(String(cString: strerror(failure)))") }
+        return true
+    }
+
+    /// Writes all of `bytes`; returns 0 or the errno that stopped it.
+    private func write(_ bytes: [UInt8]) -> Int32 {
         var offset = 0
         while offset < bytes.count {
             let written = bytes[offset...].withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             if written < 0 {
                 if errno == EINTR { continue }
-                throw HarnessError(description: "send: \(String(cString: strerror(errno)))")
+                return errno
             }
             offset += written
         }
-    }
-
-    func send(_ text: String) throws {
-        try send(Array(text.utf8))
+        return 0
     }
 
     /// Shuts down the writing side (the daemon reads EOF) while this side still reads.
