@@ -1,0 +1,59 @@
+// Every layout poold places in shared memory, declared once. Swift reaches the fields through
+// these types (`UnsafeMutablePointer.field(_:)` and `.atomic(_:)` in PoolIPC), never through
+// byte offsets, and the asserts below pin each offset the code (and a process of another build,
+// or a reader such as the stale-instance cleaner) relies on.
+//
+// The fields are plain integers: whoever writes a field another process reads concurrently does so
+// through an atomic (swift-atomics' UnsafeAtomic over the field's address), with the ordering the
+// code documents. Fields written by different processes are kept on cache lines of their own
+// (`POOL_CACHE_LINE`), so that one's writes do not slow the other's. Field names are Swift's.
+//
+// One section per segment; a new layout goes in a section of its own at the end.
+#ifndef POOLD_LAYOUTS_H
+#define POOLD_LAYOUTS_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define POOL_CACHE_LINE 64
+
+/// The bytes that pad a robust mutex to a cache line of its own.
+#define POOL_MUTEX_LINE_PADDING (POOL_CACHE_LINE - sizeof(pthread_mutex_t))
+_Static_assert(sizeof(pthread_mutex_t) < POOL_CACHE_LINE, "a mutex fits in a cache line");
+
+// MARK: Kind area: counter
+
+/// The counter race's area: parameters, then the counter and the locked mode's intent record,
+/// then the mutex, each on a cache line of its own so that the race is on the counter alone.
+typedef struct {
+    uint32_t mode;           // 0 unsafe, 1 locked, 2 atomic
+    uint32_t split;          // 1: the second half of the participants subtracts
+    int64_t iterations;
+    int64_t start;
+    uint8_t reserved0[40];
+    /// The counter; in `unsafe` mode two tallies instead (additions in the upper 32 bits,
+    /// subtractions in the lower), see `CounterJob.UnsafeTally`.
+    int64_t counter;
+    // The locked mode's intent record, written under the mutex beside the counter: the values,
+    // then the marker (release), so that a set marker always comes with its own values.
+    int64_t pendingParticipant;  // participant + 1, 0 when none
+    int64_t pendingBefore;       // the counter before the update
+    int64_t pendingDone;         // the participant's `done` after it
+    uint8_t reserved1[32];
+    pthread_mutex_t mutex;
+    uint8_t reserved2[POOL_MUTEX_LINE_PADDING];
+} pool_counter_area;
+
+_Static_assert(offsetof(pool_counter_area, mode) == 0, "counter layout");
+_Static_assert(offsetof(pool_counter_area, split) == 4, "counter layout");
+_Static_assert(offsetof(pool_counter_area, iterations) == 8, "counter layout");
+_Static_assert(offsetof(pool_counter_area, start) == 16, "counter layout");
+_Static_assert(offsetof(pool_counter_area, counter) == 64, "counter layout");
+_Static_assert(offsetof(pool_counter_area, pendingParticipant) == 72, "counter layout");
+_Static_assert(offsetof(pool_counter_area, pendingBefore) == 80, "counter layout");
+_Static_assert(offsetof(pool_counter_area, pendingDone) == 88, "counter layout");
+_Static_assert(offsetof(pool_counter_area, mutex) == 128, "counter layout");
+_Static_assert(sizeof(pool_counter_area) == 192, "counter layout");
+
+#endif
