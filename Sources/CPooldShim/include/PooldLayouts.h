@@ -56,4 +56,31 @@ _Static_assert(offsetof(pool_counter_area, pendingDone) == 88, "counter layout")
 _Static_assert(offsetof(pool_counter_area, mutex) == 128, "counter layout");
 _Static_assert(sizeof(pool_counter_area) == 192, "counter layout");
 
+// MARK: Kind area: tasks
+
+/// The tasks job's area, followed by one `pool_task_record` per task.
+typedef struct {
+    int64_t count;
+    uint8_t reserved0[120];
+    int64_t createdNanos;    // CLOCK_MONOTONIC when the job was set up
+    uint8_t reserved1[56];
+} pool_tasks_area;
+
+/// Who ran a task and when; written by the worker that ran it, read once the job has ended.
+typedef struct {
+    int32_t slot;
+    int32_t pid;
+    int64_t startedNanos;    // 0 until it ran
+    int64_t participant;
+} pool_task_record;
+
+_Static_assert(offsetof(pool_tasks_area, count) == 0, "tasks layout");
+_Static_assert(offsetof(pool_tasks_area, createdNanos) == 128, "tasks layout");
+_Static_assert(sizeof(pool_tasks_area) == 192, "tasks layout: the records start at 192");
+_Static_assert(offsetof(pool_task_record, slot) == 0, "tasks layout");
+_Static_assert(offsetof(pool_task_record, pid) == 4, "tasks layout");
+_Static_assert(offsetof(pool_task_record, startedNanos) == 8, "tasks layout");
+_Static_assert(offsetof(pool_task_record, participant) == 16, "tasks layout");
+_Static_assert(sizeof(pool_task_record) == 24, "tasks layout");
+
 #endif
