@@ -83,4 +83,35 @@ _Static_assert(offsetof(pool_task_record, startedNanos) == 8, "tasks layout");
 _Static_assert(offsetof(pool_task_record, participant) == 16, "tasks layout");
 _Static_assert(sizeof(pool_task_record) == 24, "tasks layout");
 
+// MARK: Kind area: event
+
+/// The Event job's area, followed by one `pool_event_record` per participant.
+typedef struct {
+    int64_t timeout;         // nanoseconds, for the timeout waiters
+    int64_t waiters;         // participants below this wait without a timeout
+    uint8_t reserved0[48];
+    uint32_t event;          // the futex word: 0 clear, 1 set
+    uint32_t reserved1;
+    int64_t setNanos;        // CLOCK_MONOTONIC when the daemon set it
+    uint8_t reserved2[48];
+} pool_event_area;
+
+/// What one waiter saw.
+typedef struct {
+    int64_t received;        // 1 once it received the event
+    int64_t timeouts;        // waits that timed out first
+    int64_t wokeNanos;       // CLOCK_MONOTONIC when it received it
+    int64_t reserved;
+} pool_event_record;
+
+_Static_assert(offsetof(pool_event_area, timeout) == 0, "event layout");
+_Static_assert(offsetof(pool_event_area, waiters) == 8, "event layout");
+_Static_assert(offsetof(pool_event_area, event) == 64, "event layout");
+_Static_assert(offsetof(pool_event_area, setNanos) == 72, "event layout");
+_Static_assert(sizeof(pool_event_area) == 128, "event layout: the records start at 128");
+_Static_assert(offsetof(pool_event_record, received) == 0, "event layout");
+_Static_assert(offsetof(pool_event_record, timeouts) == 8, "event layout");
+_Static_assert(offsetof(pool_event_record, wokeNanos) == 16, "event layout");
+_Static_assert(sizeof(pool_event_record) == 32, "event layout");
+
 #endif
