@@ -114,4 +114,35 @@ _Static_assert(offsetof(pool_event_record, timeouts) == 8, "event layout");
 _Static_assert(offsetof(pool_event_record, wokeNanos) == 16, "event layout");
 _Static_assert(sizeof(pool_event_record) == 32, "event layout");
 
+// MARK: Kind area: append
+
+/// The append job's area, followed by one `pool_append_writer` per participant, then the shared
+/// string (as many bytes as all writers append), then each writer's private copy.
+typedef struct {
+    uint32_t memory;         // 0 shared, 1 private
+    uint8_t reserved0[60];
+    int64_t length;          // under the mutex: the shared string's length
+    uint8_t reserved1[56];
+    pthread_mutex_t mutex;
+    uint8_t reserved2[POOL_MUTEX_LINE_PADDING + POOL_CACHE_LINE];
+} pool_append_area;
+
+/// One writer's parameters, and where its private copy goes.
+typedef struct {
+    int64_t character;
+    int64_t count;
+    int64_t interval;        // nanoseconds between appends
+    int64_t copyOffset;      // from the start of the area
+} pool_append_writer;
+
+_Static_assert(offsetof(pool_append_area, memory) == 0, "append layout");
+_Static_assert(offsetof(pool_append_area, length) == 64, "append layout");
+_Static_assert(offsetof(pool_append_area, mutex) == 128, "append layout");
+_Static_assert(sizeof(pool_append_area) == 256, "append layout: the writers start at 256");
+_Static_assert(offsetof(pool_append_writer, character) == 0, "append layout");
+_Static_assert(offsetof(pool_append_writer, count) == 8, "append layout");
+_Static_assert(offsetof(pool_append_writer, interval) == 16, "append layout");
+_Static_assert(offsetof(pool_append_writer, copyOffset) == 24, "append layout");
+_Static_assert(sizeof(pool_append_writer) == 32, "append layout");
+
 #endif
