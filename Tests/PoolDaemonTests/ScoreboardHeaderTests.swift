@@ -11,22 +11,34 @@ import Glibc
 @Suite(.serialized, .timeLimit(.minutes(1)))
 struct ScoreboardHeaderTests {
     /// The IPC objects a worker opens before its work starts: its command queue, the event queue
-    /// and a scoreboard of one slot with `header`, under a prefix of the test's own.
-    private struct ForgedInstance {
+    /// and a scoreboard of one slot with `header`, under a prefix of the test's own. The test holds
+    /// the scoreboard's lock, as a daemon does, so that no daemon starting meanwhile (this
+    /// machine runs others) takes the forged instance for a dead one and removes its objects.
+    private final class ForgedInstance {
         static let counter = Counter()
 
         let prefix: String
         let segment: SharedSegment
+        private var lock: Int32
 
         init(header: pool_scoreboard_header) throws {
             prefix = "/poold-sbtest-\(getpid())-\(Self.counter.next())"
-            for queue in [prefix + ".slot0.commands", prefix + ".events"] {
-                try MessageQueue.create(name: queue, depth: 1, messageSize: 64).close()
-            }
             segment = try SharedSegment.create(
                 name: prefix + ".scoreboard",
                 size: MemoryLayout<pool_scoreboard_header>.size + MemoryLayout<pool_scoreboard_record>.stride)
+            lock = shm_open(prefix + ".scoreboard", O_RDWR | O_CLOEXEC, 0)
+            guard lock >= 0, flock(lock, LOCK_EX) == 0 else {
+                remove()
+                throw HarnessError(description: "cannot lock the forged scoreboard: \(String(cString: strerror(errno)))")
+            }
             segment.base.layout(pool_scoreboard_header.self).pointee = header
+            for queue in [prefix + ".slot0.commands", prefix + ".events"] {
+                try MessageQueue.create(name: queue, depth: 1, messageSize: 64).close()
+            }
+        }
+
+        deinit {
+            remove()
         }
 
         var record: pool_scoreboard_record {
@@ -39,10 +51,13 @@ struct ScoreboardHeaderTests {
                                             "--log-target", "stderr"])
         }
 
+        /// Unlinks the objects, the scoreboard last and under its lock, as a daemon does.
         func remove() {
             MessageQueue.unlink(name: prefix + ".slot0.commands")
             MessageQueue.unlink(name: prefix + ".events")
             SharedSegment.unlink(name: prefix + ".scoreboard")
+            if lock >= 0 { close(lock) }
+            lock = -1
         }
     }
 
@@ -57,7 +72,6 @@ struct ScoreboardHeaderTests {
 
     @Test func aScoreboardWithAnotherMagicNumberIsRefusedNamingBoth() throws {
         let instance = try ForgedInstance(header: Self.header(magic: 0xDEAD_BEEF))
-        defer { instance.remove() }
         let worker = try instance.runWorker()
         #expect(worker.status == 78, "EX_CONFIG: do not respawn; \(worker.stderr)")
         #expect(worker.stderr.contains("its magic number is 0xDEADBEEF, expected 0x50534231"), "\(worker.stderr)")
@@ -69,7 +83,6 @@ struct ScoreboardHeaderTests {
     @Test func aScoreboardOfAnotherLayoutVersionIsRefusedNamingBoth() throws {
         let other = POOL_SCOREBOARD_VERSION + 1
         let instance = try ForgedInstance(header: Self.header(version: other))
-        defer { instance.remove() }
         let worker = try instance.runWorker()
         #expect(worker.status == 78, "EX_CONFIG: do not respawn; \(worker.stderr)")
         #expect(worker.stderr.contains("its layout version is \(other), expected \(POOL_SCOREBOARD_VERSION)"), "\(worker.stderr)")
@@ -82,7 +95,6 @@ struct ScoreboardHeaderTests {
         var header = Self.header()
         header.capacity = 8
         let instance = try ForgedInstance(header: header)
-        defer { instance.remove() }
         let worker = try instance.runWorker()
         #expect(worker.status == 78, "EX_CONFIG: do not respawn; \(worker.stderr)")
         #expect(worker.stderr.contains("its header says 8 slots, but its 128 bytes hold 1"), "\(worker.stderr)")
