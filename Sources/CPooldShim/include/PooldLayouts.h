@@ -71,8 +71,9 @@ _Static_assert(sizeof(pool_job_participant) == POOL_CACHE_LINE, "job segment lay
 // MARK: The scoreboard
 
 #define POOL_SCOREBOARD_MAGIC 0x50534231u  // "PSB1"
-/// Raised whenever this section's layout changes.
-#define POOL_SCOREBOARD_VERSION 1u
+/// Raised whenever this section's layout changes (2: no state, progress or jobs-done count, which
+/// nobody read).
+#define POOL_SCOREBOARD_VERSION 2u
 
 /// The scoreboard's header, written once by its creator after it took the instance's lock; a
 /// `pool_scoreboard_record` per slot follows.
@@ -84,15 +85,13 @@ typedef struct {
     uint8_t reserved[48];
 } pool_scoreboard_header;
 
-/// What a slot's worker says about itself.
+/// What a slot's worker says about itself: who it is, the job it runs, that it lives.
 typedef struct {
     int32_t pid;
-    uint32_t state;          // a Scoreboard.WorkerScoreboardState
+    uint32_t reserved0;
     uint64_t jobID;          // the job it runs, 0 when none
     int64_t heartbeat;       // CLOCK_MONOTONIC of its last sign of life
-    int64_t progress;        // items or operations done in the current job
-    int64_t jobsDone;
-    uint8_t reserved[24];
+    uint8_t reserved1[40];
 } pool_scoreboard_record;
 
 _Static_assert(offsetof(pool_scoreboard_header, magic) == 0, "scoreboard layout");
@@ -101,11 +100,8 @@ _Static_assert(offsetof(pool_scoreboard_header, pid) == 8, "scoreboard layout");
 _Static_assert(offsetof(pool_scoreboard_header, capacity) == 12, "scoreboard layout");
 _Static_assert(sizeof(pool_scoreboard_header) == POOL_CACHE_LINE, "scoreboard layout");
 _Static_assert(offsetof(pool_scoreboard_record, pid) == 0, "scoreboard layout");
-_Static_assert(offsetof(pool_scoreboard_record, state) == 4, "scoreboard layout");
 _Static_assert(offsetof(pool_scoreboard_record, jobID) == 8, "scoreboard layout");
 _Static_assert(offsetof(pool_scoreboard_record, heartbeat) == 16, "scoreboard layout");
-_Static_assert(offsetof(pool_scoreboard_record, progress) == 24, "scoreboard layout");
-_Static_assert(offsetof(pool_scoreboard_record, jobsDone) == 32, "scoreboard layout");
 _Static_assert(sizeof(pool_scoreboard_record) == POOL_CACHE_LINE, "scoreboard layout");
 
 // MARK: Kind area: counter

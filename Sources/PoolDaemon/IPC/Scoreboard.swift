@@ -6,9 +6,10 @@ import Glibc
 #endif
 
 /// The pool's shared-memory scoreboard: one cache-line record per slot that its worker keeps
-/// current (pid, state, job, heartbeat, progress), readable by the daemon at any time without a
-/// message. The daemon's own state machine stays authoritative; the scoreboard is what a worker
-/// says about itself.
+/// current (pid, job, heartbeat), readable by the daemon at any time without a message (the
+/// heartbeat check) and by a later instance after a crash (whose workers and jobs to clean up).
+/// The daemon's own state machine stays authoritative for a slot's state, the job's segment for
+/// its progress; the scoreboard is what a worker says about itself.
 ///
 /// The scoreboard also tells a live instance from a dead one: its creator holds an exclusive
 /// `flock` on it for as long as it lives (the kernel drops the lock when the process dies, however
@@ -28,19 +29,12 @@ public final class Scoreboard: Sendable {
         let record: UnsafeMutablePointer<pool_scoreboard_record>
 
         public var pid: UnsafeAtomic<Int32> { record.atomic(\.pid) }
-        /// A `WorkerScoreboardState` raw value.
-        public var state: UnsafeAtomic<UInt32> { record.atomic(\.state) }
         public var jobID: UnsafeAtomic<UInt64> { record.atomic(\.jobID) }
         /// CLOCK_MONOTONIC nanoseconds of the worker's last sign of life.
         public var heartbeat: UnsafeAtomic<Int64> { record.atomic(\.heartbeat) }
-        /// Items or operations done in the current job.
-        public var progress: UnsafeAtomic<Int64> { record.atomic(\.progress) }
-        public var jobsDone: UnsafeAtomic<Int64> { record.atomic(\.jobsDone) }
 
         public func beat() { heartbeat.store(MonotonicClock.nanoseconds, ordering: .relaxed) }
     }
-
-    public enum WorkerScoreboardState: UInt32, Sendable { case empty = 0, idle = 1, running = 2, exiting = 3 }
 
     static let recordSize = MemoryLayout<pool_scoreboard_record>.stride
 
