@@ -22,6 +22,18 @@
 #define POOL_MUTEX_LINE_PADDING (POOL_CACHE_LINE - sizeof(pthread_mutex_t))
 _Static_assert(sizeof(pthread_mutex_t) < POOL_CACHE_LINE, "a mutex fits in a cache line");
 
+/// One entry of the table below: a layout's size (`field` empty), or one field's offset and size.
+typedef struct {
+    const char *layout;
+    const char *field;
+    size_t offset;
+    size_t size;
+} pool_layout_entry;
+
+/// Every layout of this header and its fields (but the reserved bytes) as C sees them, in
+/// declaration order, so that a test can hold Swift's view against it (shim.c keeps the table).
+const pool_layout_entry *pool_layout_entries(size_t *count);
+
 // MARK: The job segment
 
 #define POOL_JOB_MAGIC 0x504F4F4Cu  // "POOL"
