@@ -9,14 +9,11 @@ import Glibc
 
 /// Jobs: a FIFO queue, dispatch onto disjoint idle workers, completion, cancellation, history.
 extension PoolController {
-    /// Queues a job made with the next id (`Job(id: nextJobID, ...)`), possibly watched already.
+    /// Queues a job made with the next id (`history.takeJobID()`), possibly watched already.
     func enqueue(_ job: Job) {
-        precondition(job.id == nextJobID, "jobs are enqueued in id order")
-        nextJobID += 1
         jobs[job.id] = job
-        historyOrder.append(job.id)
+        history.add(job)
         queue.append(job.id)
-        recordHistory(job)
         logger.info("job \(job.id) (\(job.plan.kind.name)) queued: needs \(Self.workers(job.plan.workers))",
                     metadata: ["job": "\(job.id)", "kind": "\(job.plan.kind.name)", "workers": "\(job.plan.workers)"])
         dispatch()
@@ -139,7 +136,7 @@ extension PoolController {
         let on = assigned.count == 1 ? "slot \(assigned[0])" : "slots " + assigned.map(String.init).joined(separator: ", ")
         logger.info("job \(job.id) (\(job.plan.kind.name)) started on \(on)",
                     metadata: ["job": "\(job.id)", "kind": "\(job.plan.kind.name)", "slots": "\(assigned)", MessageID.key: MessageID.jobStarted])
-        recordHistory(job)
+        history.save(job)
         if let monitor = job.plan.makeMonitor(segment: segment) {
             job.monitor = monitor
             scheduleMonitor(for: job, monitor: monitor, after: monitor.initialDelay)
@@ -242,7 +239,7 @@ extension PoolController {
         job.finishedAt = Date()
         runningJobIDs.remove(job.id)
         jobsFinished += 1
-        recordHistory(job)
+        history.save(job)
         pruneHistory()
         let elapsed = job.startedAt.map { job.finishedAt!.timeIntervalSince($0) }
         var metadata: Logger.Metadata = ["job": "\(job.id)", "kind": "\(job.plan.kind.name)", "state": "\(job.state.rawValue)",
@@ -283,19 +280,6 @@ extension PoolController {
             guard !job.state.isFinished, !job.watchers.isEmpty else { return }
             if job.state == .running { job.notifyWatchers() }
             scheduleProgress(for: job)
-        }
-    }
-
-    /// While jobs run and clients follow the status, pushes it to them every `progressInterval`:
-    /// the jobs' progress changes without a change the status would otherwise be pushed for.
-    func scheduleStatusProgress() {
-        guard statusProgressTimer == nil, !statusFollowers.isEmpty, !runningJobIDs.isEmpty else { return }
-        statusProgressTimer = eventLoop.assumeIsolated().scheduleTask(in: timeAmount(configuration.progressInterval)) { [self] in
-            statusProgressTimer = nil
-            guard !statusFollowers.isEmpty, !runningJobIDs.isEmpty else { return }
-            let status = statusReply()
-            for follower in statusFollowers.values { follower(status) }
-            scheduleStatusProgress()
         }
     }
 

@@ -144,7 +144,7 @@ extension PoolController {
     }
 
     /// STATUS= while shutting down: `stopping (SIGTERM): draining 2 jobs, deadline in 28s`.
-    func drainStatusLine(_ status: StatusReply) -> String? {
+    func stoppingStatusLine(_ status: StatusReply) -> String? {
         guard let reason = drain.reason, lifecycle == .draining || lifecycle == .stopped else { return nil }
         let running = status.jobsRunning
         let jobs = running == 1 ? "1 job" : "\(running) jobs"

@@ -43,18 +43,10 @@ final class PoolController {
     var nextJobID = 1
     var jobsFinished = 0
 
-    // Job history: the store (nil: none kept on disk) and the jobs of earlier runs, by id.
-    var history: JobHistory?
-    var pastJobs: [Int: JobRecord] = [:]
-    /// The ids of `jobs` and `pastJobs` together, oldest first (ids only grow), for pruning.
-    var historyOrder = CircularBuffer<Int>()
-
-    // Clients following the pool with `Status` + `more`.
-    var statusFollowers: [Int: (StatusReply) -> Void] = [:]
-    var nextFollowerID = 1
-    var changeFlushScheduled = false
-    /// Pushes the status to its followers while jobs run, for their progress (one timer for all).
-    var statusProgressTimer: Scheduled<Void>?
+    /// The jobs of earlier runs, the listing order, the job ids and the store on disk.
+    let history: HistoryIndex
+    /// The status clients follow and STATUS=.
+    let publisher: StatusPublisher
 
     // Lifecycle.
     enum Lifecycle { case starting, running, draining, stopped }
@@ -75,6 +67,9 @@ final class PoolController {
         self.notifier = notifier
         self.targetSize = configuration.workers
         self.queueLimitedPoolSize = min(configuration.maxWorkers, Self.poolSizeAllowedByQueueLimits(events: events))
+        self.history = HistoryIndex(eventLoop: eventLoop)
+        self.publisher = StatusPublisher(eventLoop: eventLoop, notifier: notifier, progressInterval: configuration.progressInterval)
+        publisher.source = self
     }
 
     /// Spawns the initial workers. Runs on the loop.
@@ -123,19 +118,11 @@ final class PoolController {
         }
     }
 
-    // MARK: Change notification
+    // MARK: Status
 
-    /// Coalesces every change made during one loop turn into one status push.
+    /// Every change made during one loop turn is published once.
     func noteChange() {
-        guard !changeFlushScheduled else { return }
-        changeFlushScheduled = true
-        eventLoop.assumeIsolated().execute { [self] in
-            changeFlushScheduled = false
-            let status = statusReply()
-            notifier.status(statusLine(status))
-            for follower in statusFollowers.values { follower(status) }
-            scheduleStatusProgress()
-        }
+        publisher.noteChange()
     }
 
     func statusReply() -> StatusReply {
@@ -144,22 +131,16 @@ final class PoolController {
             pid: Int(getpid()), version: PooldVersion.string, poolSize: targetSize, workers: workers,
             jobsQueued: queue.count, jobsRunning: runningJobIDs.count, jobsFinished: jobsFinished,
             uptimeSeconds: Double(MonotonicClock.nanoseconds - startedAt) / 1e9, drain: drainInfo(),
-            history: history?.status, instance: configuration.instance,
+            history: history.store?.status, instance: configuration.instance,
             runningJobs: runningJobIDs.isEmpty ? nil : runningJobIDs.sorted().compactMap { jobs[$0]?.record(includingLog: false) })
     }
 
     /// The one-line summary for systemd's STATUS=.
     func statusLine(_ status: StatusReply) -> String {
-        if let line = drainStatusLine(status) { return line }
-        let ready = status.workers.filter { $0.state == .ready || $0.state == .busy }.count
-        let failed = status.workers.filter { $0.state == .failed }.count
-        var line = "\(ready)/\(status.poolSize) workers up, \(status.jobsRunning) jobs running, \(status.jobsQueued) queued, \(status.jobsFinished) done"
-        if failed > 0 { line += ", \(failed) slots failed" }
-        if let problem = status.history?.problem {
-            line += "; job history failing: " + problem
-        } else if let incident = status.history?.lastIncident {
-            line += "; job history: " + incident
-        }
-        return line
+        StatusPublisher.statusLine(status, stopping: stoppingStatusLine(status))
     }
+}
+
+extension PoolController: StatusSource {
+    var hasRunningJobs: Bool { !runningJobIDs.isEmpty }
 }
