@@ -5,7 +5,7 @@ import PoolProtocol
 
 /// The varlink methods: `io.poold.Pool` and `org.varlink.service`.
 extension PoolController {
-    func handle(call header: VarlinkCallHeader, message: ByteBuffer, decoder: JSONDecoder, responder: VarlinkResponder) {
+    func serve(call header: VarlinkCallHeader, message: ByteBuffer, decoder: JSONDecoder, responder: VarlinkResponder) {
         do throws(PoolError) {
             try dispatch(call: header, message: message, decoder: decoder, responder: responder)
         } catch {
@@ -74,13 +74,13 @@ extension PoolController {
             guard (1...configuration.maxWorkers).contains(request.workers) else {
                 throw PoolError.invalidParameter("workers", "must be from 1 to \(configuration.maxWorkers) (--max-workers), not \(request.workers)")
             }
-            guard lifecycle == .running else { throw PoolError.shuttingDown("the daemon is \(lifecycle == .starting ? "starting" : "shutting down")") }
+            guard lifecycle.isRunning else { throw PoolError.shuttingDown(lifecycle.notRunningReason) }
             try checkResources(forPoolSize: request.workers)
             resize(to: request.workers)
-            responder.reply(ResizeReply(poolSize: targetSize, workers: statusReply().workers))
+            responder.reply(ResizeReply(poolSize: slotTable.targetSize, workers: slotTable.info))
         case PoolInterface.Method.restartWorkers.qualifiedName:
             let request = try parameters(RestartWorkersRequest.self)
-            guard lifecycle == .running else { throw PoolError.shuttingDown("the daemon is \(lifecycle == .starting ? "starting" : "shutting down")") }
+            guard lifecycle.isRunning else { throw PoolError.shuttingDown(lifecycle.notRunningReason) }
             try restartWorkers(slots: request.slots) { result in
                 switch result {
                 case .success(let reply): responder.reply(reply)
@@ -89,14 +89,14 @@ extension PoolController {
             }
         case PoolInterface.Method.reload.qualifiedName:
             _ = try parameters(NoParameters.self)
-            guard lifecycle == .running else { throw PoolError.shuttingDown("the daemon is \(lifecycle == .starting ? "starting" : "shutting down")") }
+            guard lifecycle.isRunning else { throw PoolError.shuttingDown(lifecycle.notRunningReason) }
             notifier.notify("RELOADING=1")
             defer { notifier.notify("READY=1") }
             responder.reply(try reloadConfiguration())
         case PoolInterface.Method.shutdown.qualifiedName:
             _ = try parameters(NoParameters.self)
             responder.reply(NoParameters())
-            beginShutdown(reason: "Shutdown")
+            requestStop(reason: "Shutdown")
         default:
             if header.method.hasPrefix(PoolInterface.name + ".") || header.method.hasPrefix("org.varlink.service.") {
                 throw PoolError.methodNotFound(header.method)
@@ -107,10 +107,10 @@ extension PoolController {
     }
 
     private func run(_ request: RunRequest, responder: VarlinkResponder) throws(PoolError) {
-        guard lifecycle == .running || lifecycle == .starting else {
+        guard lifecycle.isRunning || lifecycle.isStarting else {
             throw PoolError.shuttingDown(shutdownRefusal)
         }
-        let limits = JobLimits(poolSize: targetSize, maxPoolSize: queueLimitedPoolSize)
+        let limits = JobLimits(poolSize: slotTable.targetSize, maxPoolSize: queueLimitedPoolSize)
         let plan = try JobCatalog.plan(kind: request.kind, parameters: request.parameters, limits: limits)
         if let refusal = poolTooSmall(forWorkers: plan.workers) { throw refusal }
         try checkResources(for: plan)
@@ -145,7 +145,7 @@ extension PoolController {
                     cancel(job, reason: "it could not be recorded in the job history, and a detached job runs only once recorded")
                     return responder.fail(.resourceLimit("job \(job.id) could not be recorded in the job history, so it was not started: \(failure)"))
                 }
-                dispatch()
+                dispatchJobs()
                 history.whenWritten { _ in responder.reply(JobReply(job: job.record)) }
             }
             return
