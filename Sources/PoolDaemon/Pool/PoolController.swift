@@ -27,13 +27,8 @@ final class PoolController {
     /// A RestartWorkers in progress (PoolController+Restart).
     var restart = RestartState()
 
-    // Scheduling.
-    var jobs: [Int: Job] = [:]
-    var queue: [Int] = []
-    /// Kept as jobs start and finish: counting them in `jobs`, which holds the finished ones of the
-    /// history too, would cost a pass over up to `historyLimit` jobs per change.
-    var runningJobIDs: Set<Int> = []
-    var jobsFinished = 0
+    /// The jobs, their queue and dispatch.
+    let scheduler: JobScheduler
 
     /// The jobs of earlier runs, the listing order, the job ids and the store on disk.
     let history: HistoryIndex
@@ -64,6 +59,11 @@ final class PoolController {
         self.queueLimitedPoolSize = min(configuration.maxWorkers, Self.poolSizeAllowedByQueueLimits(events: events))
         self.history = HistoryIndex(eventLoop: eventLoop)
         self.publisher = StatusPublisher(eventLoop: eventLoop, notifier: notifier, progressInterval: configuration.progressInterval)
+        self.scheduler = JobScheduler(
+            policy: JobScheduler.Policy(overtakeLimit: configuration.overtakeLimit, cancelGrace: configuration.cancelGrace,
+                                        progressInterval: configuration.progressInterval, historyLimit: configuration.historyLimit,
+                                        names: configuration.names),
+            slotTable: slotTable, history: history, publisher: publisher, eventLoop: eventLoop, logger: logger)
         publisher.source = self
     }
 
@@ -123,11 +123,11 @@ final class PoolController {
     func statusReply() -> StatusReply {
         StatusReply(
             pid: Int(getpid()), version: PooldVersion.string, poolSize: slotTable.targetSize, workers: slotTable.info,
-            jobsQueued: queue.count, jobsRunning: runningJobIDs.count, jobsFinished: jobsFinished,
+            jobsQueued: scheduler.queue.count, jobsRunning: scheduler.running.count, jobsFinished: scheduler.finishedCount,
             uptimeSeconds: Double(eventLoop.monotonicNanoseconds - startedAt) / 1e9,
             drain: lifecycle.drainInfo(now: eventLoop.monotonicNanoseconds),
             history: history.store?.status, instance: configuration.instance,
-            runningJobs: runningJobIDs.isEmpty ? nil : runningJobIDs.sorted().compactMap { jobs[$0]?.record(includingLog: false) })
+            runningJobs: scheduler.running.isEmpty ? nil : scheduler.running.sorted().compactMap { scheduler.jobs[$0]?.record(includingLog: false) })
     }
 
     /// The one-line summary for systemd's STATUS=.
@@ -137,5 +137,5 @@ final class PoolController {
 }
 
 extension PoolController: StatusSource {
-    var hasRunningJobs: Bool { !runningJobIDs.isEmpty }
+    var hasRunningJobs: Bool { !scheduler.running.isEmpty }
 }

@@ -56,6 +56,16 @@ final class SlotTable {
     /// Failed slots that are not leaving, in order.
     var failedServing: [Int] { slots.values.filter { $0.state == .failed && !$0.retiring }.map(\.index).sorted() }
 
+    /// Why a job of `workers` cannot run on the pool as it stands (failed slots do not count), or
+    /// nil when it can, now or once busy workers are free.
+    func refusal(forWorkers workers: Int) -> PoolError? {
+        let usable = usableCount
+        guard workers > usable else { return nil }
+        let failed = failedServing
+        guard !failed.isEmpty else { return .poolTooSmall(requested: workers, poolSize: usable) }
+        return .poolTooSmall(requested: workers, poolSize: targetSize, usable: usable, failedSlots: failed)
+    }
+
     var anyStarting: Bool { slots.values.contains { $0.state == .starting } }
 
     /// Whether some slot has a process, or waits to respawn one.
