@@ -44,9 +44,9 @@ final class PoolController {
     /// Runs once when every worker has exited and every IPC object is gone.
     var onStopped: (() -> Void)?
 
-    /// `launcher` starts the workers: `ProcessLauncher` in the daemon, a fake in the in-process
-    /// tests. The event loop's clock is the controller's (see `EventLoop.monotonicNanoseconds`).
-    init(configuration: DaemonConfiguration, eventLoop: any EventLoop, logger: Logger, scoreboard: Scoreboard,
+    /// `launcher` starts the workers and `scoreboard` has their heartbeats: processes and the
+    /// shared scoreboard in the daemon, fakes in the in-process tests. The event loop's clock is the controller's (see `EventLoop.monotonicNanoseconds`).
+    init(configuration: DaemonConfiguration, eventLoop: any EventLoop, logger: Logger, scoreboard: any HeartbeatBoard,
          events: MessageQueue, notifier: ServiceNotifier, launcher: any WorkerLauncher) {
         self.configuration = configuration
         self.eventLoop = eventLoop

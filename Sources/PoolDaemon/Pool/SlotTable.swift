@@ -7,6 +7,20 @@ import PoolProtocol
 import Glibc
 #endif
 
+/// Where the workers' heartbeats are read: the scoreboard in the daemon, a fake in the tests.
+protocol HeartbeatBoard {
+    /// Clears the slot's record before a new worker takes the slot.
+    func reset(slot: Int)
+    /// When the slot's worker last beat (CLOCK_MONOTONIC nanoseconds), 0 when it has not yet.
+    func heartbeat(slot: Int) -> Int64
+}
+
+extension Scoreboard: HeartbeatBoard {
+    func heartbeat(slot: Int) -> Int64 {
+        record(slot: slot).heartbeat.load(ordering: .relaxed)
+    }
+}
+
 /// The pool's slots and the worker processes in them: starting, stopping and reaping workers,
 /// the crash policy (backoff, give-up), heartbeats. It knows nothing of jobs beyond the id a slot
 /// works on: what a slot's exit means for a job is the controller's to decide, from the `SlotExit`
@@ -17,7 +31,7 @@ final class SlotTable {
     /// The pool size asked for (slots at or above it are retiring).
     var targetSize: Int
     private let launcher: any WorkerLauncher
-    private let scoreboard: Scoreboard
+    private let scoreboard: any HeartbeatBoard
     private let eventLoop: any EventLoop
     private let logger: Logger
     /// Descriptors kept for spawning workers and setting up jobs when clients have taken the rest.
@@ -29,7 +43,7 @@ final class SlotTable {
     /// starts again and the heartbeat checks end.
     private(set) var isClosed = false
 
-    init(targetSize: Int, launcher: any WorkerLauncher, scoreboard: Scoreboard, eventLoop: any EventLoop, logger: Logger) {
+    init(targetSize: Int, launcher: any WorkerLauncher, scoreboard: any HeartbeatBoard, eventLoop: any EventLoop, logger: Logger) {
         self.targetSize = targetSize
         self.launcher = launcher
         self.scoreboard = scoreboard
@@ -372,7 +386,7 @@ final class SlotTable {
         for index in indices {
             update(index) { slot in
                 guard slot.state == .ready || slot.state == .busy, slot.killReason == nil, let process = slot.process else { return }
-                let beat = scoreboard.record(slot: index).heartbeat.load(ordering: .relaxed)
+                let beat = scoreboard.heartbeat(slot: index)
                 guard beat > 0, now - beat > timeout else { return }
                 let silence = DurationText.format(now - beat)
                 slot.killReason = "hung (no heartbeat for \(silence)), killed"
