@@ -5,10 +5,13 @@ import PoolHistory
 import PoolIPC
 import PoolProtocol
 
-/// The daemon's state: worker slots, jobs, and the clients watching them. It lives on one event loop
-/// (the same one that serves the control socket), so every transition is a plain method call with no
-/// lock; the watcher thread and the sockets only hand it events. Its concerns are split over
-/// extensions: supervision (slots and processes), scheduling (jobs), the varlink methods, shutdown.
+/// The daemon's state on its one event loop (the same one that serves the control socket), so
+/// that every transition is a plain method call with no lock; the watcher thread and the sockets
+/// only hand it events. The state is held by its owners: the `Lifecycle`, the `SlotTable`, the
+/// `JobScheduler`, the `HistoryIndex` and the `StatusPublisher`. The controller routes each event
+/// to its owner and orders the effects that span them (a worker's exit ends its part of a job,
+/// then respawns or fails its slot); its extensions are those sequences, by topic, and the
+/// varlink method table.
 final class PoolController {
     /// Mostly fixed at start; a reload changes the keys it applies (see `reloadConfiguration`).
     var configuration: DaemonConfiguration
