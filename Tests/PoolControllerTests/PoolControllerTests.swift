@@ -89,6 +89,22 @@ import Glibc
         pool.finish()
     }
 
+    @Test func aJobThatOverrunsItsTimeoutIsCancelledAndFails() throws {
+        let pool = try ControllerHarness(workers: 1) { $0.cancelGrace = .seconds(1) }
+        pool.ready(0)
+        let job = try pool.submit(workers: 1, timeout: .milliseconds(1500))
+        pool.advance(by: .milliseconds(1499))
+        #expect(job.cancelReason == nil)
+        pool.advance(by: .milliseconds(1))
+        #expect(job.cancelReason == "timed out")
+        #expect(job.segment?.isCancelled == true)
+        pool.partEnded(0, job: job, outcome: .cancelled)
+        #expect(job.state == .failed)
+        #expect(job.record.error == "timed out: still running after its timeout of 1.5s")
+        #expect(!pool.worker(0).killed)
+        pool.finish()
+    }
+
     // MARK: Respawning
 
     @Test func aCrashingWorkerIsRespawnedAfterAnExponentialBackoffUpToItsCeiling() throws {

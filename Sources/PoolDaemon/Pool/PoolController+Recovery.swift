@@ -33,10 +33,8 @@ extension PoolController {
 
     /// The slot's new worker is ready: hand it the participant its predecessor left.
     func takeOver(slot index: Int) {
-        guard let takeover = slotTable.update(index, { slot in
-            defer { slot.takeover = nil }
-            return slot.takeover
-        }) ?? nil else { return }
+        guard let takeover = slotTable[index]?.takeover else { return }
+        slotTable.update(index) { $0.takeover = nil }
         guard let job = scheduler.jobs[takeover.job], job.state == .running, job.cancelReason == nil, job.failure == nil else {
             if lifecycle.isDraining { stopWorker(slot: index) } else { dispatchJobs() }
             return
