@@ -35,13 +35,7 @@ extension PoolController {
 
     /// A worker reports that its part of a job ended.
     func participantEnded(slot index: Int, pid: Int32, jobID: Int, outcome: WorkerEvent.Outcome, errorCode: Int32, reason: String) {
-        let ended = slotTable.update(index) { slot -> Slot? in
-            guard slot.process?.pid == pid, slot.job == jobID else { return nil }
-            slot.job = nil
-            if slot.state == .busy { slot.state = .ready }
-            return slot
-        }
-        guard let slot = ended ?? nil else { return }
+        guard let slot = slotTable.jobEnded(index, pid: pid, job: jobID) else { return }
         if let job = scheduler.jobs[jobID], let participant = job.slots.firstIndex(of: index) {
             var failure: String?
             if outcome == .failed {

@@ -189,6 +189,18 @@ final class SlotTable {
         } ?? false
     }
 
+    /// The slot's worker is done with its part of `job`: the slot is free again (unless it is
+    /// stopping). Returns the slot as it is now; nil when the report is stale (another process, or
+    /// another job).
+    func jobEnded(_ index: Int, pid: Int32, job: Int) -> Slot? {
+        update(index) { slot -> Slot? in
+            guard slot.process?.pid == pid, slot.job == job else { return nil }
+            slot.job = nil
+            if slot.state == .busy { slot.state = .ready }
+            return slot
+        } ?? nil
+    }
+
     /// Sends the slot's worker a command.
     func send(_ command: WorkerCommand, to index: Int) throws(IPCError) {
         guard let commands = slots[index]?.commands else { throw IPCError("no command queue", errno: EBADF) }
