@@ -114,4 +114,77 @@ _Static_assert(offsetof(pool_event_record, timeouts) == 8, "event layout");
 _Static_assert(offsetof(pool_event_record, wokeNanos) == 16, "event layout");
 _Static_assert(sizeof(pool_event_record) == 32, "event layout");
 
+// MARK: Kind area: append
+
+/// The append job's area, followed by one `pool_append_writer` per participant, then the shared
+/// string (as many bytes as all writers append), then each writer's private copy.
+typedef struct {
+    uint32_t memory;         // 0 shared, 1 private
+    uint8_t reserved0[60];
+    int64_t length;          // under the mutex: the shared string's length
+    uint8_t reserved1[56];
+    pthread_mutex_t mutex;
+    uint8_t reserved2[POOL_MUTEX_LINE_PADDING + POOL_CACHE_LINE];
+} pool_append_area;
+
+/// One writer's parameters, and where its private copy goes.
+typedef struct {
+    int64_t character;
+    int64_t count;
+    int64_t interval;        // nanoseconds between appends
+    int64_t copyOffset;      // from the start of the area
+} pool_append_writer;
+
+_Static_assert(offsetof(pool_append_area, memory) == 0, "append layout");
+_Static_assert(offsetof(pool_append_area, length) == 64, "append layout");
+_Static_assert(offsetof(pool_append_area, mutex) == 128, "append layout");
+_Static_assert(sizeof(pool_append_area) == 256, "append layout: the writers start at 256");
+_Static_assert(offsetof(pool_append_writer, character) == 0, "append layout");
+_Static_assert(offsetof(pool_append_writer, count) == 8, "append layout");
+_Static_assert(offsetof(pool_append_writer, interval) == 16, "append layout");
+_Static_assert(offsetof(pool_append_writer, copyOffset) == 24, "append layout");
+_Static_assert(sizeof(pool_append_writer) == 32, "append layout");
+
+// MARK: Kind area: lockcell
+
+/// The lock cell's area, followed by its log: `pool_lockcell_trace_entry`s, one per line.
+typedef struct {
+    int64_t increments;
+    int64_t pauseLow;        // nanoseconds
+    int64_t pauseHigh;
+    uint64_t seed;
+    uint8_t reserved0[32];
+    int64_t counter;         // under the mutex
+    uint8_t reserved1[56];
+    int64_t finished;        // atomic: workers that said Done
+    uint8_t reserved2[56];
+    int64_t traceNext;       // atomic: the next trace entry
+    uint8_t reserved3[56];
+    pthread_mutex_t mutex;
+    uint8_t reserved4[POOL_MUTEX_LINE_PADDING];
+} pool_lockcell_area;
+
+/// One line of the job's log; `time` is written last (release): the entry is complete once set.
+typedef struct {
+    uint32_t step;
+    uint32_t participant;
+    int64_t value;
+    int64_t time;
+} pool_lockcell_trace_entry;
+
+_Static_assert(offsetof(pool_lockcell_area, increments) == 0, "lockcell layout");
+_Static_assert(offsetof(pool_lockcell_area, pauseLow) == 8, "lockcell layout");
+_Static_assert(offsetof(pool_lockcell_area, pauseHigh) == 16, "lockcell layout");
+_Static_assert(offsetof(pool_lockcell_area, seed) == 24, "lockcell layout");
+_Static_assert(offsetof(pool_lockcell_area, counter) == 64, "lockcell layout");
+_Static_assert(offsetof(pool_lockcell_area, finished) == 128, "lockcell layout");
+_Static_assert(offsetof(pool_lockcell_area, traceNext) == 192, "lockcell layout");
+_Static_assert(offsetof(pool_lockcell_area, mutex) == 256, "lockcell layout");
+_Static_assert(sizeof(pool_lockcell_area) == 320, "lockcell layout: the log starts at 320");
+_Static_assert(offsetof(pool_lockcell_trace_entry, step) == 0, "lockcell layout");
+_Static_assert(offsetof(pool_lockcell_trace_entry, participant) == 4, "lockcell layout");
+_Static_assert(offsetof(pool_lockcell_trace_entry, value) == 8, "lockcell layout");
+_Static_assert(offsetof(pool_lockcell_trace_entry, time) == 16, "lockcell layout");
+_Static_assert(sizeof(pool_lockcell_trace_entry) == 24, "lockcell layout");
+
 #endif
