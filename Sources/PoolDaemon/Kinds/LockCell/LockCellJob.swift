@@ -8,7 +8,7 @@ import PoolProtocol
 /// random 0-1 s, waits for the lock, increments the shared counter under it; then says Done. The
 /// last to finish prints the counter. Every step is a line of the job's log, in the notebook's
 /// words, and a record in the journal.
-struct LockCellJob: JobPlan {
+struct LockCellJob: JobKind {
     let workers: Int
     let increments: Int
     let pause: ClosedRange<Int64>
@@ -48,8 +48,7 @@ struct LockCellJob: JobPlan {
     var parameters: JSONValue {
         let range = pause.lowerBound == pause.upperBound ? DurationText.format(pause.lowerBound)
             : DurationText.format(pause.lowerBound) + ".." + DurationText.format(pause.upperBound)
-        return .object(["workers": .number(Double(workers)), "increments": .number(Double(increments)),
-                        "pause": .string(range), "seed": .number(Double(seed))])
+        return JSONValue(reporting: LockCellParameters(workers: workers, increments: increments, pause: range, seed: Int(seed)))
     }
 
     var kindAreaSize: Int { MemoryLayout<Area>.size + lineCount * MemoryLayout<pool_lockcell_trace_entry>.stride }
@@ -102,18 +101,15 @@ struct LockCellJob: JobPlan {
         }
     }
 
-    func result(from segment: JobSegment, monitor: (any JobMonitor)?) -> JSONValue {
+    func typedResult(from segment: JobSegment, monitor: (any JobMonitor)?) -> LockCellResult {
         let counter = Self.area(of: segment).atomic(\.counter).load(ordering: .acquiring)
-        let entries = (0..<workers).map { index -> JSONValue in
+        let entries = (0..<workers).map { index in
             let participant = segment.participant(index)
-            return .object(["participant": .number(Double(index)),
-                            "slot": .number(Double(participant.slot.load(ordering: .relaxed))),
-                            "pid": .number(Double(participant.pid.load(ordering: .relaxed))),
-                            "increments": .number(Double(participant.done.load(ordering: .relaxed)))])
+            return LockCellWorker(participant: index, slot: Int(participant.slot.load(ordering: .relaxed)),
+                                  pid: Int(participant.pid.load(ordering: .relaxed)), increments: Int(participant.done.load(ordering: .relaxed)))
         }
         let recoveries = (0..<workers).reduce(0) { $0 + Int(segment.participant($1).extra.load(ordering: .relaxed)) }
-        return .object(["counter": .number(Double(counter)), "expected": .number(Double(workers * increments)),
-                        "lockRecoveries": .number(Double(recoveries)), "workers": .array(entries)])
+        return LockCellResult(counter: Int(counter), expected: workers * increments, lockRecoveries: recoveries, workers: entries)
     }
 }
 
