@@ -187,4 +187,118 @@ _Static_assert(offsetof(pool_lockcell_trace_entry, value) == 8, "lockcell layout
 _Static_assert(offsetof(pool_lockcell_trace_entry, time) == 16, "lockcell layout");
 _Static_assert(sizeof(pool_lockcell_trace_entry) == 24, "lockcell layout");
 
+// MARK: Kind area: prodcons
+
+#define POOL_LATENCY_BUCKETS 1024
+
+/// The producer/consumer job's area. After it, each sized by the job's parameters: a
+/// `pool_prodcons_stats` per participant, a `pool_latency_histogram` per consumer, a ledger per
+/// participant (room for one message, rounded up to cache lines), `POOL_PRODCONS_PARKED_SLOTS`
+/// parking places per producer (a `pool_prodcons_parked` header, then room for a message), and
+/// the trace (`pool_prodcons_trace_entry`s) when the job traces.
+typedef struct {
+    int64_t items;
+    int64_t capacity;
+    int64_t payloadBytes;
+    int64_t batch;
+    uint64_t seed;
+    int64_t producers;
+    int64_t trace;           // 1: the job traces every item
+    int64_t reserved0;
+    int64_t produceLow;      // nanoseconds of delay around each put
+    int64_t produceHigh;
+    int64_t consumeLow;      // and around each get
+    int64_t consumeHigh;
+    uint8_t reserved1[32];
+    int64_t consumed;        // atomic: items consumed by all, as reported (a hint)
+    uint8_t reserved2[56];
+    int64_t traceNext;       // atomic: the next trace entry
+    uint8_t reserved3[56];
+} pool_prodcons_area;
+
+/// A participant's record. A producer's count and sum say what it has sent, a consumer's what it
+/// has committed; the `before` pair is written ahead of each message (see ProdConsJob.Stats).
+typedef struct {
+    int64_t count;
+    int64_t sum;
+    int64_t waits;           // a producer's sends that found the queue full, a consumer's receives that found it empty
+    int64_t countBefore;
+    int64_t sumBefore;
+    int64_t recovered;       // items redelivered from the ledger or sent again
+    int64_t receives;        // a consumer's returns from the queue
+    int64_t reserved;
+} pool_prodcons_stats;
+
+/// A consumer's latency histogram (see LatencyHistogram), recorded by the consumer alone.
+typedef struct {
+    int64_t counts[POOL_LATENCY_BUCKETS];
+    int64_t maximum;         // the largest value recorded
+} pool_latency_histogram;
+
+#define POOL_PRODCONS_PARKED_SLOTS 4
+
+/// A parking place's header; the message follows it.
+typedef struct {
+    int64_t state;           // free, uncertain or arrived (ProdConsJob.ParkedState)
+    int64_t items;
+    int64_t sum;
+    uint8_t reserved[40];
+} pool_prodcons_parked;
+
+/// One produced or consumed item; `time` is written last (release): the entry is complete once set.
+typedef struct {
+    uint32_t kind;           // 1 produced, 2 consumed
+    uint32_t participant;
+    int64_t value;
+    int64_t queueLength;
+    int64_t time;
+} pool_prodcons_trace_entry;
+
+/// A queue message's header; `count` items of `payloadBytes` follow (each item's value in its
+/// first 8 bytes). A message with no items is the end-of-stream sentinel. In a ledger, `producer`
+/// is the mark of a message in flight (all ones when the ledger holds none).
+typedef struct {
+    uint32_t producer;
+    uint32_t count;
+    int64_t enqueuedNanos;   // CLOCK_MONOTONIC when it was built
+} pool_prodcons_message_header;
+
+_Static_assert(offsetof(pool_prodcons_area, items) == 0, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_area, capacity) == 8, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_area, payloadBytes) == 16, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_area, batch) == 24, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_area, seed) == 32, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_area, producers) == 40, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_area, trace) == 48, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_area, produceLow) == 64, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_area, produceHigh) == 72, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_area, consumeLow) == 80, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_area, consumeHigh) == 88, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_area, consumed) == 128, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_area, traceNext) == 192, "prodcons layout");
+_Static_assert(sizeof(pool_prodcons_area) == 256, "prodcons layout: the stats start at 256");
+_Static_assert(offsetof(pool_prodcons_stats, count) == 0, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_stats, sum) == 8, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_stats, waits) == 16, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_stats, countBefore) == 24, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_stats, sumBefore) == 32, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_stats, recovered) == 40, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_stats, receives) == 48, "prodcons layout");
+_Static_assert(sizeof(pool_prodcons_stats) == POOL_CACHE_LINE, "prodcons layout");
+_Static_assert(sizeof(pool_latency_histogram) == (POOL_LATENCY_BUCKETS + 1) * 8, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_parked, state) == 0, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_parked, items) == 8, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_parked, sum) == 16, "prodcons layout");
+_Static_assert(sizeof(pool_prodcons_parked) == POOL_CACHE_LINE, "prodcons layout: the message starts a cache line in");
+_Static_assert(offsetof(pool_prodcons_trace_entry, kind) == 0, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_trace_entry, participant) == 4, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_trace_entry, value) == 8, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_trace_entry, queueLength) == 16, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_trace_entry, time) == 24, "prodcons layout");
+_Static_assert(sizeof(pool_prodcons_trace_entry) == 32, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_message_header, producer) == 0, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_message_header, count) == 4, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_message_header, enqueuedNanos) == 8, "prodcons layout");
+_Static_assert(sizeof(pool_prodcons_message_header) == 16, "prodcons layout");
+
 #endif

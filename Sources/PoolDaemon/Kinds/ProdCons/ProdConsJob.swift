@@ -26,55 +26,79 @@ struct ProdConsJob: JobPlan {
     var totalWork: Int { 2 * items }
     var messageSize: Int { Message.headerSize + batch * payloadBytes }
 
-    /// A queue message: a header, then `count` items of `payloadBytes` (the value in the first 8).
-    /// A message with no items is the end-of-stream sentinel.
+    /// A queue message: a `pool_prodcons_message_header`, then `count` items of `payloadBytes` (the
+    /// value in the first 8). A message with no items is the end-of-stream sentinel.
     enum Message {
-        static let headerSize = 16   // producer UInt32, count UInt32, enqueued Int64
+        typealias Header = pool_prodcons_message_header
+        static let headerSize = MemoryLayout<Header>.size
+
+        static func header(_ message: UnsafeMutableRawPointer) -> UnsafeMutablePointer<Header> { message.layout(Header.self) }
+
+        /// The value of item `index` of a message.
+        static func item(_ message: UnsafeMutableRawPointer, _ index: Int, payloadBytes: Int) -> UnsafeMutablePointer<Int64> {
+            (message + headerSize + index * payloadBytes).layout(Int64.self)
+        }
     }
 
-    enum Area {
-        static let items = 0, capacity = 8, payloadBytes = 16, batch = 24, seed = 32, producers = 40, trace = 48
-        static let produceLow = 64, produceHigh = 72, consumeLow = 80, consumeHigh = 88
-        static let consumed = 128        // Int64, atomic: items consumed by all, as reported (a hint, see `committedTotal`)
-        static let traceNext = 192       // Int64, atomic: next trace entry
-        static let stats = 256           // per participant, see `Stats`
-        static let statsSize = 64
-        static func histograms(_ participants: Int) -> Int { stats + participants * statsSize }
+    /// The kind area's fixed part: parameters, the shared consumed hint and the trace's next entry.
+    typealias Area = pool_prodcons_area
+
+    static func area(of segment: JobSegment) -> UnsafeMutablePointer<Area> { segment.kindArea.layout(Area.self) }
+
+    /// Where the parts sized by the job's parameters start, from the start of the kind area.
+    enum Regions {
+        /// Per participant, a `Stats` record.
+        static var stats: Int { MemoryLayout<Area>.size }
+        static func histograms(_ participants: Int) -> Int { stats + participants * MemoryLayout<Stats>.stride }
         /// Per participant, a copy of the message in flight: the ledger a replacement recovers from.
         static func ledgers(_ participants: Int, consumers: Int) -> Int {
             histograms(participants) + consumers * LatencyHistogram.byteSize
         }
-        static func ledgerStride(messageSize: Int) -> Int { (messageSize + 63) & ~63 }
+        static func ledgerStride(messageSize: Int) -> Int {
+            let line = Int(POOL_CACHE_LINE)
+            return (messageSize + line - 1) / line * line
+        }
         /// Per producer, `parkedSlots` messages that dead producers left uncertain (see `ParkedMessage`).
         static func parked(_ participants: Int, consumers: Int, messageSize: Int) -> Int {
             ledgers(participants, consumers: consumers) + participants * ledgerStride(messageSize: messageSize)
         }
-        static func parkedStride(messageSize: Int) -> Int { ParkedMessage.headerSize + ledgerStride(messageSize: messageSize) }
+        static func parkedStride(messageSize: Int) -> Int {
+            MemoryLayout<pool_prodcons_parked>.size + ledgerStride(messageSize: messageSize)
+        }
+        /// A `pool_prodcons_trace_entry` per item produced and consumed, when the job traces.
         static func traceEntries(_ participants: Int, consumers: Int, messageSize: Int) -> Int {
             parked(participants, consumers: consumers, messageSize: messageSize)
                 + (participants - consumers) * parkedSlots * parkedStride(messageSize: messageSize)
         }
-        static let traceEntrySize = 32   // kind UInt32, participant UInt32, value, queue length, time (Int64)
     }
 
-    /// A participant's record in the kind area (Int64 each). A producer's count and sum say what it
-    /// has sent; a consumer's what it has committed. The `before` pair is written ahead of each
-    /// message (a producer's intent, a consumer's state before the message), so that a replacement
-    /// can tell whether the dead worker's message in flight was sent or consumed. Sums are always
-    /// stored before counts, so a count that matches says its sum is current.
-    enum Stats {
-        static let count = 0, sum = 8, waits = 16, countBefore = 24, sumBefore = 32
-        /// Items a consumer's replacement took from the ledger (redelivered) or a producer's
-        /// replacement sent again because the original was lost with its worker.
-        static let recovered = 40
-        /// A consumer's count of returns from the queue (with a message or not): settling waits
-        /// for every consumer's next one, so that no message is between the kernel and a ledger.
-        static let receives = 48
+    /// A participant's record in the kind area. A producer's count and sum say what it has sent; a
+    /// consumer's what it has committed. The `before` pair is written ahead of each message (a
+    /// producer's intent, a consumer's state before the message), so that a replacement can tell
+    /// whether the dead worker's message in flight was sent or consumed. Sums are always stored
+    /// before counts, so a count that matches says its sum is current. `recovered` counts the
+    /// items a consumer's replacement took from the ledger (redelivered) or a producer's
+    /// replacement sent again because the original was lost with its worker; `receives` a
+    /// consumer's returns from the queue (with a message or not): settling waits for every
+    /// consumer's next one, so that no message is between the kernel and a ledger.
+    typealias Stats = pool_prodcons_stats
+
+    static func stats(in area: UnsafeMutableRawPointer, participant: Int) -> UnsafeMutablePointer<Stats> {
+        (area + Regions.stats).layout(Stats.self) + participant
+    }
+
+    static func traceEntries(in area: UnsafeMutableRawPointer, participants: Int, consumers: Int,
+                             messageSize: Int) -> UnsafeMutablePointer<pool_prodcons_trace_entry> {
+        (area + Regions.traceEntries(participants, consumers: consumers, messageSize: messageSize)).layout(pool_prodcons_trace_entry.self)
+    }
+
+    static func histogram(in area: UnsafeMutableRawPointer, participants: Int, consumer: Int) -> LatencyHistogram {
+        LatencyHistogram(at: area + Regions.histograms(participants) + consumer * LatencyHistogram.byteSize)
     }
 
     /// How many uncertain messages (a producer died between a send and recording it) one producer
     /// can have parked at once: each needs that unlikely death, and they are settled at the end.
-    static let parkedSlots = 4
+    static let parkedSlots = Int(POOL_PRODCONS_PARKED_SLOTS)
 
     /// A parking place's state.
     enum ParkedState {
@@ -85,21 +109,21 @@ struct ProdConsJob: JobPlan {
         static let arrived: Int64 = 2
     }
 
-    /// A parking place in the kind area: the state, the message's item count and sum, the message.
+    /// A parking place in the kind area: a `pool_prodcons_parked` (the state, the message's item
+    /// count and sum), then the message.
     struct ParkedMessage {
-        static let headerSize = 64
-        static let itemsOffset = 8, sumOffset = 16
-        let base: UnsafeMutableRawPointer
-        var state: UnsafeAtomic<Int64> { ProdConsJob.atomic(base) }
-        var items: Int64 { base.load(fromByteOffset: Self.itemsOffset, as: Int64.self) }
-        var sum: Int64 { base.load(fromByteOffset: Self.sumOffset, as: Int64.self) }
-        var message: UnsafeMutableRawPointer { base + Self.headerSize }
+        let header: UnsafeMutablePointer<pool_prodcons_parked>
+        var state: UnsafeAtomic<Int64> { header.atomic(\.state) }
+        var items: Int64 { header.pointee.items }
+        var sum: Int64 { header.pointee.sum }
+        var message: UnsafeMutableRawPointer { header.end }
     }
 
     static func parked(in area: UnsafeMutableRawPointer, participants: Int, consumers: Int, messageSize: Int,
                        producer: Int, slot: Int) -> ParkedMessage {
-        ParkedMessage(base: area + Area.parked(participants, consumers: consumers, messageSize: messageSize)
-                      + (producer * parkedSlots + slot) * Area.parkedStride(messageSize: messageSize))
+        let place = area + Regions.parked(participants, consumers: consumers, messageSize: messageSize)
+            + (producer * parkedSlots + slot) * Regions.parkedStride(messageSize: messageSize)
+        return ParkedMessage(header: place.layout(pool_prodcons_parked.self))
     }
 
     /// A producer's share of the items.
@@ -135,8 +159,8 @@ struct ProdConsJob: JobPlan {
 
     static func account(in area: UnsafeMutableRawPointer, participants: Int, consumers: Int, messageSize: Int,
                         producer: Int, items: Int) -> ProducerAccount {
-        let stats = area + Area.stats + producer * Area.statsSize
-        let count = atomic(stats + Stats.count).load(ordering: .acquiring)
+        let stats = Self.stats(in: area, participant: producer)
+        let count = stats.atomic(\.count).load(ordering: .acquiring)
         let parked = (0..<parkedSlots).compactMap { slot -> ProducerAccount.Parked? in
             let place = Self.parked(in: area, participants: participants, consumers: consumers, messageSize: messageSize,
                                     producer: producer, slot: slot)
@@ -144,8 +168,8 @@ struct ProdConsJob: JobPlan {
             return state == ParkedState.free ? nil : .init(slot: slot, state: state, items: place.items, sum: place.sum)
         }
         return ProducerAccount(share: Int64(share(producer: producer, producers: participants - consumers, items: items)),
-                               count: count, sum: atomic(stats + Stats.sum).load(ordering: .relaxed),
-                               intentCount: atomic(stats + Stats.countBefore).load(ordering: .acquiring), parked: parked)
+                               count: count, sum: stats.atomic(\.sum).load(ordering: .relaxed),
+                               intentCount: stats.atomic(\.countBefore).load(ordering: .acquiring), parked: parked)
     }
 
     /// A parked message by producer and parking place.
@@ -256,7 +280,7 @@ struct ProdConsJob: JobPlan {
     static func queueName(segmentName: String) -> String { segmentName + ".queue" }
 
     static func ledger(in area: UnsafeMutableRawPointer, participants: Int, consumers: Int, messageSize: Int, index: Int) -> UnsafeMutableRawPointer {
-        area + Area.ledgers(participants, consumers: consumers) + index * Area.ledgerStride(messageSize: messageSize)
+        area + Regions.ledgers(participants, consumers: consumers) + index * Regions.ledgerStride(messageSize: messageSize)
     }
 
     /// A consumer or producer whose worker dies is taken over by a replacement: the ledger in the
@@ -264,8 +288,8 @@ struct ProdConsJob: JobPlan {
     var resumesAfterWorkerDeath: Bool { true }
 
     var kindAreaSize: Int {
-        let traceSize = trace ? 2 * items * Area.traceEntrySize : 0
-        return Area.traceEntries(workers, consumers: consumers, messageSize: messageSize) + traceSize
+        let traceSize = trace ? 2 * items * MemoryLayout<pool_prodcons_trace_entry>.stride : 0
+        return Regions.traceEntries(workers, consumers: consumers, messageSize: messageSize) + traceSize
     }
 
     var messageQueue: (depth: Int, messageSize: Int)? { (capacity, messageSize) }
@@ -273,19 +297,22 @@ struct ProdConsJob: JobPlan {
     func createSegment(name: String) throws(IPCError) -> JobSegment {
         let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers, kindAreaSize: kindAreaSize)
         let area = segment.kindArea
-        for (offset, value) in [(Area.items, items), (Area.capacity, capacity), (Area.payloadBytes, payloadBytes),
-                                (Area.batch, batch), (Area.producers, producers), (Area.trace, trace ? 1 : 0)] {
-            area.storeBytes(of: Int64(value), toByteOffset: offset, as: Int64.self)
-        }
-        area.storeBytes(of: seed, toByteOffset: Area.seed, as: UInt64.self)
+        let fixed = Self.area(of: segment)
+        fixed.pointee.items = Int64(items)
+        fixed.pointee.capacity = Int64(capacity)
+        fixed.pointee.payloadBytes = Int64(payloadBytes)
+        fixed.pointee.batch = Int64(batch)
+        fixed.pointee.producers = Int64(producers)
+        fixed.pointee.trace = trace ? 1 : 0
+        fixed.pointee.seed = seed
         for index in 0..<workers {
-            Self.ledger(in: area, participants: workers, consumers: consumers, messageSize: messageSize, index: index)
-                .storeBytes(of: Self.emptyLedgerMark, toByteOffset: 0, as: UInt32.self)
+            Message.header(Self.ledger(in: area, participants: workers, consumers: consumers, messageSize: messageSize, index: index))
+                .pointee.producer = Self.emptyLedgerMark
         }
-        for (offset, value) in [(Area.produceLow, produceDelay.lowerBound), (Area.produceHigh, produceDelay.upperBound),
-                                (Area.consumeLow, consumeDelay.lowerBound), (Area.consumeHigh, consumeDelay.upperBound)] {
-            area.storeBytes(of: value, toByteOffset: offset, as: Int64.self)
-        }
+        fixed.pointee.produceLow = produceDelay.lowerBound
+        fixed.pointee.produceHigh = produceDelay.upperBound
+        fixed.pointee.consumeLow = consumeDelay.lowerBound
+        fixed.pointee.consumeHigh = consumeDelay.upperBound
         do {
             let queue = try MessageQueue.create(name: Self.queueName(segmentName: name), depth: capacity, messageSize: messageSize)
             queue.close()
@@ -348,21 +375,21 @@ struct ProdConsJob: JobPlan {
 
     func logLineCount(segment: JobSegment) -> Int {
         guard trace else { return 0 }
-        return min(Int(Self.atomic(segment.kindArea + Area.traceNext).load(ordering: .acquiring)), 2 * items)
+        return min(Int(Self.area(of: segment).atomic(\.traceNext).load(ordering: .acquiring)), 2 * items)
     }
 
     func logLines(segment: JobSegment, from start: Int) -> [String] {
         let written = logLineCount(segment: segment)
         guard start < written else { return [] }
-        let base = segment.kindArea + Area.traceEntries(workers, consumers: consumers, messageSize: messageSize)
+        let entries = Self.traceEntries(in: segment.kindArea, participants: workers, consumers: consumers, messageSize: messageSize)
         var lines: [String] = []
         lines.reserveCapacity(written - start)
         for index in start..<written {
-            let entry = base + index * Area.traceEntrySize
-            guard entry.load(fromByteOffset: 24, as: Int64.self) != 0 else { break }  // not yet complete
-            let verb = entry.load(fromByteOffset: 0, as: UInt32.self) == 1 ? "Produced" : "Consumed"
-            let value = entry.load(fromByteOffset: 8, as: Int64.self)
-            let length = entry.load(fromByteOffset: 16, as: Int64.self)
+            let entry = entries[index]
+            guard entry.time != 0 else { break }  // not yet complete
+            let verb = entry.kind == 1 ? "Produced" : "Consumed"
+            let value = entry.value
+            let length = entry.queueLength
             lines.append("\(verb) \(value) (queue length = \(length))")
         }
         return lines
@@ -375,9 +402,9 @@ struct ProdConsJob: JobPlan {
         var first = Int64.max, last = Int64.min
         var unsettled = 0
         for index in 0..<workers {
-            let stats = area + Area.stats + index * Area.statsSize
-            var count = Int(stats.load(fromByteOffset: 0, as: Int64.self))
-            var sum = Int(stats.load(fromByteOffset: 8, as: Int64.self))
+            let stats = Self.stats(in: area, participant: index).pointee
+            var count = Int(stats.count)
+            var sum = Int(stats.sum)
             if index < producers {
                 // Parked messages count once settled; a job that ended before says how many were not.
                 let account = Self.account(in: area, participants: workers, consumers: consumers, messageSize: messageSize,
@@ -386,8 +413,8 @@ struct ProdConsJob: JobPlan {
                 sum += Int(account.arrivedSum)
                 unsettled += Int(account.uncertainItems)
             }
-            let waits = Int(stats.load(fromByteOffset: 16, as: Int64.self))
-            let recovered = Int(stats.load(fromByteOffset: Stats.recovered, as: Int64.self))
+            let waits = Int(stats.waits)
+            let recovered = Int(stats.recovered)
             let participant = segment.participant(index)
             let started = participant.startedNanos.load(ordering: .relaxed)
             let finished = participant.finishedNanos.load(ordering: .relaxed)
@@ -411,7 +438,7 @@ struct ProdConsJob: JobPlan {
                 consumerEntries.append(.object(entry))
             }
         }
-        let histograms = (0..<consumers).map { LatencyHistogram(at: area + Area.histograms(workers) + $0 * LatencyHistogram.byteSize) }
+        let histograms = (0..<consumers).map { Self.histogram(in: area, participants: workers, consumer: $0) }
         let latency = LatencyHistogram.summary(histograms, percentiles: [50, 90, 99])
         let duration = last > first ? Double(last - first) / 1e9 : 0
         var result: [String: JSONValue] = [
@@ -440,13 +467,5 @@ struct ProdConsJob: JobPlan {
             ])
         }
         return .object(result)
-    }
-
-    static func atomic(_ pointer: UnsafeMutableRawPointer) -> UnsafeAtomic<Int64> {
-        UnsafeAtomic(at: pointer.assumingMemoryBound(to: Int64.AtomicRepresentation.self))
-    }
-
-    static func atomic32(_ pointer: UnsafeMutableRawPointer) -> UnsafeAtomic<UInt32> {
-        UnsafeAtomic(at: pointer.assumingMemoryBound(to: UInt32.AtomicRepresentation.self))
     }
 }
