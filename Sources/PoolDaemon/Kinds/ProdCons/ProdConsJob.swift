@@ -21,7 +21,7 @@ struct ProdConsJob: JobKind {
     let consumeDelay: ClosedRange<Int64>
     let trace: Bool
 
-    var kind: JobKindCode { .prodcons }
+    static let code: UInt32 = 2
     var workers: Int { producers + consumers }
     var totalWork: Int { 2 * items }
     var messageSize: Int { Message.headerSize + batch * payloadBytes }
@@ -236,7 +236,7 @@ struct ProdConsJob: JobKind {
         let produceDelay = try reader.durationRange("produceDelay", default: defaultDelay, max: 60_000_000_000)
         let consumeDelay = try reader.durationRange("consumeDelay", default: defaultDelay, max: 60_000_000_000)
         let trace = try reader.bool("trace", default: false)
-        try reader.finish(kind: "prodcons")
+        try reader.finish(kind: Self.name)
 
         if producers + consumers > limits.poolSize {
             throw limits.poolTooSmall(requested: producers + consumers)
@@ -291,7 +291,7 @@ struct ProdConsJob: JobKind {
     var messageQueue: (depth: Int, messageSize: Int)? { (capacity, messageSize) }
 
     func createSegment(name: String) throws(IPCError) -> JobSegment {
-        let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers, kindAreaSize: kindAreaSize)
+        let segment = try JobSegment.create(name: name, kind: Self.code, participants: workers, kindAreaSize: kindAreaSize)
         let area = segment.kindArea
         let fixed = Self.area(of: segment)
         fixed.pointee.items = Int64(items)
