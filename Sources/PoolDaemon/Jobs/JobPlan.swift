@@ -102,7 +102,7 @@ struct ParticipantContext {
     /// 0 for the participant's first worker, n for its n-th replacement.
     let attempt: Int
     let slot: Int
-    /// The worker's scoreboard record: progress and heartbeat go here.
+    /// The worker's scoreboard record: its heartbeat goes here.
     let record: Scoreboard.Record
     /// Testing only: where this worker is to die (none in a replacement).
     let faults: FaultInjection

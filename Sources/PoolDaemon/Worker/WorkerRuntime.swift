@@ -49,7 +49,6 @@ public struct WorkerRuntime {
         let record = scoreboard.record(slot: slot)
         let pid = getpid()
         record.pid.store(pid, ordering: .relaxed)
-        record.state.store(Scoreboard.WorkerScoreboardState.idle.rawValue, ordering: .relaxed)
         record.beat()
         do {
             try events.send(WorkerEvent(kind: .ready, slot: slot, pid: pid))
@@ -73,7 +72,6 @@ public struct WorkerRuntime {
             guard let command else { continue }
             switch command.kind {
             case .exit?:
-                record.state.store(Scoreboard.WorkerScoreboardState.exiting.rawValue, ordering: .relaxed)
                 logger.debug("exiting on request")
                 return 0
             case .runJob?:
@@ -111,13 +109,7 @@ public struct WorkerRuntime {
         mine.pid.store(Int64(getpid()), ordering: .relaxed)
         mine.slot.store(Int64(slot), ordering: .relaxed)
         record.jobID.store(UInt64(jobID), ordering: .relaxed)
-        record.progress.store(0, ordering: .relaxed)
-        record.state.store(Scoreboard.WorkerScoreboardState.running.rawValue, ordering: .relaxed)
-        defer {
-            record.state.store(Scoreboard.WorkerScoreboardState.idle.rawValue, ordering: .relaxed)
-            record.jobID.store(0, ordering: .relaxed)
-            _ = record.jobsDone.loadThenWrappingIncrement(ordering: .relaxed)
-        }
+        defer { record.jobID.store(0, ordering: .relaxed) }
         logger.debug("running \(kind.name) job \(jobID) as participant \(participant)")
         var jobLogger = logger
         jobLogger[metadataKey: "job"] = "\(jobID)"

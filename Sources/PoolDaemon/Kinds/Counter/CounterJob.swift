@@ -168,7 +168,7 @@ extension CounterJob {
     static let chunk = 16_384
 
     static func run(_ context: ParticipantContext) -> WorkerEvent.Outcome {
-        let segment = context.segment, participant = context.participant, progress = context.record
+        let segment = context.segment, participant = context.participant, heartbeat = context.record
         let area = Self.area(of: segment)
         let modeCode = area.pointee.mode
         let split = area.pointee.split != 0
@@ -184,7 +184,7 @@ extension CounterJob {
         var affinity = pool_cpu_mask()
         let pinned = pace && pool_pin_to_nth_cpu(Int32(participant), &affinity) == 0
         defer { if pinned { _ = pool_restore_affinity(&affinity) } }
-        guard segment.arriveAndWaitForAll(beating: progress, participant: participant) else { return .cancelled }
+        guard segment.arriveAndWaitForAll(beating: heartbeat, participant: participant) else { return .cancelled }
         var done = 0
         if context.isReplacement {
             // Resume where the dead worker stopped. Under the lock, so that its update in flight is
@@ -252,8 +252,7 @@ extension CounterJob {
                 done += count
             }
             record.done.store(Int64(done), ordering: .relaxed)
-            progress.progress.store(Int64(done), ordering: .relaxed)
-            progress.beat()
+            heartbeat.beat()
             if segment.isCancelled { return .cancelled }
         }
         return .completed

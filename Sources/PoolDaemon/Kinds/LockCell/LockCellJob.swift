@@ -132,7 +132,6 @@ extension LockCellJob {
             counter.store(counter.load(ordering: .relaxed) + 1, ordering: .relaxed)
             mutex.unlock()
             context.mine.done.store(Int64(done), ordering: .relaxed)
-            context.record.progress.store(Int64(done), ordering: .relaxed)
         }
         trace(.done, 0)
         // The notebook's main thread joins the workers and prints the counter; here the last
