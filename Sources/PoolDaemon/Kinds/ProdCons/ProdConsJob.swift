@@ -9,7 +9,7 @@ import Glibc
 /// The notebook's bounded producer/consumer queue, across processes: one POSIX message queue per
 /// job, producers and consumers blocking in the kernel (never polling `q.empty()`), items checked by
 /// sum, latency measured from enqueue to dequeue, occupancy sampled by the daemon.
-struct ProdConsJob: JobPlan {
+struct ProdConsJob: JobKind {
     let producers: Int
     let consumers: Int
     let items: Int
@@ -21,7 +21,7 @@ struct ProdConsJob: JobPlan {
     let consumeDelay: ClosedRange<Int64>
     let trace: Bool
 
-    var kind: JobKindCode { .prodcons }
+    static let code: UInt32 = 2
     var workers: Int { producers + consumers }
     var totalWork: Int { 2 * items }
     var messageSize: Int { Message.headerSize + batch * payloadBytes }
@@ -236,7 +236,7 @@ struct ProdConsJob: JobPlan {
         let produceDelay = try reader.durationRange("produceDelay", default: defaultDelay, max: 60_000_000_000)
         let consumeDelay = try reader.durationRange("consumeDelay", default: defaultDelay, max: 60_000_000_000)
         let trace = try reader.bool("trace", default: false)
-        try reader.finish(kind: "prodcons")
+        try reader.finish(kind: Self.name)
 
         if producers + consumers > limits.poolSize {
             throw limits.poolTooSmall(requested: producers + consumers)
@@ -264,17 +264,13 @@ struct ProdConsJob: JobPlan {
     }
 
     var parameters: JSONValue {
-        func range(_ range: ClosedRange<Int64>) -> JSONValue {
-            .string(range.lowerBound == range.upperBound ? DurationText.format(range.lowerBound)
-                    : DurationText.format(range.lowerBound) + ".." + DurationText.format(range.upperBound))
+        func range(_ range: ClosedRange<Int64>) -> String {
+            range.lowerBound == range.upperBound ? DurationText.format(range.lowerBound)
+                : DurationText.format(range.lowerBound) + ".." + DurationText.format(range.upperBound)
         }
-        return .object([
-            "producers": .number(Double(producers)), "consumers": .number(Double(consumers)),
-            "items": .number(Double(items)), "capacity": .number(Double(capacity)),
-            "payloadBytes": .number(Double(payloadBytes)), "batch": .number(Double(batch)),
-            "seed": .number(Double(seed)), "produceDelay": range(produceDelay), "consumeDelay": range(consumeDelay),
-            "trace": .bool(trace),
-        ])
+        return JSONValue(reporting: ProdConsParameters(
+            producers: producers, consumers: consumers, items: items, capacity: capacity, payloadBytes: payloadBytes,
+            batch: batch, seed: Int(seed), produceDelay: range(produceDelay), consumeDelay: range(consumeDelay), trace: trace))
     }
 
     static func queueName(segmentName: String) -> String { segmentName + ".queue" }
@@ -295,7 +291,7 @@ struct ProdConsJob: JobPlan {
     var messageQueue: (depth: Int, messageSize: Int)? { (capacity, messageSize) }
 
     func createSegment(name: String) throws(IPCError) -> JobSegment {
-        let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers, kindAreaSize: kindAreaSize)
+        let segment = try JobSegment.create(name: name, kind: Self.code, participants: workers, kindAreaSize: kindAreaSize)
         let area = segment.kindArea
         let fixed = Self.area(of: segment)
         fixed.pointee.items = Int64(items)
@@ -395,9 +391,9 @@ struct ProdConsJob: JobPlan {
         return lines
     }
 
-    func result(from segment: JobSegment, monitor: (any JobMonitor)?) -> JSONValue {
+    func typedResult(from segment: JobSegment, monitor: (any JobMonitor)?) -> ProdConsResult {
         let area = segment.kindArea
-        var producerEntries: [JSONValue] = [], consumerEntries: [JSONValue] = []
+        var producerEntries: [ProdConsProducer] = [], consumerEntries: [ProdConsConsumer] = []
         var produced = 0, consumed = 0, producedSum = 0, consumedSum = 0, full = 0, empty = 0, redelivered = 0, resent = 0
         var first = Int64.max, last = Int64.min
         var unsettled = 0
@@ -420,52 +416,31 @@ struct ProdConsJob: JobPlan {
             let finished = participant.finishedNanos.load(ordering: .relaxed)
             if started > 0 { first = min(first, started) }
             if finished > 0 { last = max(last, finished) }
-            var entry: [String: JSONValue] = [
-                "participant": .number(Double(index)),
-                "slot": .number(Double(participant.slot.load(ordering: .relaxed))),
-                "pid": .number(Double(participant.pid.load(ordering: .relaxed))),
-                "sum": .number(Double(sum)),
-            ]
+            let (slot, pid) = (Int(participant.slot.load(ordering: .relaxed)), Int(participant.pid.load(ordering: .relaxed)))
             if index < producers {
                 produced += count; producedSum += sum; full += waits; resent += recovered
-                entry["produced"] = .number(Double(count))
-                entry["foundFull"] = .number(Double(waits))
-                producerEntries.append(.object(entry))
+                producerEntries.append(ProdConsProducer(participant: index, slot: slot, pid: pid, produced: count, sum: sum, foundFull: waits))
             } else {
                 consumed += count; consumedSum += sum; empty += waits; redelivered += recovered
-                entry["consumed"] = .number(Double(count))
-                entry["foundEmpty"] = .number(Double(waits))
-                consumerEntries.append(.object(entry))
+                consumerEntries.append(ProdConsConsumer(participant: index, slot: slot, pid: pid, consumed: count, sum: sum, foundEmpty: waits))
             }
         }
         let histograms = (0..<consumers).map { Self.histogram(in: area, participants: workers, consumer: $0) }
         let latency = LatencyHistogram.summary(histograms, percentiles: [50, 90, 99])
         let duration = last > first ? Double(last - first) / 1e9 : 0
-        var result: [String: JSONValue] = [
-            "items": .number(Double(items)),
-            "produced": .number(Double(produced)), "consumed": .number(Double(consumed)),
-            "producedSum": .number(Double(producedSum)), "consumedSum": .number(Double(consumedSum)),
-            "checksumOK": .bool(produced == items && consumed == items && producedSum == consumedSum),
-            "durationSeconds": .number(duration),
-            "itemsPerSecond": .number(duration > 0 ? Double(consumed) / duration : 0),
-            "queueFull": .number(Double(full)), "queueEmpty": .number(Double(empty)),
-            "redelivered": .number(Double(redelivered)), "resent": .number(Double(resent)),
-            "latencyMicros": .object([
-                "p50": .number(Double(latency.values[0]) / 1000), "p90": .number(Double(latency.values[1]) / 1000),
-                "p99": .number(Double(latency.values[2]) / 1000), "max": .number(Double(latency.max) / 1000),
-                // The percentiles are bucket bounds, the max exact.
-                "percentileResolution": .number(LatencyHistogram.resolution),
-            ]),
-            "producers": .array(producerEntries), "consumers": .array(consumerEntries),
-        ]
-        if unsettled > 0 { result["unsettled"] = .number(Double(unsettled)) }
-        if let sampler = monitor as? OccupancySampler {
-            result["occupancy"] = .object([
-                "intervalMillis": .number(Double(sampler.interval) / 1e6),
-                "capacity": .number(Double(capacity)),
-                "samples": .array(sampler.samples.map { .number($0) }),
-            ])
-        }
-        return .object(result)
+        return ProdConsResult(
+            items: items, produced: produced, consumed: consumed, producedSum: producedSum, consumedSum: consumedSum,
+            checksumOK: produced == items && consumed == items && producedSum == consumedSum,
+            durationSeconds: duration, itemsPerSecond: duration > 0 ? Double(consumed) / duration : 0,
+            queueFull: full, queueEmpty: empty, redelivered: redelivered, resent: resent,
+            // The percentiles are bucket bounds, the max exact.
+            latencyMicros: ProdConsLatency(p50: Double(latency.values[0]) / 1000, p90: Double(latency.values[1]) / 1000,
+                                           p99: Double(latency.values[2]) / 1000, max: Double(latency.max) / 1000,
+                                           percentileResolution: LatencyHistogram.resolution),
+            producers: producerEntries, consumers: consumerEntries,
+            unsettled: unsettled > 0 ? unsettled : nil,
+            occupancy: (monitor as? OccupancySampler).map {
+                ProdConsOccupancy(intervalMillis: Double($0.interval) / 1e6, capacity: capacity, samples: $0.samples)
+            })
     }
 }
