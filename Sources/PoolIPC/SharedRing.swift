@@ -27,6 +27,7 @@ public struct SharedRing: @unchecked Sendable {
     @usableFromInline let producersWaiting: UnsafeAtomic<UInt32>
     @usableFromInline let notEmpty: FutexWord
     @usableFromInline let notFull: FutexWord
+    @usableFromInline let closed: UnsafeAtomic<UInt32>
 
     /// Most owners and positions the state word can tell apart.
     public static let maxOwners = 1 << Int(POOL_RING_OWNER_BITS)
@@ -38,8 +39,8 @@ public struct SharedRing: @unchecked Sendable {
     /// The slot header's size: a slot's items start here.
     public static let slotHeaderBytes = MemoryLayout<pool_ring_slot>.size
 
-    /// The stride of slots holding `itemBytes` after their header: a power of two up to a cache line
-    /// (so that no small slot straddles two), whole cache lines above.
+    /// The stride of slots holding `itemBytes` after their header: 32 bytes (two to a cache line)
+    /// when they fit, else whole cache lines, so that no slot straddles more lines than it must.
     public static func slotStride(itemBytes: Int) -> Int {
         let bytes = slotHeaderBytes + itemBytes
         guard bytes > 32 else { return 32 }
@@ -107,6 +108,7 @@ public struct SharedRing: @unchecked Sendable {
             .assumingMemoryBound(to: UInt32.AtomicRepresentation.self))
         producersWaiting = UnsafeAtomic(at: UnsafeMutableRawPointer(header.pointer(to: \.producers_waiting)!)
             .assumingMemoryBound(to: UInt32.AtomicRepresentation.self))
+        closed = UnsafeAtomic(at: UnsafeMutableRawPointer(header.pointer(to: \.closed)!).assumingMemoryBound(to: UInt32.AtomicRepresentation.self))
         notEmpty = FutexWord(at: UnsafeMutableRawPointer(header.pointer(to: \.not_empty)!))
         notFull = FutexWord(at: UnsafeMutableRawPointer(header.pointer(to: \.not_full)!))
     }
@@ -266,10 +268,20 @@ public struct SharedRing: @unchecked Sendable {
         if producersWaiting.load(ordering: .sequentiallyConsistent) != 0 { signal(notFull) }
     }
 
-    /// Claims a slot for reading, waiting at most `timeoutNanos` for one; nil when none came.
+    /// Claims a slot for reading, waiting at most `timeoutNanos` for one; nil when none came, or
+    /// at once when the ring is empty and closed.
     public func claimForReading(owner: Int, timeoutNanos: Int64) -> Slot? {
         wait(on: notEmpty, counting: consumersWaiting, timeoutNanos: timeoutNanos) { tryClaimForReading(owner: owner) }
     }
+
+    /// Says that nothing more will be published (every item is in), and wakes every sleeper:
+    /// a consumer that finds the ring empty then returns instead of sleeping.
+    public func close() {
+        closed.store(1, ordering: .sequentiallyConsistent)
+        wakeAll()
+    }
+
+    public var isClosed: Bool { closed.load(ordering: .acquiring) != 0 }
 
     // MARK: Waiting
 
@@ -291,6 +303,8 @@ public struct SharedRing: @unchecked Sendable {
         defer { waiters.wrappingDecrement(ordering: .sequentiallyConsistent) }
         let seen = word.atomic.load(ordering: .sequentiallyConsistent)
         if let slot = attempt() { return slot }
+        // Closed after the look: `close` bumps the word after its store, so the wait below cannot miss it.
+        if isClosed { return nil }
         _ = word.wait(whileEqualTo: seen, timeoutNanos: timeoutNanos)
         return attempt()
     }

@@ -10,7 +10,8 @@
  * claims the slot at `head` (a compare-and-swap to READING, `head` advanced), records the latency
  * in poold's histogram, sums the items, commits, bumps the shared hint and releases the slot.
  * A side that finds the ring full or empty spins 200 rounds of `pause`, then sleeps on the futex
- * in slices of 100 ms. Both beat a heartbeat every 256 messages.
+ * in slices of 100 ms. Both beat a heartbeat every 256 messages. The consumer that commits the last
+ * item closes the ring, which wakes the others.
  *
  * build: cc -O2 -std=gnu11 -I Sources/CPooldShim/include -o .build/ring bench/c/ring.c
  * usage: ring CAPACITY BATCH PRODUCERS CONSUMERS ITEMS
@@ -145,7 +146,9 @@ static void signal_word(uint32_t *word) {
     syscall(SYS_futex, word, FUTEX_WAKE, 1, NULL, NULL, 0);
 }
 
-static void wake_all(void) {
+/* SharedRing.close: every item is in; consumers finding the ring empty return instead of sleeping. */
+static void close_ring(void) {
+    STORE(&ring->closed, 1, SEQ_CST);
     __atomic_fetch_add(&ring->not_empty, 1, __ATOMIC_RELEASE);
     syscall(SYS_futex, &ring->not_empty, FUTEX_WAKE, 1 << 30, NULL, NULL, 0);
 }
@@ -173,7 +176,7 @@ static unsigned char *claim_waiting(int owner, uint64_t *claimed, int writing) {
     __atomic_fetch_add(waiters, 1, __ATOMIC_SEQ_CST);
     uint32_t seen = LOAD(word, SEQ_CST);
     unsigned char *slot = writing ? try_claim_writing(owner, claimed) : try_claim_reading(owner, claimed);
-    if (!slot) {
+    if (!slot && !LOAD(&ring->closed, ACQUIRE)) {
         struct timespec timeout = {.tv_sec = SLICE / 1000000000, .tv_nsec = SLICE % 1000000000};
         syscall(SYS_futex, word, FUTEX_WAIT, seen, &timeout, NULL, 0);
         slot = writing ? try_claim_writing(owner, claimed) : try_claim_reading(owner, claimed);
@@ -258,7 +261,7 @@ static void consume(int index) {
         int64_t hint = __atomic_add_fetch(&area->consumed_hint, count, __ATOMIC_ACQ_REL);
         release(slot, position);
         beat(index, &messages);
-        if (hint >= items) { wake_all(); mine->waits = empty; return; }
+        if (hint >= items) { close_ring(); mine->waits = empty; return; }
     }
 }
 

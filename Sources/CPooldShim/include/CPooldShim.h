@@ -127,7 +127,8 @@ typedef struct {
     uint64_t capacity;           /* slots */
     uint64_t slot_bytes;         /* stride between slots: the slot header and its items */
     uint64_t owners;             /* hand records */
-    uint8_t reserved0[32];
+    uint32_t closed;             /* 1: nothing more will be published (consumers do not sleep) */
+    uint8_t reserved0[28];
     uint64_t tail;               /* next position to produce into; written by producers only */
     uint8_t reserved1[56];
     uint64_t head;               /* next position to consume; written by consumers only */
@@ -157,6 +158,7 @@ typedef struct {
 } pool_ring_slot;
 
 _Static_assert(sizeof(pool_ring_header) == 320, "ring header: five cache lines");
+_Static_assert(offsetof(pool_ring_header, closed) == 32, "closed beside the constants");
 _Static_assert(offsetof(pool_ring_header, tail) == 64, "tail on its own cache line");
 _Static_assert(offsetof(pool_ring_header, head) == 128, "head on its own cache line");
 _Static_assert(offsetof(pool_ring_header, not_empty) == 192, "not_empty on its own cache line");

@@ -14,6 +14,7 @@ extension ProdConsJob: JobParticipantWork {
     static func run(_ context: ParticipantContext) -> WorkerEvent.Outcome {
         let area = context.segment.kindArea
         let producers = Int(area.load(fromByteOffset: Area.producers, as: Int64.self))
+        if area.load(fromByteOffset: Area.transport, as: Int64.self) != 0 { return runOverRing(context, producers: producers) }
         let queueName = queueName(segmentName: context.segment.segment.name)
         let blocking: MessageQueue, polling: MessageQueue
         do {
@@ -30,6 +31,20 @@ extension ProdConsJob: JobParticipantWork {
         if !context.isReplacement { context.mine.startedNanos.store(MonotonicClock.nanoseconds, ordering: .relaxed) }
         defer { context.mine.finishedNanos.store(MonotonicClock.nanoseconds, ordering: .relaxed) }
         let worker = Participant(context: context, producers: producers, blocking: blocking, polling: polling)
+        return context.participant < producers ? worker.produce() : worker.consume()
+    }
+
+    private static func runOverRing(_ context: ParticipantContext, producers: Int) -> WorkerEvent.Outcome {
+        let ring: SharedRing
+        do {
+            ring = try ProdConsJob.ring(in: context.segment)
+        } catch {
+            return context.fail("cannot attach the job's ring: \(error)", errno: error.errno)
+        }
+        guard context.segment.arriveAndWaitForAll(beating: context.record, participant: context.participant) else { return .cancelled }
+        if !context.isReplacement { context.mine.startedNanos.store(MonotonicClock.nanoseconds, ordering: .relaxed) }
+        defer { context.mine.finishedNanos.store(MonotonicClock.nanoseconds, ordering: .relaxed) }
+        let worker = RingParticipant(context: context, ring: ring, producers: producers)
         return context.participant < producers ? worker.produce() : worker.consume()
     }
 
@@ -459,18 +474,9 @@ extension ProdConsJob: JobParticipantWork {
         }
 
         private func traceLine(kind: UInt32, value: Int64) {
-            let next = ProdConsJob.atomic(area + Area.traceNext)
-            let index = Int(next.loadThenWrappingIncrement(ordering: .relaxed))
-            guard index < 2 * items else { return }
-            let length = Int64(polling.currentDepth)
-            let entry = area + Area.traceEntries(context.segment.participants, consumers: consumers, messageSize: blocking.messageSize) + index * Area.traceEntrySize
-            entry.storeBytes(of: kind, toByteOffset: 0, as: UInt32.self)
-            entry.storeBytes(of: UInt32(context.participant), toByteOffset: 4, as: UInt32.self)
-            entry.storeBytes(of: value, toByteOffset: 8, as: Int64.self)
-            entry.storeBytes(of: length, toByteOffset: 16, as: Int64.self)
-            // Written last: the daemon reads an entry only once its time is there.
-            ProdConsJob.atomic(entry + 24).store(MonotonicClock.nanoseconds, ordering: .releasing)
-            context.logger.info("\(kind == 1 ? "Produced" : "Consumed") \(value) (queue length = \(length))")
+            ProdConsJob.traceLine(kind: kind, participant: context.participant, value: value, queueLength: Int64(polling.currentDepth),
+                                  area: area, entries: Area.traceEntries(context.segment.participants, consumers: consumers, messageSize: blocking.messageSize),
+                                  items: items, logger: context.logger)
         }
     }
 }

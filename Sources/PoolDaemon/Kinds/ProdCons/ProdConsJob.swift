@@ -1,5 +1,6 @@
 import Atomics
 import CPooldShim
+import Logging
 import PoolIPC
 import PoolProtocol
 #if canImport(Glibc)
@@ -8,8 +9,17 @@ import Glibc
 
 /// The notebook's bounded producer/consumer queue, across processes: one POSIX message queue per
 /// job, producers and consumers blocking in the kernel (never polling `q.empty()`), items checked by
-/// sum, latency measured from enqueue to dequeue, occupancy sampled by the daemon.
+/// sum, latency measured from enqueue to dequeue, occupancy sampled by the daemon. With `transport:
+/// shm` the queue is a `SharedRing` at the end of the kind area instead (see ProdConsJob+Ring.swift).
 struct ProdConsJob: JobPlan {
+    /// Where the items travel.
+    enum Transport: String, CaseIterable {
+        /// A POSIX message queue of `capacity` messages: the notebook's queue, a system call per message.
+        case mq
+        /// A ring of `capacity` slots in the job's segment: no system call unless a side sleeps.
+        case shm
+    }
+
     let producers: Int
     let consumers: Int
     let items: Int
@@ -20,6 +30,7 @@ struct ProdConsJob: JobPlan {
     let produceDelay: ClosedRange<Int64>
     let consumeDelay: ClosedRange<Int64>
     let trace: Bool
+    let transport: Transport
 
     var kind: JobKindCode { .prodcons }
     var workers: Int { producers + consumers }
@@ -34,6 +45,8 @@ struct ProdConsJob: JobPlan {
 
     enum Area {
         static let items = 0, capacity = 8, payloadBytes = 16, batch = 24, seed = 32, producers = 40, trace = 48
+        /// 1 when the queue is the ring (`Transport.shm`) at `ring(...)`.
+        static let transport = 56
         static let produceLow = 64, produceHigh = 72, consumeLow = 80, consumeHigh = 88
         static let consumed = 128        // Int64, atomic: items consumed by all, as reported (a hint, see `committedTotal`)
         static let traceNext = 192       // Int64, atomic: next trace entry
@@ -55,7 +68,15 @@ struct ProdConsJob: JobPlan {
                 + (participants - consumers) * parkedSlots * parkedStride(messageSize: messageSize)
         }
         static let traceEntrySize = 32   // kind UInt32, participant UInt32, value, queue length, time (Int64)
+        /// The ring, after the trace, on a cache line.
+        static func ring(_ participants: Int, consumers: Int, messageSize: Int, tracedItems: Int) -> Int {
+            (traceEntries(participants, consumers: consumers, messageSize: messageSize) + 2 * tracedItems * traceEntrySize + 63) & ~63
+        }
     }
+
+    /// The largest ring a job may ask for: past it, a typo in `capacity` or `batch` would fill /dev/shm.
+    static let maxRingBytes = 1 << 30
+    static let maxRingCapacity = 1 << 24
 
     /// A participant's record in the kind area (Int64 each). A producer's count and sum say what it
     /// has sent; a consumer's what it has committed. The `before` pair is written ahead of each
@@ -203,7 +224,8 @@ struct ProdConsJob: JobPlan {
         let producers = try reader.int("producers", default: 1, in: 1...JobLimits.maxWorkerCount)
         let consumers = try reader.int("consumers", default: 1, in: 1...JobLimits.maxWorkerCount)
         let items = try reader.int("items", default: 10, in: 1...1_000_000_000)
-        let capacity = try reader.int("capacity", default: 10, in: 1...65536)
+        let transport = try reader.choice("transport", default: Transport.mq)
+        let capacity = try reader.int("capacity", default: 10, in: 1...(transport == .shm ? maxRingCapacity : 65536))
         let payloadBytes = try reader.int("payloadBytes", default: 8, in: 8...1_048_576)
         let batch = try reader.int("batch", default: 1, in: 1...65536)
         let seed = try reader.int("seed", default: 1, in: 0...Int.max)
@@ -216,6 +238,19 @@ struct ProdConsJob: JobPlan {
 
         if producers + consumers > limits.poolSize {
             throw limits.poolTooSmall(requested: producers + consumers)
+        }
+        if trace && items > maxTracedItems {
+            throw PoolError.invalidParameter("trace", "traces at most \(maxTracedItems) items; run without trace for more")
+        }
+        let job = ProdConsJob(producers: producers, consumers: consumers, items: items, capacity: capacity,
+                              payloadBytes: payloadBytes, batch: batch, seed: UInt64(seed), produceDelay: produceDelay,
+                              consumeDelay: consumeDelay, trace: trace, transport: transport)
+        if transport == .shm {
+            let bytes = job.ringBytes
+            guard bytes <= maxRingBytes else {
+                throw PoolError.invalidParameter(batch > 1 ? "batch" : "capacity", "a ring of \(capacity) slots of \(batch) x \(payloadBytes)-byte items is \(bytes) bytes, above the \(maxRingBytes) a job's ring may take; ask for a smaller capacity, batch or payload")
+            }
+            return job
         }
         let maxDepth = SystemLimits.messageQueueMaxDepth
         guard capacity <= maxDepth else {
@@ -231,12 +266,7 @@ struct ProdConsJob: JobPlan {
         guard cost <= budget else {
             throw PoolError.resourceLimit("a queue of \(capacity) x \(messageSize)-byte messages needs about \(cost) bytes but RLIMIT_MSGQUEUE allows \(budget) for this user (ulimit -q; LimitMSGQUEUE= under systemd)")
         }
-        if trace && items > maxTracedItems {
-            throw PoolError.invalidParameter("trace", "traces at most \(maxTracedItems) items; run without trace for more")
-        }
-        return ProdConsJob(producers: producers, consumers: consumers, items: items, capacity: capacity,
-                           payloadBytes: payloadBytes, batch: batch, seed: UInt64(seed), produceDelay: produceDelay,
-                           consumeDelay: consumeDelay, trace: trace)
+        return job
     }
 
     var parameters: JSONValue {
@@ -249,7 +279,7 @@ struct ProdConsJob: JobPlan {
             "items": .number(Double(items)), "capacity": .number(Double(capacity)),
             "payloadBytes": .number(Double(payloadBytes)), "batch": .number(Double(batch)),
             "seed": .number(Double(seed)), "produceDelay": range(produceDelay), "consumeDelay": range(consumeDelay),
-            "trace": .bool(trace),
+            "trace": .bool(trace), "transport": .string(transport.rawValue),
         ])
     }
 
@@ -265,16 +295,34 @@ struct ProdConsJob: JobPlan {
 
     var kindAreaSize: Int {
         let traceSize = trace ? 2 * items * Area.traceEntrySize : 0
-        return Area.traceEntries(workers, consumers: consumers, messageSize: messageSize) + traceSize
+        let queueEnd = Area.traceEntries(workers, consumers: consumers, messageSize: messageSize) + traceSize
+        return transport == .shm ? ringOffset + ringBytes : queueEnd
     }
 
-    var messageQueue: (depth: Int, messageSize: Int)? { (capacity, messageSize) }
+    var ringOffset: Int { Area.ring(workers, consumers: consumers, messageSize: messageSize, tracedItems: trace ? items : 0) }
+    var ringSlotBytes: Int { SharedRing.slotStride(itemBytes: batch * payloadBytes) }
+    var ringBytes: Int { SharedRing.byteSize(capacity: capacity, slotBytes: ringSlotBytes, owners: workers) }
+
+    var messageQueue: (depth: Int, messageSize: Int)? { transport == .mq ? (capacity, messageSize) : nil }
+
+    /// The job's ring, in a segment of a job that has one.
+    static func ring(in segment: JobSegment) throws(IPCError) -> SharedRing {
+        let area = segment.kindArea
+        let producers = Int(area.load(fromByteOffset: Area.producers, as: Int64.self))
+        let items = Int(area.load(fromByteOffset: Area.items, as: Int64.self))
+        let traced = area.load(fromByteOffset: Area.trace, as: Int64.self) != 0 ? items : 0
+        let messageSize = Message.headerSize + Int(area.load(fromByteOffset: Area.batch, as: Int64.self) * area.load(fromByteOffset: Area.payloadBytes, as: Int64.self))
+        let offset = Area.ring(segment.participants, consumers: segment.participants - producers, messageSize: messageSize, tracedItems: traced)
+        let available = segment.segment.size - segment.kindAreaOffset - offset
+        return try SharedRing.attach(at: area + offset, available: available)
+    }
 
     func createSegment(name: String) throws(IPCError) -> JobSegment {
         let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers, kindAreaSize: kindAreaSize)
         let area = segment.kindArea
         for (offset, value) in [(Area.items, items), (Area.capacity, capacity), (Area.payloadBytes, payloadBytes),
-                                (Area.batch, batch), (Area.producers, producers), (Area.trace, trace ? 1 : 0)] {
+                                (Area.batch, batch), (Area.producers, producers), (Area.trace, trace ? 1 : 0),
+                                (Area.transport, transport == .shm ? 1 : 0)] {
             area.storeBytes(of: Int64(value), toByteOffset: offset, as: Int64.self)
         }
         area.storeBytes(of: seed, toByteOffset: Area.seed, as: UInt64.self)
@@ -285,6 +333,10 @@ struct ProdConsJob: JobPlan {
         for (offset, value) in [(Area.produceLow, produceDelay.lowerBound), (Area.produceHigh, produceDelay.upperBound),
                                 (Area.consumeLow, consumeDelay.lowerBound), (Area.consumeHigh, consumeDelay.upperBound)] {
             area.storeBytes(of: value, toByteOffset: offset, as: Int64.self)
+        }
+        if transport == .shm {
+            _ = SharedRing.create(at: area + ringOffset, capacity: capacity, slotBytes: ringSlotBytes, owners: workers)
+            return segment
         }
         do {
             let queue = try MessageQueue.create(name: Self.queueName(segmentName: name), depth: capacity, messageSize: messageSize)
@@ -297,28 +349,40 @@ struct ProdConsJob: JobPlan {
     }
 
     func removeResources(segmentName: String) {
-        MessageQueue.unlink(name: Self.queueName(segmentName: segmentName))
+        if transport == .mq { MessageQueue.unlink(name: Self.queueName(segmentName: segmentName)) }
     }
 
     func makeMonitor(segment: JobSegment) -> (any JobMonitor)? {
-        guard let queue = try? MessageQueue.open(name: Self.queueName(segmentName: segment.segment.name), nonBlocking: true) else {
-            return nil
+        switch transport {
+        case .mq:
+            guard let queue = try? MessageQueue.open(name: Self.queueName(segmentName: segment.segment.name), nonBlocking: true) else {
+                return nil
+            }
+            return OccupancySampler(.queue(queue))
+        case .shm:
+            guard let ring = try? Self.ring(in: segment) else { return nil }
+            return OccupancySampler(.ring(ring, segment))
         }
-        return OccupancySampler(queue: queue)
     }
 
     /// Samples the queue's length while the job runs, keeping at most `limit` samples: when full,
     /// neighbours are averaged and the interval doubles, so a long run keeps its whole shape.
     final class OccupancySampler: JobMonitor {
-        /// Open until the job finishes: an unlinked queue still open counts against queues_max.
-        private(set) var queue: MessageQueue?
+        enum Source {
+            /// Open until the job finishes: an unlinked queue still open counts against queues_max.
+            case queue(MessageQueue)
+            /// The segment keeps the ring mapped.
+            case ring(SharedRing, JobSegment)
+        }
+
+        private var source: Source?
         private(set) var samples: [Double] = []
         private(set) var interval: Int64 = 10_000_000
         let limit = 512
         var initialDelay: Duration { .nanoseconds(0) }
 
-        init(queue: MessageQueue) {
-            self.queue = queue
+        init(_ source: Source) {
+            self.source = source
         }
 
         deinit {
@@ -326,13 +390,22 @@ struct ProdConsJob: JobPlan {
         }
 
         func close() {
-            queue?.close()
-            queue = nil
+            if case .queue(let queue)? = source { queue.close() }
+            source = nil
+        }
+
+        /// The queue's length now: messages in the queue, or slots published and not yet taken.
+        var currentDepth: Int? {
+            switch source {
+            case .queue(let queue)?: return queue.currentDepth
+            case .ring(let ring, _)?: return ring.length
+            case nil: return nil
+            }
         }
 
         func tick() -> Duration? {
-            guard let queue else { return nil }
-            samples.append(Double(queue.currentDepth))
+            guard let depth = currentDepth else { return nil }
+            samples.append(Double(depth))
             if samples.count >= limit {
                 samples = stride(from: 0, to: samples.count - 1, by: 2).map { (samples[$0] + samples[$0 + 1]) / 2 }
                 interval *= 2
@@ -341,9 +414,9 @@ struct ProdConsJob: JobPlan {
         }
     }
 
-    /// The queue's depth now, from the sampler's descriptor (mq_getattr).
+    /// The queue's depth now, from the sampler's descriptor (mq_getattr) or ring.
     func addLiveFigures(to progress: inout JobProgress, segment: JobSegment, monitor: (any JobMonitor)?) {
-        if let queue = (monitor as? OccupancySampler)?.queue { progress.queueDepth = queue.currentDepth }
+        if let depth = (monitor as? OccupancySampler)?.currentDepth { progress.queueDepth = depth }
     }
 
     func logLineCount(segment: JobSegment) -> Int {
@@ -440,6 +513,22 @@ struct ProdConsJob: JobPlan {
             ])
         }
         return .object(result)
+    }
+
+    /// Writes one trace entry (and its log line) for a put (`kind` 1) or a get (2).
+    static func traceLine(kind: UInt32, participant: Int, value: Int64, queueLength: Int64, area: UnsafeMutableRawPointer,
+                          entries: Int, items: Int, logger: Logger) {
+        let next = atomic(area + Area.traceNext)
+        let index = Int(next.loadThenWrappingIncrement(ordering: .relaxed))
+        guard index < 2 * items else { return }
+        let entry = area + entries + index * Area.traceEntrySize
+        entry.storeBytes(of: kind, toByteOffset: 0, as: UInt32.self)
+        entry.storeBytes(of: UInt32(participant), toByteOffset: 4, as: UInt32.self)
+        entry.storeBytes(of: value, toByteOffset: 8, as: Int64.self)
+        entry.storeBytes(of: queueLength, toByteOffset: 16, as: Int64.self)
+        // Written last: the daemon reads an entry only once its time is there.
+        atomic(entry + 24).store(MonotonicClock.nanoseconds, ordering: .releasing)
+        logger.info("\(kind == 1 ? "Produced" : "Consumed") \(value) (queue length = \(queueLength))")
     }
 
     static func atomic(_ pointer: UnsafeMutableRawPointer) -> UnsafeAtomic<Int64> {
