@@ -42,11 +42,7 @@ struct ProdConsCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Bytes per item (default 8).") var payloadBytes: Int?
     @Option(parsing: .unconditional, help: "Items packed into one message (default 1).") var batch: Int?
     @Flag(help: "Log one line per put and get, as the notebook prints them.") var trace = false
-    @Option(help: "mq (a POSIX message queue, the default) or shm (a ring in shared memory).") var transport: QueueTransport?
-
-    enum QueueTransport: String, CaseIterable, ExpressibleByArgument {
-        case mq, shm
-    }
+    @Option(help: "mq (a POSIX message queue, the default) or shm (a ring in shared memory).") var transport: ProdConsTransport?
 
     func validate() throws {
         for (value, option) in [(producers, "--producers"), (consumers, "--consumers"), (items, "--items"), (capacity, "--capacity"),
@@ -210,3 +206,5 @@ struct LockCellCommand: ParsableCommand {
         try JobRunner(global: global, options: options).run(kind: "lockcell", parameters: parameters.object)
     }
 }
+
+extension ProdConsTransport: ExpressibleByArgument {}

@@ -117,11 +117,11 @@ public final class JobSegment: Sendable {
 
     public var kindArea: UnsafeMutableRawPointer { segment.base + kindAreaOffset }
 
-    /// Initialises a robust mutex in the kind area while the job is set up; on failure the
+    /// Initialises a robust mutex field of the kind area while the job is set up; on failure the
     /// segment is unlinked, since the job cannot run.
-    public func initializeMutex(atKindOffset offset: Int) throws(IPCError) {
+    public func initializeMutex(_ mutex: UnsafeMutablePointer<pthread_mutex_t>) throws(IPCError) {
         do {
-            try RobustMutex(at: kindArea + offset).initialize()
+            try RobustMutex(mutex).initialize()
         } catch {
             SharedSegment.unlink(name: segment.name)
             throw error

@@ -15,13 +15,14 @@ extension ProdConsJob {
         let context: ParticipantContext
         let ring: SharedRing
         let area: UnsafeMutableRawPointer
+        let parameters: UnsafeMutablePointer<Area>
         let producers: Int
         let consumers: Int
         let items: Int
         let payloadBytes: Int
         let batch: Int
         let tracing: Bool
-        let stats: UnsafeMutableRawPointer
+        let stats: UnsafeMutablePointer<Stats>
         let consumedHint: UnsafeAtomic<Int64>
         /// The participant's progress for the daemon (`JobSegment.Participant.done`), resolved once.
         let done: UnsafeAtomic<Int64>
@@ -30,23 +31,20 @@ extension ProdConsJob {
             self.context = context
             self.ring = ring
             area = context.segment.kindArea
+            parameters = area.layout(Area.self)
             self.producers = producers
             consumers = context.segment.participants - producers
-            items = Int(area.load(fromByteOffset: Area.items, as: Int64.self))
-            payloadBytes = Int(area.load(fromByteOffset: Area.payloadBytes, as: Int64.self))
-            batch = Int(area.load(fromByteOffset: Area.batch, as: Int64.self))
-            tracing = area.load(fromByteOffset: Area.trace, as: Int64.self) != 0
-            stats = area + Area.stats + context.participant * Area.statsSize
-            consumedHint = ProdConsJob.atomic(area + Area.consumed)
+            items = Int(parameters.pointee.items)
+            payloadBytes = Int(parameters.pointee.payloadBytes)
+            batch = Int(parameters.pointee.batch)
+            tracing = parameters.pointee.trace != 0
+            stats = ProdConsJob.stats(in: area, participant: context.participant)
+            consumedHint = parameters.atomic(\.consumed)
             done = context.mine.done
         }
 
         @inline(__always)
-        private func stat(_ offset: Int) -> UnsafeAtomic<Int64> { ProdConsJob.atomic(stats + offset) }
-
-        private func delayRange(_ low: Int, _ high: Int) -> ClosedRange<Int64> {
-            area.load(fromByteOffset: low, as: Int64.self)...area.load(fromByteOffset: high, as: Int64.self)
-        }
+        private func stat(_ field: KeyPath<Stats, Int64>) -> UnsafeAtomic<Int64> { stats.atomic(field) }
 
         /// A ring that never waits never reaches the heartbeats of the slow path: beat every 256
         /// messages (a clock read), so a long busy run is not taken for a hang.
@@ -57,7 +55,7 @@ extension ProdConsJob {
         }
 
         private func random() -> SplitMix64 {
-            let seed = area.load(fromByteOffset: Area.seed, as: UInt64.self)
+            let seed = parameters.pointee.seed
             return SplitMix64(seed: seed &+ UInt64(context.participant) &* 0x9E37_79B9 &+ UInt64(context.attempt) &* 0xBF58_476D)
         }
 
@@ -72,10 +70,10 @@ extension ProdConsJob {
             let index = context.participant
             let share = Int64(ProdConsJob.share(producer: index, producers: producers, items: items))
             var random = random()
-            let delay = delayRange(Area.produceLow, Area.produceHigh)
-            let count = stat(Stats.count), sum = stat(Stats.sum), intentCount = stat(Stats.countBefore), intentSum = stat(Stats.sumBefore)
-            var full = stats.load(fromByteOffset: Stats.waits, as: Int64.self)
-            defer { stats.storeBytes(of: full, toByteOffset: Stats.waits, as: Int64.self) }
+            let delay = parameters.pointee.produceLow...parameters.pointee.produceHigh
+            let count = stat(\.count), sum = stat(\.sum), intentCount = stat(\.countBefore), intentSum = stat(\.sumBefore)
+            var full = stats.pointee.waits
+            defer { stats.pointee.waits = full }
             var sent = count.load(ordering: .acquiring)
             var total = sum.load(ordering: .relaxed)
             var unfinished: SharedRing.Slot?
@@ -162,12 +160,12 @@ extension ProdConsJob {
         func consume() -> WorkerEvent.Outcome {
             let index = context.participant
             var random = random()
-            let delay = delayRange(Area.consumeLow, Area.consumeHigh)
+            let delay = parameters.pointee.consumeLow...parameters.pointee.consumeHigh
             let consumerIndex = index - producers
-            let histogram = LatencyHistogram(at: area + Area.histograms(context.segment.participants) + consumerIndex * LatencyHistogram.byteSize)
-            let count = stat(Stats.count), sum = stat(Stats.sum), countBefore = stat(Stats.countBefore), sumBefore = stat(Stats.sumBefore)
-            var empty = stats.load(fromByteOffset: Stats.waits, as: Int64.self)
-            defer { stats.storeBytes(of: empty, toByteOffset: Stats.waits, as: Int64.self) }
+            let histogram = ProdConsJob.histogram(in: area, participants: context.segment.participants, consumer: consumerIndex)
+            let count = stat(\.count), sum = stat(\.sum), countBefore = stat(\.countBefore), sumBefore = stat(\.sumBefore)
+            var empty = stats.pointee.waits
+            defer { stats.pointee.waits = empty }
             var received = count.load(ordering: .acquiring)
             var total = sum.load(ordering: .relaxed)
             if context.isReplacement, let held = ring.slotHeld(by: index), !held.writing {
@@ -176,7 +174,7 @@ extension ProdConsJob {
                     // Taken from the ring but not committed: process it now, once.
                     total = sumBefore.load(ordering: .relaxed)
                     sum.store(total, ordering: .relaxed)
-                    stat(Stats.recovered).wrappingIncrement(by: Int64(held.slot.count), ordering: .relaxed)
+                    stat(\.recovered).wrappingIncrement(by: Int64(held.slot.count), ordering: .relaxed)
                     context.logger.notice("redelivering \(held.slot.count) items the dead consumer had taken but not finished")
                     finished = commit(held.slot, histogram: histogram, received: &received, total: &total)
                 }
@@ -235,8 +233,8 @@ extension ProdConsJob {
             }
             total &+= messageSum
             received &+= Int64(count)
-            stat(Stats.sum).store(total, ordering: .relaxed)
-            stat(Stats.count).store(received, ordering: .releasing)
+            stat(\.sum).store(total, ordering: .relaxed)
+            stat(\.count).store(received, ordering: .releasing)
             done.store(received, ordering: .relaxed)
             // The hint never runs ahead of the commits, so reaching the total through it is exact;
             // a hint lost with a dead worker only means the slower check in `waitForItems` sees the end.
@@ -259,18 +257,16 @@ extension ProdConsJob {
         private func committedTotal() -> Int64 {
             var total: Int64 = 0
             for consumer in producers..<(producers + consumers) {
-                total += ProdConsJob.atomic(area + Area.stats + consumer * Area.statsSize + Stats.count).load(ordering: .acquiring)
+                total += ProdConsJob.stats(in: area, participant: consumer).atomic(\.count).load(ordering: .acquiring)
             }
             return total
         }
 
         private func traceLine(kind: UInt32, value: Int64) {
             ProdConsJob.traceLine(kind: kind, participant: context.participant, value: value, queueLength: Int64(ring.length),
-                                  area: area, entries: traceEntries, items: items, logger: context.logger)
-        }
-
-        private var traceEntries: Int {
-            Area.traceEntries(context.segment.participants, consumers: consumers, messageSize: Message.headerSize + batch * payloadBytes)
+                                  in: ProdConsJob.traceEntries(in: area, participants: context.segment.participants, consumers: consumers,
+                                                               messageSize: Message.headerSize + batch * payloadBytes),
+                                  next: parameters.atomic(\.traceNext), items: items, logger: context.logger)
         }
     }
 }
