@@ -1,0 +1,101 @@
+"""What bench/run and bench/profile share: running programs, the private IPC namespace, a private
+daemon started by scripts/private-poold.sh."""
+import json
+import os
+import re
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+PRIVATE_POOLD = os.path.join(ROOT, "scripts", "private-poold.sh")
+
+
+class RowFailed(Exception):
+    pass
+
+
+def run(command, env=None, timeout=600):
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
+    if done.returncode != 0:
+        raise RowFailed("%s exited %d: %s" % (" ".join(command[:3]), done.returncode, (done.stderr or done.stdout).strip()[-600:]))
+    return done.stdout
+
+
+def json_line(command, env=None):
+    return json.loads(run(command, env=env).strip().splitlines()[-1])
+
+
+def latency_line(text):
+    """The `p50_us=.. p99_us=..` line of the round-trip programs, as numbers."""
+    found = dict(re.findall(r"(\w+)=([0-9.]+)", text))
+    if "p50_us" not in found or "p99_us" not in found:
+        raise RowFailed("no p50_us/p99_us in: " + text.strip())
+    return {"p50": float(found["p50_us"]), "p99": float(found["p99_us"])}
+
+
+def enter_private_namespace():
+    """Re-runs this script in IPC and mount namespaces of its own, with its own /dev/shm and
+    mqueue filesystem."""
+    if os.environ.get("POOLD_BENCH_NAMESPACE") != "1":
+        env = dict(os.environ, POOLD_BENCH_NAMESPACE="1")
+        os.execvpe("unshare", ["unshare", "--ipc", "--mount", "--propagation", "private", sys.executable] + sys.argv, env)
+    for kind, path, options in [("tmpfs", "/dev/shm", ["-o", "mode=1777"]), ("mqueue", "/dev/mqueue", [])]:
+        os.makedirs(path, exist_ok=True)
+        subprocess.run(["mount", "-t", kind] + options + [kind, path], check=True)
+
+
+def ipc_left_behind():
+    return sorted("/dev/shm/" + name for name in os.listdir("/dev/shm") if name.startswith("poold")) + \
+        sorted("/dev/mqueue/" + name for name in os.listdir("/dev/mqueue") if name.startswith("poold"))
+
+
+def build_references(into):
+    """Every bench/c/*.c is one program, named after its file."""
+    built = {}
+    for source in sorted(os.listdir(os.path.join(HERE, "c"))):
+        if not source.endswith(".c"):
+            continue
+        name = source[:-2]
+        run(["cc", "-O2", "-std=gnu11", "-Wall", "-Wextra", "-pthread", "-o", os.path.join(into, name),
+             os.path.join(HERE, "c", source), "-lrt"])
+        built[name] = os.path.join(into, name)
+    return built
+
+
+class PrivatePoold:
+    """A daemon started by scripts/private-poold.sh, held until `stop`: its shell waits on stdin,
+    and on exit its trap stops the daemon and removes the directory."""
+
+    def __init__(self, bin_dir, workers):
+        holder = 'bin=$1; workers=$2; set --; source "$0" --workers "$workers"; echo "ready $daemon $POOLD_SOCKET"; read -r _'
+        self.shell = subprocess.Popen(["bash", "-c", holder, PRIVATE_POOLD, bin_dir, str(workers)],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        line = self.shell.stdout.readline().split()
+        if len(line) != 3 or line[0] != "ready":
+            self.shell.wait()
+            raise RowFailed("poold did not start: " + " ".join(line))
+        self.pid, self.socket = int(line[1]), line[2]
+        self.env = dict(os.environ, POOLD_SOCKET=self.socket)
+
+    def stop(self):
+        self.shell.stdin.close()
+        self.shell.wait(timeout=60)
+        self.shell.stdout.close()
+
+    def workers(self):
+        """The daemon's children: its workers (spawned from any of its threads)."""
+        pids = []
+        for task in os.listdir("/proc/%d/task" % self.pid):
+            with open("/proc/%d/task/%s/children" % (self.pid, task)) as children:
+                pids += [int(pid) for pid in children.read().split()]
+        return pids
+
+
+def rss_kib(pid, field="VmRSS"):
+    path = "/proc/%d/%s" % (pid, "smaps_rollup" if field == "Pss" else "status")
+    with open(path) as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RowFailed("no %s for pid %d" % (field, pid))
