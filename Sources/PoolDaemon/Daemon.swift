@@ -82,7 +82,8 @@ public enum Daemon {
 
         let setUp: EventLoopFuture<NIOLoopBound<PoolController>> = loop.submit {
             let controller = PoolController(configuration: configuration, eventLoop: loop, logger: logger,
-                                            scoreboard: scoreboard, events: events, notifier: notifier)
+                                            scoreboard: scoreboard, events: events, notifier: notifier,
+                                            launcher: ProcessLauncher(configuration: configuration))
             if let history { controller.adoptHistory(history.store, recovered: history.recovered) }
             return NIOLoopBound(controller, eventLoop: loop)
         }
@@ -90,7 +91,7 @@ public enum Daemon {
         do {
             let bound = try setUp.wait()
             let watcher = try EventWatcher(events: events, signalDescriptor: signalDescriptor) { batch in
-                loop.execute { bound.value.handle(batch) }
+                loop.execute { bound.value.receive(batch) }
             }
             try loop.submit {
                 bound.value.watcher = watcher
@@ -141,7 +142,7 @@ public enum Daemon {
                                                     "workers": "\(status.poolSize)", "ipcPrefix": "\(names.prefix)"])
                     controller.startWatchdog(environment: environment)
                 }
-                controller.start()
+                controller.startPool()
             }.wait()
         } catch {
             logger.critical("cannot start: \(error)")
@@ -149,7 +150,7 @@ public enum Daemon {
             if let bound = try? setUp.wait() {
                 loop.execute {
                     bound.value.onStopped = { stopped.succeed() }
-                    bound.value.beginShutdown(reason: "start-up failed")
+                    bound.value.requestStop(reason: "start-up failed")
                 }
                 try? stopped.futureResult.wait()
             } else {
