@@ -46,18 +46,20 @@ def enter_private_namespace():
 
 
 def ipc_left_behind():
-    return sorted("/dev/shm/" + name for name in os.listdir("/dev/shm") if name.startswith("poold")) + \
-        sorted("/dev/mqueue/" + name for name in os.listdir("/dev/mqueue") if name.startswith("poold"))
+    """Everything in the namespace's own /dev/shm and mqueue filesystem: all of it is the run's."""
+    return ["%s/%s" % (path, name) for path in ("/dev/shm", "/dev/mqueue") for name in sorted(os.listdir(path))]
 
 
 def build_references(into):
-    """Every bench/c/*.c is one program, named after its file."""
+    """Every bench/c/*.c is one program, named after its file (the C ring uses the shim's header,
+    for the ring's structs)."""
     built = {}
     for source in sorted(os.listdir(os.path.join(HERE, "c"))):
         if not source.endswith(".c"):
             continue
         name = source[:-2]
-        run(["cc", "-O2", "-std=gnu11", "-Wall", "-Wextra", "-pthread", "-o", os.path.join(into, name),
+        run(["cc", "-O2", "-std=gnu11", "-Wall", "-Wextra", "-pthread", "-I", os.path.join(ROOT, "Sources", "CPooldShim", "include"),
+             "-o", os.path.join(into, name),
              os.path.join(HERE, "c", source), "-lrt"])
         built[name] = os.path.join(into, name)
     return built
@@ -65,23 +67,22 @@ def build_references(into):
 
 class PrivatePoold:
     """A daemon started by scripts/private-poold.sh, held until `stop`: its shell waits on stdin,
-    and on exit its trap stops the daemon and removes the directory."""
+    and on exit its trap stops the daemon and removes the directory. (The shell ends with status
+    0: on any other, the trap prints the daemon's whole log.)"""
 
     def __init__(self, bin_dir, workers):
-        holder = 'bin=$1; workers=$2; set --; source "$0" --workers "$workers"; echo "ready $daemon $POOLD_SOCKET"; read -r _'
+        holder = 'bin=$1; workers=$2; set --; source "$0" --workers "$workers"; echo "ready $daemon $POOLD_SOCKET"; read -r _ || true'
         self.shell = subprocess.Popen(["bash", "-c", holder, PRIVATE_POOLD, bin_dir, str(workers)],
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         line = self.shell.stdout.readline().split()
         if len(line) != 3 or line[0] != "ready":
-            self.shell.wait()
-            raise RowFailed("poold did not start: " + " ".join(line))
+            rest, _ = self.shell.communicate(timeout=60)
+            raise RowFailed("poold did not start: " + " ".join(line) + "\n" + rest[-2000:])
         self.pid, self.socket = int(line[1]), line[2]
         self.env = dict(os.environ, POOLD_SOCKET=self.socket)
 
     def stop(self):
-        self.shell.stdin.close()
-        self.shell.wait(timeout=60)
-        self.shell.stdout.close()
+        self.shell.communicate(input="", timeout=120)
 
     def workers(self):
         """The daemon's children: its workers (spawned from any of its threads)."""

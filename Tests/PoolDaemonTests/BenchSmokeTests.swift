@@ -46,7 +46,7 @@ struct BenchSmokeTests {
             return group + ": " + name
         }
         let expected = ["POSIX queue, capacity 10: batch 1,", "batch 16,", "batch 128,", "batch 1000,",
-                        "shared-memory ring: capacity 10,", "shared-memory ring: capacity 1024,",
+                        "shared-memory ring, batch 1: capacity 10, 1x1", "capacity 1024, 1x1", "capacity 1024, 2x2",
                         "unsafe, N", "locked, N", "atomic, N", "Queue(10) cell, polling", "blocking put/get",
                         "Manager Value and Lock cell", "POSIX queue, capacity 10, ", "Run tasks --count 1, p50",
                         "Run tasks --count 1, p99", "Status, p50", "runs of", "daemon RSS, 4 idle workers",
