@@ -27,11 +27,11 @@ def json_line(command, env=None):
 
 
 def latency_line(text):
-    """The `p50_us=.. p99_us=..` line of the round-trip programs, as numbers."""
-    found = dict(re.findall(r"(\w+)=([0-9.]+)", text))
+    """The `p50_us=.. p99_us=.. ...` line of bench/c/rtclient and spawn, as numbers."""
+    found = {key: float(value) for key, value in re.findall(r"(\w+)=([0-9.]+)", text)}
     if "p50_us" not in found or "p99_us" not in found:
         raise RowFailed("no p50_us/p99_us in: " + text.strip())
-    return {"p50": float(found["p50_us"]), "p99": float(found["p99_us"])}
+    return dict(found, p50=found["p50_us"], p99=found["p99_us"])
 
 
 def enter_private_namespace():
