@@ -45,8 +45,9 @@ struct BenchSmokeTests {
             guard let group = row["group"]?.stringValue, let name = row["name"]?.stringValue else { return nil }
             return group + ": " + name
         }
-        let expected = ["POSIX queue, capacity 10: batch 1,", "batch 16,", "batch 128,", "batch 1000,",
-                        "shared-memory ring, batch 1: capacity 10, 1x1", "capacity 1024, 1x1", "capacity 1024, 2x2",
+        let expected = ["POSIX queue, capacity 10: batch 1,", "capacity 10: batch 16,", "capacity 10: batch 128,", "capacity 10: batch 1000,",
+                        "shared-memory ring: capacity 10, batch 1, 1x1", "capacity 1024, batch 1, 1x1", "capacity 1024, batch 16, 1x1",
+                        "capacity 1024, batch 16, 2x2",
                         "unsafe, N", "locked, N", "atomic, N", "Queue(10) cell, polling", "blocking put/get",
                         "Manager Value and Lock cell", "POSIX queue, capacity 10, ", "Run tasks --count 1, p50",
                         "Run tasks --count 1, p99", "Run tasks --count 1, context switches", "Status, p50", "runs of", "daemon RSS, 4 idle workers",
