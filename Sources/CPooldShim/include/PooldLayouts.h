@@ -114,4 +114,192 @@ _Static_assert(offsetof(pool_event_record, timeouts) == 8, "event layout");
 _Static_assert(offsetof(pool_event_record, wokeNanos) == 16, "event layout");
 _Static_assert(sizeof(pool_event_record) == 32, "event layout");
 
+// MARK: Kind area: append
+
+/// The append job's area, followed by one `pool_append_writer` per participant, then the shared
+/// string (as many bytes as all writers append), then each writer's private copy.
+typedef struct {
+    uint32_t memory;         // 0 shared, 1 private
+    uint8_t reserved0[60];
+    int64_t length;          // under the mutex: the shared string's length
+    uint8_t reserved1[56];
+    pthread_mutex_t mutex;
+    uint8_t reserved2[POOL_MUTEX_LINE_PADDING + POOL_CACHE_LINE];
+} pool_append_area;
+
+/// One writer's parameters, and where its private copy goes.
+typedef struct {
+    int64_t character;
+    int64_t count;
+    int64_t interval;        // nanoseconds between appends
+    int64_t copyOffset;      // from the start of the area
+} pool_append_writer;
+
+_Static_assert(offsetof(pool_append_area, memory) == 0, "append layout");
+_Static_assert(offsetof(pool_append_area, length) == 64, "append layout");
+_Static_assert(offsetof(pool_append_area, mutex) == 128, "append layout");
+_Static_assert(sizeof(pool_append_area) == 256, "append layout: the writers start at 256");
+_Static_assert(offsetof(pool_append_writer, character) == 0, "append layout");
+_Static_assert(offsetof(pool_append_writer, count) == 8, "append layout");
+_Static_assert(offsetof(pool_append_writer, interval) == 16, "append layout");
+_Static_assert(offsetof(pool_append_writer, copyOffset) == 24, "append layout");
+_Static_assert(sizeof(pool_append_writer) == 32, "append layout");
+
+// MARK: Kind area: lockcell
+
+/// The lock cell's area, followed by its log: `pool_lockcell_trace_entry`s, one per line.
+typedef struct {
+    int64_t increments;
+    int64_t pauseLow;        // nanoseconds
+    int64_t pauseHigh;
+    uint64_t seed;
+    uint8_t reserved0[32];
+    int64_t counter;         // under the mutex
+    uint8_t reserved1[56];
+    int64_t finished;        // atomic: workers that said Done
+    uint8_t reserved2[56];
+    int64_t traceNext;       // atomic: the next trace entry
+    uint8_t reserved3[56];
+    pthread_mutex_t mutex;
+    uint8_t reserved4[POOL_MUTEX_LINE_PADDING];
+} pool_lockcell_area;
+
+/// One line of the job's log; `time` is written last (release): the entry is complete once set.
+typedef struct {
+    uint32_t step;
+    uint32_t participant;
+    int64_t value;
+    int64_t time;
+} pool_lockcell_trace_entry;
+
+_Static_assert(offsetof(pool_lockcell_area, increments) == 0, "lockcell layout");
+_Static_assert(offsetof(pool_lockcell_area, pauseLow) == 8, "lockcell layout");
+_Static_assert(offsetof(pool_lockcell_area, pauseHigh) == 16, "lockcell layout");
+_Static_assert(offsetof(pool_lockcell_area, seed) == 24, "lockcell layout");
+_Static_assert(offsetof(pool_lockcell_area, counter) == 64, "lockcell layout");
+_Static_assert(offsetof(pool_lockcell_area, finished) == 128, "lockcell layout");
+_Static_assert(offsetof(pool_lockcell_area, traceNext) == 192, "lockcell layout");
+_Static_assert(offsetof(pool_lockcell_area, mutex) == 256, "lockcell layout");
+_Static_assert(sizeof(pool_lockcell_area) == 320, "lockcell layout: the log starts at 320");
+_Static_assert(offsetof(pool_lockcell_trace_entry, step) == 0, "lockcell layout");
+_Static_assert(offsetof(pool_lockcell_trace_entry, participant) == 4, "lockcell layout");
+_Static_assert(offsetof(pool_lockcell_trace_entry, value) == 8, "lockcell layout");
+_Static_assert(offsetof(pool_lockcell_trace_entry, time) == 16, "lockcell layout");
+_Static_assert(sizeof(pool_lockcell_trace_entry) == 24, "lockcell layout");
+
+// MARK: Kind area: prodcons
+
+#define POOL_LATENCY_BUCKETS 1024
+
+/// The producer/consumer job's area. After it, each sized by the job's parameters: a
+/// `pool_prodcons_stats` per participant, a `pool_latency_histogram` per consumer, a ledger per
+/// participant (room for one message, rounded up to cache lines), `POOL_PRODCONS_PARKED_SLOTS`
+/// parking places per producer (a `pool_prodcons_parked` header, then room for a message), and
+/// the trace (`pool_prodcons_trace_entry`s) when the job traces.
+typedef struct {
+    int64_t items;
+    int64_t capacity;
+    int64_t payloadBytes;
+    int64_t batch;
+    uint64_t seed;
+    int64_t producers;
+    int64_t trace;           // 1: the job traces every item
+    int64_t transport;       // 1: the queue is the ring after the trace (--transport shm), 0: a message queue
+    int64_t produceLow;      // nanoseconds of delay around each put
+    int64_t produceHigh;
+    int64_t consumeLow;      // and around each get
+    int64_t consumeHigh;
+    uint8_t reserved1[32];
+    int64_t consumed;        // atomic: items consumed by all, as reported (a hint)
+    uint8_t reserved2[56];
+    int64_t traceNext;       // atomic: the next trace entry
+    uint8_t reserved3[56];
+} pool_prodcons_area;
+
+/// A participant's record. A producer's count and sum say what it has sent, a consumer's what it
+/// has committed; the `before` pair is written ahead of each message (see ProdConsJob.Stats).
+typedef struct {
+    int64_t count;
+    int64_t sum;
+    int64_t waits;           // a producer's sends that found the queue full, a consumer's receives that found it empty
+    int64_t countBefore;
+    int64_t sumBefore;
+    int64_t recovered;       // items redelivered from the ledger or sent again
+    int64_t receives;        // a consumer's returns from the queue
+    int64_t reserved;
+} pool_prodcons_stats;
+
+/// A consumer's latency histogram (see LatencyHistogram), recorded by the consumer alone.
+typedef struct {
+    int64_t counts[POOL_LATENCY_BUCKETS];
+    int64_t maximum;         // the largest value recorded
+} pool_latency_histogram;
+
+#define POOL_PRODCONS_PARKED_SLOTS 4
+
+/// A parking place's header; the message follows it.
+typedef struct {
+    int64_t state;           // free, uncertain or arrived (ProdConsJob.ParkedState)
+    int64_t items;
+    int64_t sum;
+    uint8_t reserved[40];
+} pool_prodcons_parked;
+
+/// One produced or consumed item; `time` is written last (release): the entry is complete once set.
+typedef struct {
+    uint32_t kind;           // 1 produced, 2 consumed
+    uint32_t participant;
+    int64_t value;
+    int64_t queueLength;
+    int64_t time;
+} pool_prodcons_trace_entry;
+
+/// A queue message's header; `count` items of `payloadBytes` follow (each item's value in its
+/// first 8 bytes). A message with no items is the end-of-stream sentinel. In a ledger, `producer`
+/// is the mark of a message in flight (all ones when the ledger holds none).
+typedef struct {
+    uint32_t producer;
+    uint32_t count;
+    int64_t enqueuedNanos;   // CLOCK_MONOTONIC when it was built
+} pool_prodcons_message_header;
+
+_Static_assert(offsetof(pool_prodcons_area, items) == 0, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_area, capacity) == 8, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_area, payloadBytes) == 16, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_area, batch) == 24, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_area, seed) == 32, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_area, producers) == 40, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_area, trace) == 48, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_area, transport) == 56, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_area, produceLow) == 64, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_area, produceHigh) == 72, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_area, consumeLow) == 80, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_area, consumeHigh) == 88, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_area, consumed) == 128, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_area, traceNext) == 192, "prodcons layout");
+_Static_assert(sizeof(pool_prodcons_area) == 256, "prodcons layout: the stats start at 256");
+_Static_assert(offsetof(pool_prodcons_stats, count) == 0, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_stats, sum) == 8, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_stats, waits) == 16, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_stats, countBefore) == 24, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_stats, sumBefore) == 32, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_stats, recovered) == 40, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_stats, receives) == 48, "prodcons layout");
+_Static_assert(sizeof(pool_prodcons_stats) == POOL_CACHE_LINE, "prodcons layout");
+_Static_assert(sizeof(pool_latency_histogram) == (POOL_LATENCY_BUCKETS + 1) * 8, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_parked, state) == 0, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_parked, items) == 8, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_parked, sum) == 16, "prodcons layout");
+_Static_assert(sizeof(pool_prodcons_parked) == POOL_CACHE_LINE, "prodcons layout: the message starts a cache line in");
+_Static_assert(offsetof(pool_prodcons_trace_entry, kind) == 0, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_trace_entry, participant) == 4, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_trace_entry, value) == 8, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_trace_entry, queueLength) == 16, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_trace_entry, time) == 24, "prodcons layout");
+_Static_assert(sizeof(pool_prodcons_trace_entry) == 32, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_message_header, producer) == 0, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_message_header, count) == 4, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_message_header, enqueuedNanos) == 8, "prodcons layout");
+_Static_assert(sizeof(pool_prodcons_message_header) == 16, "prodcons layout");
+
 #endif

@@ -117,10 +117,14 @@ enum JobKindCode: UInt32, Sendable, CaseIterable {
 
 /// Turns a Run call into a plan, or a precise error.
 enum JobCatalog {
+    static func kind(named name: String) -> JobKindCode? { JobKindCode(name: name) }
+
+    /// The kinds' names, for refusals: "counter, prodcons, ...".
+    static var names: String { JobKindCode.allCases.map(\.name).joined(separator: ", ") }
+
     static func plan(kind: String, parameters: JSONValue?, limits: JobLimits) throws(PoolError) -> any JobPlan {
         guard let code = JobKindCode(name: kind) else {
-            let kinds = JobKindCode.allCases.map(\.name).joined(separator: ", ")
-            throw PoolError.invalidParameter("kind", "unknown job kind '\(kind)'; this daemon runs: \(kinds)")
+            throw PoolError.invalidParameter("kind", "unknown job kind '\(kind)'; this daemon runs: \(names)")
         }
         switch code {
         case .counter: return try CounterJob.plan(parameters, limits: limits)

@@ -48,8 +48,8 @@ extension PoolController {
             if let state = request.state, JobState(rawValue: state) == nil {
                 throw PoolError.invalidParameter("state", "'\(state)' is no job state; one of \(JobState.allCases.map(\.rawValue).joined(separator: ", "))")
             }
-            if let kind = request.kind, !JobKindCode.allCases.contains(where: { $0.name == kind }) {
-                throw PoolError.invalidParameter("kind", "'\(kind)' is no job kind; one of \(JobKindCode.allCases.map(\.name).joined(separator: ", "))")
+            if let kind = request.kind, JobCatalog.kind(named: kind) == nil {
+                throw PoolError.invalidParameter("kind", "'\(kind)' is no job kind; one of \(JobCatalog.names)")
             }
             responder.reply(ListJobsReply(jobs: history.recentRecords(limit: limit, state: request.state, kind: request.kind, current: jobs)))
         case PoolInterface.Method.getJob.qualifiedName:

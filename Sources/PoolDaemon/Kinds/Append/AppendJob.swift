@@ -10,9 +10,7 @@ import Glibc
 /// append to one string in the job's segment, under a lock, and the interleaving shows; with private
 /// memory each appends to its own copy (as forked processes do) and the daemon's copy stays empty —
 /// "why has `a` not been modified".
-struct AppendJob: JobPlan {
-    enum Memory: String, CaseIterable, Sendable { case shared, `private` }
-
+struct AppendJob: JobKind {
     struct Writer: Sendable {
         var character: UInt8
         var count: Int
@@ -20,18 +18,24 @@ struct AppendJob: JobPlan {
     }
 
     let writers: [Writer]
-    let memory: Memory
+    let memory: AppendMemory
     var kind: JobKindCode { .append }
     var workers: Int { writers.count }
     var totalWork: Int { writers.reduce(0) { $0 + $1.count } }
 
-    enum Area {
-        static let memory = 0       // UInt32: 0 shared, 1 private
-        static let length = 64      // Int64, under the mutex: the shared string's length
-        static let mutex = 128
-        static let writers = 256    // per participant: character, count, interval, private length (Int64 each)
-        static let writerSize = 32
-        static func text(participants: Int) -> Int { writers + participants * writerSize }
+    /// The kind area, `pool_append_area`, then a `pool_append_writer` per participant, then the
+    /// shared string, then the private copies.
+    typealias Area = pool_append_area
+
+    static func area(of segment: JobSegment) -> UnsafeMutablePointer<Area> { segment.kindArea.layout(Area.self) }
+
+    static func writers(in area: UnsafeMutablePointer<Area>) -> UnsafeMutablePointer<pool_append_writer> {
+        area.end.layout(pool_append_writer.self)
+    }
+
+    /// Where the shared string starts, from the start of the area.
+    static func textOffset(participants: Int) -> Int {
+        MemoryLayout<Area>.size + participants * MemoryLayout<pool_append_writer>.stride
     }
 
     static func plan(_ parameters: JSONValue?, limits: JobLimits) throws(PoolError) -> AppendJob {
@@ -45,7 +49,7 @@ struct AppendJob: JobPlan {
         let characters = Array(try reader.string("chars", default: String(decoding: notebook(Array("oO".utf8)), as: UTF8.self)).utf8)
         let counts = try reader.list("counts") ?? notebook([.number(10), .number(20)])
         let intervals = try reader.list("intervals") ?? notebook([.string("1s"), .string("600ms")])
-        let memory = try reader.choice("memory", default: Memory.shared)
+        let memory = try reader.choice("memory", default: AppendMemory.shared)
         try reader.finish(kind: "append")
         guard characters.count == workers || characters.count == 1, characters.allSatisfy({ $0 > 32 && $0 < 127 }) else {
             throw PoolError.invalidParameter("chars", "must be one printable ASCII character per worker (\(workers)), or one for all")
@@ -80,13 +84,9 @@ struct AppendJob: JobPlan {
     }
 
     var parameters: JSONValue {
-        .object([
-            "workers": .number(Double(workers)),
-            "chars": .string(String(decoding: writers.map(\.character), as: UTF8.self)),
-            "counts": .array(writers.map { .number(Double($0.count)) }),
-            "intervals": .array(writers.map { .string(DurationText.format($0.interval)) }),
-            "memory": .string(memory.rawValue),
-        ])
+        JSONValue(reporting: AppendParameters(workers: workers, chars: String(decoding: writers.map(\.character), as: UTF8.self),
+                                              counts: writers.map(\.count), intervals: writers.map { DurationText.format($0.interval) },
+                                              memory: memory))
     }
 
     /// The shared string first, then each worker's private copy, so that every process writes
@@ -94,24 +94,24 @@ struct AppendJob: JobPlan {
     private var textCapacity: Int { totalWork }
 
     private func copyOffset(_ participant: Int) -> Int {
-        Area.text(participants: workers) + textCapacity + writers[..<participant].reduce(0) { $0 + $1.count }
+        Self.textOffset(participants: workers) + textCapacity + writers[..<participant].reduce(0) { $0 + $1.count }
     }
 
-    var kindAreaSize: Int { Area.text(participants: workers) + 2 * textCapacity }
+    var kindAreaSize: Int { Self.textOffset(participants: workers) + 2 * textCapacity }
 
     func createSegment(name: String) throws(IPCError) -> JobSegment {
         let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers, kindAreaSize: kindAreaSize)
-        let area = segment.kindArea
-        area.storeBytes(of: memory == .shared ? 0 : 1, toByteOffset: Area.memory, as: UInt32.self)
+        let area = Self.area(of: segment)
+        area.pointee.memory = memory == .shared ? 0 : 1
+        let entries = Self.writers(in: area)
         for (index, writer) in writers.enumerated() {
-            let entry = area + Area.writers + index * Area.writerSize
-            entry.storeBytes(of: Int64(writer.character), toByteOffset: 0, as: Int64.self)
-            entry.storeBytes(of: Int64(writer.count), toByteOffset: 8, as: Int64.self)
-            entry.storeBytes(of: writer.interval, toByteOffset: 16, as: Int64.self)
+            entries[index].character = Int64(writer.character)
+            entries[index].count = Int64(writer.count)
+            entries[index].interval = writer.interval
             // Where this worker's private copy is reported back to.
-            entry.storeBytes(of: Int64(copyOffset(index)), toByteOffset: 24, as: Int64.self)
+            entries[index].copyOffset = Int64(copyOffset(index))
         }
-        try segment.initializeMutex(atKindOffset: Area.mutex)
+        try segment.initializeMutex(area.field(\.mutex))
         return segment
     }
 
@@ -119,35 +119,28 @@ struct AppendJob: JobPlan {
     /// characters up to the length read here are all written.
     func addLiveFigures(to progress: inout JobProgress, segment: JobSegment, monitor: (any JobMonitor)?) {
         guard memory == .shared else { return }
-        let area = segment.kindArea
-        let length = min(Int(area.load(fromByteOffset: Area.length, as: Int64.self)), textCapacity)
+        let area = Self.area(of: segment)
+        let length = min(Int(area.pointee.length), textCapacity)
         let shown = min(length, JobProgress.textWindow)
-        progress.text = String(decoding: UnsafeRawBufferPointer(start: area + Area.text(participants: workers) + length - shown,
+        progress.text = String(decoding: UnsafeRawBufferPointer(start: segment.kindArea + Self.textOffset(participants: workers) + length - shown,
                                                                 count: shown), as: UTF8.self)
     }
 
-    func result(from segment: JobSegment, monitor: (any JobMonitor)?) -> JSONValue {
+    func typedResult(from segment: JobSegment, monitor: (any JobMonitor)?) -> AppendResult {
         let area = segment.kindArea
-        let expected = totalWork
         switch memory {
         case .shared:
-            let length = min(Int(area.load(fromByteOffset: Area.length, as: Int64.self)), textCapacity)
-            let text = String(decoding: UnsafeRawBufferPointer(start: area + Area.text(participants: workers), count: length), as: UTF8.self)
-            return .object(["memory": .string("shared"), "text": .string(text), "length": .number(Double(length)),
-                            "expectedLength": .number(Double(expected))])
+            let length = min(Int(Self.area(of: segment).pointee.length), textCapacity)
+            let text = String(decoding: UnsafeRawBufferPointer(start: area + Self.textOffset(participants: workers), count: length), as: UTF8.self)
+            return .shared(text: text, length: length, expectedLength: totalWork)
         case .private:
-            var copies: [JSONValue] = []
-            for (index, writer) in writers.enumerated() {
+            let copies = writers.enumerated().map { index, writer in
                 let done = min(Int(segment.participant(index).done.load(ordering: .acquiring)), writer.count)
-                let text = String(decoding: UnsafeRawBufferPointer(start: area + copyOffset(index), count: done), as: UTF8.self)
-                copies.append(.object([
-                    "participant": .number(Double(index)),
-                    "slot": .number(Double(segment.participant(index).slot.load(ordering: .relaxed))),
-                    "text": .string(text),
-                ]))
+                return AppendCopy(participant: index, slot: Int(segment.participant(index).slot.load(ordering: .relaxed)),
+                                  text: String(decoding: UnsafeRawBufferPointer(start: area + copyOffset(index), count: done), as: UTF8.self))
             }
-            // The daemon's own `a`: nobody could append to it, as in the notebook.
-            return .object(["memory": .string("private"), "daemonCopy": .string(""), "copies": .array(copies)])
+            // The daemon's own `a` stays empty: nobody could append to it, as in the notebook.
+            return .private(copies: copies)
         }
     }
 }
@@ -155,18 +148,18 @@ struct AppendJob: JobPlan {
 extension AppendJob: JobParticipantWork {
     static func run(_ context: ParticipantContext) -> WorkerEvent.Outcome {
         let segment = context.segment
-        let area = segment.kindArea
-        let shared = area.load(fromByteOffset: Area.memory, as: UInt32.self) == 0
-        let entry = area + Area.writers + context.participant * Area.writerSize
-        let character = UInt8(entry.load(fromByteOffset: 0, as: Int64.self))
-        let count = Int(entry.load(fromByteOffset: 8, as: Int64.self))
-        let interval = entry.load(fromByteOffset: 16, as: Int64.self)
-        let copy = area + Int(entry.load(fromByteOffset: 24, as: Int64.self))
-        let text = area + Area.text(participants: segment.participants)
-        let capacity = (0..<segment.participants).reduce(0) {
-            $0 + Int((area + Area.writers + $1 * Area.writerSize).load(fromByteOffset: 8, as: Int64.self))
-        }
-        let mutex = RobustMutex(at: area + Area.mutex)
+        let area = Self.area(of: segment)
+        let shared = area.pointee.memory == 0
+        let writers = Self.writers(in: area)
+        let entry = writers[context.participant]
+        let character = UInt8(entry.character)
+        let count = Int(entry.count)
+        let interval = entry.interval
+        let copy = segment.kindArea + Int(entry.copyOffset)
+        let text = segment.kindArea + Self.textOffset(participants: segment.participants)
+        let capacity = (0..<segment.participants).reduce(0) { $0 + Int(writers[$1].count) }
+        let mutex = RobustMutex(area.field(\.mutex))
+        let length = area.field(\.length)
         var mine: [UInt8] = []  // the private `a`: this process's own memory
         mine.reserveCapacity(count)
         let symbol = String(UnicodeScalar(character))
@@ -175,17 +168,21 @@ extension AppendJob: JobParticipantWork {
         for done in 1...max(count, 1) where count > 0 {
             if shared {
                 do {
-                    _ = try mutex.lock()
+                    // A writer that died holding the lock left the string whole: its character
+                    // counts only once the length that follows it is stored.
+                    if try mutex.lock() == .recoveredFromDeadOwner {
+                        context.logger.notice("took over the lock of a writer that died holding it")
+                    }
                 } catch {
                     return context.fail("cannot take the job's mutex: \(error)", errno: error.errno)
                 }
-                let length = Int(area.load(fromByteOffset: Area.length, as: Int64.self))
-                if length < capacity {
-                    text.storeBytes(of: character, toByteOffset: length, as: UInt8.self)
-                    area.storeBytes(of: Int64(length + 1), toByteOffset: Area.length, as: Int64.self)
+                let before = Int(length.pointee)
+                if before < capacity {
+                    text.storeBytes(of: character, toByteOffset: before, as: UInt8.self)
+                    length.pointee = Int64(before + 1)
                 }
                 mutex.unlock()
-                context.logger.debug("appended \(symbol) (length = \(length + 1))")
+                context.logger.debug("appended \(symbol) (length = \(before + 1))")
             } else {
                 mine.append(character)
                 context.logger.debug("appended \(symbol) to my own copy (length = \(mine.count))")

@@ -6,7 +6,7 @@ import PoolProtocol
 /// The notebook's Event: waiters block on one event in shared memory (a futex word); timeout waiters
 /// loop "doing something" and wait with a timeout until it is set. The daemon sets it after
 /// `setAfter`, as the notebook's main thread does.
-struct EventJob: JobPlan {
+struct EventJob: JobKind {
     let waiters: Int
     let timeoutWaiters: Int
     let timeout: Int64
@@ -41,8 +41,8 @@ struct EventJob: JobPlan {
     }
 
     var parameters: JSONValue {
-        .object(["waiters": .number(Double(waiters)), "timeoutWaiters": .number(Double(timeoutWaiters)),
-                 "timeout": .string(DurationText.format(timeout)), "setAfter": .string(DurationText.format(setAfter))])
+        JSONValue(reporting: EventParameters(waiters: waiters, timeoutWaiters: timeoutWaiters, timeout: DurationText.format(timeout),
+                                             setAfter: DurationText.format(setAfter)))
     }
 
     var kindAreaSize: Int { MemoryLayout<Area>.size + workers * MemoryLayout<pool_event_record>.stride }
@@ -95,29 +95,22 @@ struct EventJob: JobPlan {
         (progress.waiting, progress.woken) = (waiting, woken)
     }
 
-    func result(from segment: JobSegment, monitor: (any JobMonitor)?) -> JSONValue {
+    func typedResult(from segment: JobSegment, monitor: (any JobMonitor)?) -> EventResult {
         let area = Self.area(of: segment)
         let setNanos = area.pointee.setNanos
         let records = Self.records(in: area)
-        var entries: [JSONValue] = []
-        for index in 0..<workers {
+        let waiters = (0..<workers).map { index in
             let record = records[index]
             let received = record.received != 0
-            let woke = record.wokeNanos
             let participant = segment.participant(index)
-            var entry: [String: JSONValue] = [
-                "participant": .number(Double(index)),
-                "slot": .number(Double(participant.slot.load(ordering: .relaxed))),
-                "pid": .number(Double(participant.pid.load(ordering: .relaxed))),
-                "withTimeout": .bool(index >= waiters),
-                "received": .bool(received),
-                "timeouts": .number(Double(record.timeouts)),
-            ]
-            if received && setNanos > 0 { entry["wakeLatencyMicros"] = .number(Double(max(0, woke - setNanos)) / 1000) }
-            entries.append(.object(entry))
+            return EventWaiter(
+                participant: index, slot: Int(participant.slot.load(ordering: .relaxed)),
+                pid: Int(participant.pid.load(ordering: .relaxed)), withTimeout: index >= self.waiters, received: received,
+                timeouts: Int(record.timeouts),
+                wakeLatencyMicros: received && setNanos > 0 ? Double(max(0, record.wokeNanos - setNanos)) / 1000 : nil)
         }
-        return .object(["set": .bool(setNanos > 0), "setAfter": .string(DurationText.format(setAfter)),
-                        "timeout": .string(DurationText.format(timeout)), "waiters": .array(entries)])
+        return EventResult(set: setNanos > 0, setAfter: DurationText.format(setAfter), timeout: DurationText.format(timeout),
+                           waiters: waiters)
     }
 }
 

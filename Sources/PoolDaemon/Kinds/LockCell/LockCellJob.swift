@@ -1,4 +1,5 @@
 import Atomics
+import CPooldShim
 import Foundation
 import PoolIPC
 import PoolProtocol
@@ -7,7 +8,7 @@ import PoolProtocol
 /// random 0-1 s, waits for the lock, increments the shared counter under it; then says Done. The
 /// last to finish prints the counter. Every step is a line of the job's log, in the notebook's
 /// words, and a record in the journal.
-struct LockCellJob: JobPlan {
+struct LockCellJob: JobKind {
     let workers: Int
     let increments: Int
     let pause: ClosedRange<Int64>
@@ -18,15 +19,13 @@ struct LockCellJob: JobPlan {
     var lineCount: Int { Self.lineCount(workers: workers, increments: increments) }
     static func lineCount(workers: Int, increments: Int) -> Int { workers * (3 * increments + 1) + 1 }
 
-    enum Area {
-        static let increments = 0, pauseLow = 8, pauseHigh = 16, seed = 24
-        static let counter = 64         // Int64, under the mutex
-        static let finished = 128       // Int64, atomic: workers that said Done
-        static let traceNext = 192      // Int64, atomic: the next trace entry
-        static let mutex = 256          // pthread_mutex_t
-        static var trace: Int { mutex + (RobustMutex.size + 63) / 64 * 64 }
-        /// step UInt32, participant UInt32, value Int64, time Int64 (written last: the entry is complete)
-        static let traceEntrySize = 24
+    /// The kind area, `pool_lockcell_area`, then the job's log: a `pool_lockcell_trace_entry` per line.
+    typealias Area = pool_lockcell_area
+
+    static func area(of segment: JobSegment) -> UnsafeMutablePointer<Area> { segment.kindArea.layout(Area.self) }
+
+    static func trace(in area: UnsafeMutablePointer<Area>) -> UnsafeMutablePointer<pool_lockcell_trace_entry> {
+        area.end.layout(pool_lockcell_trace_entry.self)
     }
 
     enum Step: UInt32 {
@@ -49,38 +48,38 @@ struct LockCellJob: JobPlan {
     var parameters: JSONValue {
         let range = pause.lowerBound == pause.upperBound ? DurationText.format(pause.lowerBound)
             : DurationText.format(pause.lowerBound) + ".." + DurationText.format(pause.upperBound)
-        return .object(["workers": .number(Double(workers)), "increments": .number(Double(increments)),
-                        "pause": .string(range), "seed": .number(Double(seed))])
+        return JSONValue(reporting: LockCellParameters(workers: workers, increments: increments, pause: range, seed: Int(seed)))
     }
 
-    var kindAreaSize: Int { Area.trace + lineCount * Area.traceEntrySize }
+    var kindAreaSize: Int { MemoryLayout<Area>.size + lineCount * MemoryLayout<pool_lockcell_trace_entry>.stride }
 
     func createSegment(name: String) throws(IPCError) -> JobSegment {
         let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers, kindAreaSize: kindAreaSize)
-        let area = segment.kindArea
-        area.storeBytes(of: Int64(increments), toByteOffset: Area.increments, as: Int64.self)
-        area.storeBytes(of: pause.lowerBound, toByteOffset: Area.pauseLow, as: Int64.self)
-        area.storeBytes(of: pause.upperBound, toByteOffset: Area.pauseHigh, as: Int64.self)
-        area.storeBytes(of: seed, toByteOffset: Area.seed, as: UInt64.self)
-        try segment.initializeMutex(atKindOffset: Area.mutex)
+        let area = Self.area(of: segment)
+        area.pointee.increments = Int64(increments)
+        area.pointee.pauseLow = pause.lowerBound
+        area.pointee.pauseHigh = pause.upperBound
+        area.pointee.seed = seed
+        try segment.initializeMutex(area.field(\.mutex))
         return segment
     }
 
     func logLineCount(segment: JobSegment) -> Int {
-        min(Int(Self.atomic(segment.kindArea + Area.traceNext).load(ordering: .acquiring)), lineCount)
+        min(Int(Self.area(of: segment).atomic(\.traceNext).load(ordering: .acquiring)), lineCount)
     }
 
     func logLines(segment: JobSegment, from start: Int) -> [String] {
         let written = logLineCount(segment: segment)
         guard start < written else { return [] }
+        let trace = Self.trace(in: Self.area(of: segment))
         var lines: [String] = []
         for index in start..<written {
-            let entry = segment.kindArea + Area.trace + index * Area.traceEntrySize
-            guard Self.atomic(entry + 16).load(ordering: .acquiring) != 0,
-                  let step = Step(rawValue: entry.load(fromByteOffset: 0, as: UInt32.self)) else { break }
-            let participant = Int(entry.load(fromByteOffset: 4, as: UInt32.self))
+            let entry = trace + index
+            guard entry.atomic(\.time).load(ordering: .acquiring) != 0,
+                  let step = Step(rawValue: entry.pointee.step) else { break }
+            let participant = Int(entry.pointee.participant)
             let slot = Int(segment.participant(participant).slot.load(ordering: .relaxed))
-            lines.append(Self.line(step, value: entry.load(fromByteOffset: 8, as: Int64.self), slot: slot))
+            lines.append(Self.line(step, value: entry.pointee.value, slot: slot))
         }
         return lines
     }
@@ -102,33 +101,26 @@ struct LockCellJob: JobPlan {
         }
     }
 
-    func result(from segment: JobSegment, monitor: (any JobMonitor)?) -> JSONValue {
-        let counter = Self.atomic(segment.kindArea + Area.counter).load(ordering: .acquiring)
-        let entries = (0..<workers).map { index -> JSONValue in
+    func typedResult(from segment: JobSegment, monitor: (any JobMonitor)?) -> LockCellResult {
+        let counter = Self.area(of: segment).atomic(\.counter).load(ordering: .acquiring)
+        let entries = (0..<workers).map { index in
             let participant = segment.participant(index)
-            return .object(["participant": .number(Double(index)),
-                            "slot": .number(Double(participant.slot.load(ordering: .relaxed))),
-                            "pid": .number(Double(participant.pid.load(ordering: .relaxed))),
-                            "increments": .number(Double(participant.done.load(ordering: .relaxed)))])
+            return LockCellWorker(participant: index, slot: Int(participant.slot.load(ordering: .relaxed)),
+                                  pid: Int(participant.pid.load(ordering: .relaxed)), increments: Int(participant.done.load(ordering: .relaxed)))
         }
         let recoveries = (0..<workers).reduce(0) { $0 + Int(segment.participant($1).extra.load(ordering: .relaxed)) }
-        return .object(["counter": .number(Double(counter)), "expected": .number(Double(workers * increments)),
-                        "lockRecoveries": .number(Double(recoveries)), "workers": .array(entries)])
-    }
-
-    static func atomic(_ pointer: UnsafeMutableRawPointer) -> UnsafeAtomic<Int64> {
-        UnsafeAtomic(at: pointer.assumingMemoryBound(to: Int64.AtomicRepresentation.self))
+        return LockCellResult(counter: Int(counter), expected: workers * increments, lockRecoveries: recoveries, workers: entries)
     }
 }
 
 extension LockCellJob: JobParticipantWork {
     static func run(_ context: ParticipantContext) -> WorkerEvent.Outcome {
-        let segment = context.segment, area = segment.kindArea
-        let increments = Int(area.load(fromByteOffset: Area.increments, as: Int64.self))
-        let pause = area.load(fromByteOffset: Area.pauseLow, as: Int64.self)...area.load(fromByteOffset: Area.pauseHigh, as: Int64.self)
-        var random = SplitMix64(seed: area.load(fromByteOffset: Area.seed, as: UInt64.self) &+ UInt64(context.participant) &* 0x9E37_79B9)
-        let mutex = RobustMutex(at: area + Area.mutex)
-        let counter = atomic(area + Area.counter)
+        let segment = context.segment, area = Self.area(of: segment)
+        let increments = Int(area.pointee.increments)
+        let pause = area.pointee.pauseLow...area.pointee.pauseHigh
+        var random = SplitMix64(seed: area.pointee.seed &+ UInt64(context.participant) &* 0x9E37_79B9)
+        let mutex = RobustMutex(area.field(\.mutex))
+        let counter = area.atomic(\.counter)
         let trace = { (step: Step, value: Int64) in Self.trace(step, value: value, increments: increments, context: context) }
         for done in 1...increments {
             let nanos = Int64.random(in: pause, using: &random)
@@ -145,7 +137,7 @@ extension LockCellJob: JobParticipantWork {
         trace(.done, 0)
         // The notebook's main thread joins the workers and prints the counter; here the last
         // worker to finish does, under the lock (every increment is in).
-        if atomic(area + Area.finished).wrappingIncrementThenLoad(ordering: .acquiringAndReleasing) == Int64(segment.participants) {
+        if area.atomic(\.finished).wrappingIncrementThenLoad(ordering: .acquiringAndReleasing) == Int64(segment.participants) {
             guard lock(mutex, context: context) else { return .failed }
             let value = counter.load(ordering: .relaxed)
             mutex.unlock()
@@ -170,13 +162,13 @@ extension LockCellJob: JobParticipantWork {
     /// say which slot).
     private static func trace(_ step: Step, value: Int64, increments: Int, context: ParticipantContext) {
         context.logger.info("\(message(step, value: value))")
-        let area = context.segment.kindArea
-        let index = Int(atomic(area + Area.traceNext).loadThenWrappingIncrement(ordering: .relaxed))
+        let area = Self.area(of: context.segment)
+        let index = Int(area.atomic(\.traceNext).loadThenWrappingIncrement(ordering: .relaxed))
         guard index < lineCount(workers: context.segment.participants, increments: increments) else { return }
-        let entry = area + Area.trace + index * Area.traceEntrySize
-        entry.storeBytes(of: step.rawValue, toByteOffset: 0, as: UInt32.self)
-        entry.storeBytes(of: UInt32(context.participant), toByteOffset: 4, as: UInt32.self)
-        entry.storeBytes(of: value, toByteOffset: 8, as: Int64.self)
-        atomic(entry + 16).store(MonotonicClock.nanoseconds, ordering: .releasing)
+        let entry = Self.trace(in: area) + index
+        entry.pointee.step = step.rawValue
+        entry.pointee.participant = UInt32(context.participant)
+        entry.pointee.value = value
+        entry.atomic(\.time).store(MonotonicClock.nanoseconds, ordering: .releasing)
     }
 }

@@ -1,21 +1,26 @@
+import CPooldShim
+import PoolIPC
+
 /// A log-linear histogram of nanosecond values that lives in shared memory: 16 buckets per power
 /// of two (so a percentile is a bucket's lower bound, within `resolution` of the true value), 1024
 /// counters and the exact maximum, recorded without allocation by one process and read by another.
 /// (hdrhistogram-swift keeps its counts in process memory, which the daemon cannot see; this is
 /// the same idea at a fixed precision, placed in the job's segment.)
 struct LatencyHistogram {
-    static let bucketCount = 1024
-    /// The counters, then the largest value recorded.
-    static let byteSize = (bucketCount + 1) * 8
+    static let bucketCount = Int(POOL_LATENCY_BUCKETS)
+    /// The counters, then the largest value recorded: a `pool_latency_histogram`.
+    static let byteSize = MemoryLayout<pool_latency_histogram>.stride
     /// A bucket's width relative to its lower bound: 1/16.
     static let resolution = 1.0 / 16
 
     let counts: UnsafeMutablePointer<Int64>
     /// Kept apart from the buckets: the highest bucket's bound is up to `resolution` below it.
-    private var maximum: UnsafeMutablePointer<Int64> { counts + Self.bucketCount }
+    private let maximum: UnsafeMutablePointer<Int64>
 
     init(at raw: UnsafeMutableRawPointer) {
-        counts = raw.assumingMemoryBound(to: Int64.self)
+        let histogram = raw.layout(pool_latency_histogram.self)
+        counts = UnsafeMutableRawPointer(histogram.field(\.counts)).layout(Int64.self)
+        maximum = histogram.field(\.maximum)
     }
 
     @inline(__always)

@@ -1,4 +1,6 @@
 import Atomics
+import CPooldShim
+import Logging
 import PoolIPC
 #if canImport(Glibc)
 import Glibc
@@ -12,8 +14,8 @@ extension ProdConsJob: JobParticipantWork {
     static let waitSlice: Int64 = 100_000_000
 
     static func run(_ context: ParticipantContext) -> WorkerEvent.Outcome {
-        let area = context.segment.kindArea
-        let producers = Int(area.load(fromByteOffset: Area.producers, as: Int64.self))
+        let producers = Int(area(of: context.segment).pointee.producers)
+        if area(of: context.segment).pointee.transport != 0 { return runOverRing(context, producers: producers) }
         let queueName = queueName(segmentName: context.segment.segment.name)
         let blocking: MessageQueue, polling: MessageQueue
         do {
@@ -33,10 +35,25 @@ extension ProdConsJob: JobParticipantWork {
         return context.participant < producers ? worker.produce() : worker.consume()
     }
 
+    private static func runOverRing(_ context: ParticipantContext, producers: Int) -> WorkerEvent.Outcome {
+        let ring: SharedRing
+        do {
+            ring = try ProdConsJob.ring(in: context.segment)
+        } catch {
+            return context.fail("cannot attach the job's ring: \(error)", errno: error.errno)
+        }
+        guard context.segment.arriveAndWaitForAll(beating: context.record, participant: context.participant) else { return .cancelled }
+        if !context.isReplacement { context.mine.startedNanos.store(MonotonicClock.nanoseconds, ordering: .relaxed) }
+        defer { context.mine.finishedNanos.store(MonotonicClock.nanoseconds, ordering: .relaxed) }
+        let worker = RingParticipant(context: context, ring: ring, producers: producers)
+        return context.participant < producers ? worker.produce() : worker.consume()
+    }
+
     /// One producer's or consumer's view of the job.
     struct Participant {
         let context: ParticipantContext
         let area: UnsafeMutableRawPointer
+        let parameters: UnsafeMutablePointer<Area>
         let producers: Int
         let consumers: Int
         let items: Int
@@ -45,33 +62,41 @@ extension ProdConsJob: JobParticipantWork {
         let tracing: Bool
         let blocking: MessageQueue
         let polling: MessageQueue
-        let stats: UnsafeMutableRawPointer
+        let stats: UnsafeMutablePointer<Stats>
         /// This participant's message in flight, in the segment (see `ProdConsJob.Stats`).
         let ledger: UnsafeMutableRawPointer
+        let ledgerHeader: UnsafeMutablePointer<Message.Header>
         let consumedHint: UnsafeAtomic<Int64>
 
         init(context: ParticipantContext, producers: Int, blocking: MessageQueue, polling: MessageQueue) {
             self.context = context
             area = context.segment.kindArea
+            parameters = ProdConsJob.area(of: context.segment)
             self.producers = producers
             consumers = context.segment.participants - producers
-            items = Int(area.load(fromByteOffset: Area.items, as: Int64.self))
-            payloadBytes = Int(area.load(fromByteOffset: Area.payloadBytes, as: Int64.self))
-            batch = Int(area.load(fromByteOffset: Area.batch, as: Int64.self))
-            tracing = area.load(fromByteOffset: Area.trace, as: Int64.self) != 0
+            items = Int(parameters.pointee.items)
+            payloadBytes = Int(parameters.pointee.payloadBytes)
+            batch = Int(parameters.pointee.batch)
+            tracing = parameters.pointee.trace != 0
             self.blocking = blocking
             self.polling = polling
-            stats = area + Area.stats + context.participant * Area.statsSize
+            stats = ProdConsJob.stats(in: area, participant: context.participant)
             ledger = ProdConsJob.ledger(in: area, participants: context.segment.participants, consumers: consumers,
                                         messageSize: blocking.messageSize, index: context.participant)
-            consumedHint = ProdConsJob.atomic(area + Area.consumed)
+            ledgerHeader = Message.header(ledger)
+            consumedHint = parameters.atomic(\.consumed)
         }
 
-        private func delayRange(_ low: Int, _ high: Int) -> ClosedRange<Int64> {
-            area.load(fromByteOffset: low, as: Int64.self)...area.load(fromByteOffset: high, as: Int64.self)
+        private func delayRange(_ low: KeyPath<Area, Int64>, _ high: KeyPath<Area, Int64>) -> ClosedRange<Int64> {
+            parameters.field(low).pointee...parameters.field(high).pointee
         }
 
-        private func stat(_ offset: Int) -> UnsafeAtomic<Int64> { ProdConsJob.atomic(stats + offset) }
+        private func stat(_ field: KeyPath<Stats, Int64>) -> UnsafeAtomic<Int64> { stats.atomic(field) }
+
+        /// The value of item `index` of the message in the ledger.
+        private func ledgerItem(_ index: Int) -> UnsafeMutablePointer<Int64> {
+            Message.item(ledger, index, payloadBytes: payloadBytes)
+        }
 
         /// A queue that never blocks never reaches the heartbeats in `send` and `receive`: beat
         /// every 256 messages (a clock read), so a long busy run is not taken for a hang.
@@ -84,7 +109,7 @@ extension ProdConsJob: JobParticipantWork {
         private func random() -> SplitMix64 {
             // A replacement draws other values than its predecessor: the checksum compares what was
             // produced with what was consumed, not with a fixed sequence.
-            let seed = area.load(fromByteOffset: Area.seed, as: UInt64.self)
+            let seed = parameters.pointee.seed
             return SplitMix64(seed: seed &+ UInt64(context.participant) &* 0x9E37_79B9 &+ UInt64(context.attempt) &* 0xBF58_476D)
         }
 
@@ -93,17 +118,17 @@ extension ProdConsJob: JobParticipantWork {
         /// Sends this producer's share. Each message is built in the ledger; its count and sum go
         /// to `before` (the intent) ahead of the send and to `count`/`sum` after it. A replacement
         /// that finds them apart cannot know whether the message reached the queue: it parks it
-        /// (`Area.parked`), produces the rest, recording it as usual, and settles the parked ones
+        /// (`Regions.parked`), produces the rest, recording it as usual, and settles the parked ones
         /// at the end (`settleParkedMessages`). So every death leaves an exact record, however many
         /// come in a row.
         func produce() -> WorkerEvent.Outcome {
             let index = context.participant
             let share = Int64(ProdConsJob.share(producer: index, producers: producers, items: items))
             var random = random()
-            let delay = delayRange(Area.produceLow, Area.produceHigh)
-            let count = stat(Stats.count), sum = stat(Stats.sum), intentCount = stat(Stats.countBefore), intentSum = stat(Stats.sumBefore)
-            var full = stats.load(fromByteOffset: Stats.waits, as: Int64.self)
-            defer { stats.storeBytes(of: full, toByteOffset: Stats.waits, as: Int64.self) }
+            let delay = delayRange(\.produceLow, \.produceHigh)
+            let count = stat(\.count), sum = stat(\.sum), intentCount = stat(\.countBefore), intentSum = stat(\.sumBefore)
+            var full = stats.pointee.waits
+            defer { stats.pointee.waits = full }
             if context.isReplacement, let failure = parkMessageInFlight() { return failure }
             let start = account(of: index)
             var sent = start.count
@@ -114,16 +139,16 @@ extension ProdConsJob: JobParticipantWork {
             let dieAfter = index == 0 ? context.faults.dieProducingAfter ?? -1 : -1
             while planned < share {
                 let items = min(batch, Int(share - planned))
-                ledger.storeBytes(of: UInt32(index), toByteOffset: 0, as: UInt32.self)
-                ledger.storeBytes(of: UInt32(items), toByteOffset: 4, as: UInt32.self)
+                ledgerHeader.pointee.producer = UInt32(index)
+                ledgerHeader.pointee.count = UInt32(items)
                 var messageSum: Int64 = 0
                 for item in 0..<items {
                     // The notebook's random.randint(1, 10).
                     let value = Int64(random.next() % 10 + 1)
-                    ledger.storeBytes(of: value, toByteOffset: Message.headerSize + item * payloadBytes, as: Int64.self)
+                    ledgerItem(item).pointee = value
                     messageSum += value
                 }
-                ledger.storeBytes(of: MonotonicClock.nanoseconds, toByteOffset: 8, as: Int64.self)
+                ledgerHeader.pointee.enqueuedNanos = MonotonicClock.nanoseconds
                 intentSum.store(total + messageSum, ordering: .relaxed)
                 intentCount.store(sent + Int64(items), ordering: .releasing)
                 let length = Message.headerSize + items * payloadBytes
@@ -142,7 +167,7 @@ extension ProdConsJob: JobParticipantWork {
                 context.mine.done.store(sent + start.arrivedItems, ordering: .relaxed)
                 if tracing {
                     for item in 0..<items {
-                        traceLine(kind: 1, value: ledger.load(fromByteOffset: Message.headerSize + item * payloadBytes, as: Int64.self))
+                        traceLine(kind: 1, value: ledgerItem(item).pointee)
                     }
                 }
                 if delay.upperBound > 0,
@@ -169,13 +194,13 @@ extension ProdConsJob: JobParticipantWork {
         /// predecessor died while parking it, or before resending a parked one), and the records
         /// are set back to before it. Returns a failure when no parking place is left.
         private func parkMessageInFlight() -> WorkerEvent.Outcome? {
-            let count = stat(Stats.count), sum = stat(Stats.sum), intentCount = stat(Stats.countBefore), intentSum = stat(Stats.sumBefore)
+            let count = stat(\.count), sum = stat(\.sum), intentCount = stat(\.countBefore), intentSum = stat(\.sumBefore)
             let recorded = count.load(ordering: .acquiring)
             guard intentCount.load(ordering: .acquiring) != recorded else { return nil }
-            let items = Int(ledger.load(fromByteOffset: 4, as: UInt32.self))
+            let items = Int(ledgerHeader.pointee.count)
             let length = Message.headerSize + items * payloadBytes
             var messageSum: Int64 = 0
-            for item in 0..<items { messageSum += ledger.load(fromByteOffset: Message.headerSize + item * payloadBytes, as: Int64.self) }
+            for item in 0..<items { messageSum += ledgerItem(item).pointee }
             let slots = (0..<ProdConsJob.parkedSlots).map { parked(context.participant, $0) }
             let held = slots.contains { $0.state.load(ordering: .acquiring) != ParkedState.free && memcmp($0.message, ledger, length) == 0 }
             if !held {
@@ -183,8 +208,8 @@ extension ProdConsJob: JobParticipantWork {
                     return context.fail("producer \(context.participant) died between a send and recording it more than \(ProdConsJob.parkedSlots) times; what it sent can no longer be accounted for")
                 }
                 place.message.copyMemory(from: ledger, byteCount: length)
-                place.base.storeBytes(of: Int64(items), toByteOffset: ParkedMessage.itemsOffset, as: Int64.self)
-                place.base.storeBytes(of: messageSum, toByteOffset: ParkedMessage.sumOffset, as: Int64.self)
+                place.header.pointee.items = Int64(items)
+                place.header.pointee.sum = messageSum
                 place.state.store(ParkedState.uncertain, ordering: .releasing)
                 context.logger.notice("the message in flight when the last producer died may or may not be in the queue; settling it at the end")
             }
@@ -259,7 +284,7 @@ extension ProdConsJob: JobParticipantWork {
         /// leaves the ledger equal to the parked message (not parked twice, not sent); after it,
         /// the message is in flight as usual.
         private func resend(_ entry: ProducerAccount.Parked) -> WorkerEvent.Outcome? {
-            let count = stat(Stats.count), sum = stat(Stats.sum), intentCount = stat(Stats.countBefore), intentSum = stat(Stats.sumBefore)
+            let count = stat(\.count), sum = stat(\.sum), intentCount = stat(\.countBefore), intentSum = stat(\.sumBefore)
             let place = parked(context.participant, entry.slot)
             let length = Message.headerSize + Int(entry.items) * payloadBytes
             ledger.copyMemory(from: place.message, byteCount: length)
@@ -276,7 +301,7 @@ extension ProdConsJob: JobParticipantWork {
             }
             sum.store(total + entry.sum, ordering: .releasing)
             count.store(sent + entry.items, ordering: .releasing)
-            stat(Stats.recovered).wrappingIncrement(by: entry.items, ordering: .relaxed)
+            stat(\.recovered).wrappingIncrement(by: entry.items, ordering: .relaxed)
             context.mine.done.store(account(of: context.participant).settled, ordering: .relaxed)
             context.logger.notice("a message a dead producer left uncertain was lost with it; sent its \(entry.items) items again")
             return nil
@@ -284,7 +309,7 @@ extension ProdConsJob: JobParticipantWork {
 
         private func consumerReceives() -> [Int64] {
             (producers..<(producers + consumers)).map {
-                ProdConsJob.atomic(area + Area.stats + $0 * Area.statsSize + Stats.receives).load(ordering: .acquiring)
+                ProdConsJob.stats(in: area, participant: $0).atomic(\.receives).load(ordering: .acquiring)
             }
         }
 
@@ -292,12 +317,12 @@ extension ProdConsJob: JobParticipantWork {
         private func settlementSnapshot() -> SettlementSnapshot {
             var committedCount: Int64 = 0, committedSum: Int64 = 0, holding = false
             for consumer in producers..<(producers + consumers) {
-                let record = area + Area.stats + consumer * Area.statsSize
-                committedCount += ProdConsJob.atomic(record + Stats.count).load(ordering: .acquiring)
-                committedSum += ProdConsJob.atomic(record + Stats.sum).load(ordering: .acquiring)
+                let record = ProdConsJob.stats(in: area, participant: consumer)
+                committedCount += record.atomic(\.count).load(ordering: .acquiring)
+                committedSum += record.atomic(\.sum).load(ordering: .acquiring)
                 let held = ProdConsJob.ledger(in: area, participants: producers + consumers, consumers: consumers,
                                               messageSize: blocking.messageSize, index: consumer)
-                if ProdConsJob.atomic32(held).load(ordering: .acquiring) != ProdConsJob.emptyLedgerMark { holding = true }
+                if Message.header(held).atomic(\.producer).load(ordering: .acquiring) != ProdConsJob.emptyLedgerMark { holding = true }
             }
             return SettlementSnapshot(queueDepth: polling.currentDepth, consumersHold: holding,
                                       committedCount: committedCount, committedSum: committedSum,
@@ -311,13 +336,13 @@ extension ProdConsJob: JobParticipantWork {
         /// receive; storing the new count commits the message; then the ledger is cleared.
         func consume() -> WorkerEvent.Outcome {
             var random = random()
-            let delay = delayRange(Area.consumeLow, Area.consumeHigh)
+            let delay = delayRange(\.consumeLow, \.consumeHigh)
             let consumerIndex = context.participant - producers
-            let histogram = LatencyHistogram(at: area + Area.histograms(context.segment.participants) + consumerIndex * LatencyHistogram.byteSize)
-            let count = stat(Stats.count), sum = stat(Stats.sum), countBefore = stat(Stats.countBefore), sumBefore = stat(Stats.sumBefore)
-            let mark = ProdConsJob.atomic32(ledger)
-            var empty = stats.load(fromByteOffset: Stats.waits, as: Int64.self)
-            defer { stats.storeBytes(of: empty, toByteOffset: Stats.waits, as: Int64.self) }
+            let histogram = ProdConsJob.histogram(in: area, participants: context.segment.participants, consumer: consumerIndex)
+            let count = stat(\.count), sum = stat(\.sum), countBefore = stat(\.countBefore), sumBefore = stat(\.sumBefore)
+            let mark = ledgerHeader.atomic(\.producer)
+            var empty = stats.pointee.waits
+            defer { stats.pointee.waits = empty }
             var received = count.load(ordering: .relaxed)
             var total = sum.load(ordering: .relaxed)
             if context.isReplacement, mark.load(ordering: .acquiring) != ProdConsJob.emptyLedgerMark {
@@ -325,8 +350,8 @@ extension ProdConsJob: JobParticipantWork {
                     // Taken from the queue but not committed: process it now, once.
                     total = sumBefore.load(ordering: .relaxed)
                     sum.store(total, ordering: .relaxed)
-                    let items = Int64(ledger.load(fromByteOffset: 4, as: UInt32.self))
-                    stat(Stats.recovered).wrappingIncrement(by: items, ordering: .relaxed)
+                    let items = Int64(ledgerHeader.pointee.count)
+                    stat(\.recovered).wrappingIncrement(by: items, ordering: .relaxed)
                     context.logger.notice("redelivering \(items) items the dead consumer had taken but not finished")
                     if commit(histogram: histogram, count: count, sum: sum, received: &received, total: &total) {
                         mark.store(ProdConsJob.emptyLedgerMark, ordering: .releasing)
@@ -351,7 +376,7 @@ extension ProdConsJob: JobParticipantWork {
                     return context.fail("consumer \(consumerIndex) cannot receive from the job's queue: \(error)", errno: error.errno)
                 }
                 if messages == dieAfter - 1 { FaultInjection.die() }
-                if ledger.load(fromByteOffset: 4, as: UInt32.self) == 0 {
+                if ledgerHeader.pointee.count == 0 {
                     // A sentinel: every item has been consumed.
                     mark.store(ProdConsJob.emptyLedgerMark, ordering: .releasing)
                     return .completed
@@ -374,10 +399,10 @@ extension ProdConsJob: JobParticipantWork {
         /// hint. Returns whether every item of the job is now consumed.
         private func commit(histogram: LatencyHistogram, count: UnsafeAtomic<Int64>, sum: UnsafeAtomic<Int64>,
                             received: inout Int64, total: inout Int64) -> Bool {
-            let items = Int(ledger.load(fromByteOffset: 4, as: UInt32.self))
-            histogram.record(MonotonicClock.nanoseconds - ledger.load(fromByteOffset: 8, as: Int64.self))
+            let items = Int(ledgerHeader.pointee.count)
+            histogram.record(MonotonicClock.nanoseconds - ledgerHeader.pointee.enqueuedNanos)
             for item in 0..<items {
-                let value = ledger.load(fromByteOffset: Message.headerSize + item * payloadBytes, as: Int64.self)
+                let value = ledgerItem(item).pointee
                 total += value
                 if tracing { traceLine(kind: 2, value: value) }
             }
@@ -395,7 +420,7 @@ extension ProdConsJob: JobParticipantWork {
         private func committedTotal() -> Int64 {
             var total: Int64 = 0
             for consumer in producers..<(producers + consumers) {
-                total += ProdConsJob.atomic(area + Area.stats + consumer * Area.statsSize + Stats.count).load(ordering: .acquiring)
+                total += ProdConsJob.stats(in: area, participant: consumer).atomic(\.count).load(ordering: .acquiring)
             }
             return total
         }
@@ -427,7 +452,7 @@ extension ProdConsJob: JobParticipantWork {
 
         private func receive(_ buffer: UnsafeMutableRawBufferPointer, empty: inout Int64) -> ReceiveResult {
             // Counted after each return, when a message taken is in the ledger (see `settleParkedMessages`).
-            let receives = stat(Stats.receives)
+            let receives = stat(\.receives)
             let polled = Result(catching: { () throws(IPCError) in try polling.receive(into: buffer) })
             receives.wrappingIncrement(ordering: .releasing)
             switch polled {
@@ -452,25 +477,35 @@ extension ProdConsJob: JobParticipantWork {
         /// The last item is in: wake consumers blocked on the empty queue with sentinels (best
         /// effort; the others also see the total at their next slice).
         private func releaseOtherConsumers() {
-            var sentinel = (UInt32(0), UInt32(0), Int64(0))
+            let sentinel = Message.Header()  // no items
             for _ in 1..<max(consumers, 1) {
-                _ = withUnsafeBytes(of: &sentinel) { try? polling.send(UnsafeRawBufferPointer(rebasing: $0[..<Message.headerSize])) }
+                _ = withUnsafeBytes(of: sentinel) { try? polling.send($0) }
             }
         }
 
         private func traceLine(kind: UInt32, value: Int64) {
-            let next = ProdConsJob.atomic(area + Area.traceNext)
-            let index = Int(next.loadThenWrappingIncrement(ordering: .relaxed))
-            guard index < 2 * items else { return }
-            let length = Int64(polling.currentDepth)
-            let entry = area + Area.traceEntries(context.segment.participants, consumers: consumers, messageSize: blocking.messageSize) + index * Area.traceEntrySize
-            entry.storeBytes(of: kind, toByteOffset: 0, as: UInt32.self)
-            entry.storeBytes(of: UInt32(context.participant), toByteOffset: 4, as: UInt32.self)
-            entry.storeBytes(of: value, toByteOffset: 8, as: Int64.self)
-            entry.storeBytes(of: length, toByteOffset: 16, as: Int64.self)
-            // Written last: the daemon reads an entry only once its time is there.
-            ProdConsJob.atomic(entry + 24).store(MonotonicClock.nanoseconds, ordering: .releasing)
-            context.logger.info("\(kind == 1 ? "Produced" : "Consumed") \(value) (queue length = \(length))")
+            ProdConsJob.traceLine(kind: kind, participant: context.participant, value: value, queueLength: Int64(polling.currentDepth),
+                                  in: ProdConsJob.traceEntries(in: area, participants: context.segment.participants, consumers: consumers,
+                                                               messageSize: blocking.messageSize),
+                                  next: parameters.atomic(\.traceNext), items: items, logger: context.logger)
         }
+    }
+}
+
+extension ProdConsJob {
+    /// Writes one trace entry (and its log line) for a put (`kind` 1) or a get (2).
+    static func traceLine(kind: UInt32, participant: Int, value: Int64, queueLength: Int64,
+                          in entries: UnsafeMutablePointer<pool_prodcons_trace_entry>, next: UnsafeAtomic<Int64>,
+                          items: Int, logger: Logger) {
+        let index = Int(next.loadThenWrappingIncrement(ordering: .relaxed))
+        guard index < 2 * items else { return }
+        let entry = entries + index
+        entry.pointee.kind = kind
+        entry.pointee.participant = UInt32(participant)
+        entry.pointee.value = value
+        entry.pointee.queueLength = queueLength
+        // Written last: the daemon reads an entry only once its time is there.
+        entry.atomic(\.time).store(MonotonicClock.nanoseconds, ordering: .releasing)
+        logger.info("\(kind == 1 ? "Produced" : "Consumed") \(value) (queue length = \(queueLength))")
     }
 }

@@ -1,5 +1,6 @@
 import Atomics
 import CPooldShim
+import Logging
 import PoolIPC
 import PoolProtocol
 #if canImport(Glibc)
@@ -8,8 +9,11 @@ import Glibc
 
 /// The notebook's bounded producer/consumer queue, across processes: one POSIX message queue per
 /// job, producers and consumers blocking in the kernel (never polling `q.empty()`), items checked by
-/// sum, latency measured from enqueue to dequeue, occupancy sampled by the daemon.
-struct ProdConsJob: JobPlan {
+/// sum, latency measured from enqueue to dequeue, occupancy sampled by the daemon. With `transport:
+/// shm` the queue is a `SharedRing` at the end of the kind area instead (see ProdConsJob+Ring.swift).
+struct ProdConsJob: JobKind {
+    typealias Transport = ProdConsTransport
+
     let producers: Int
     let consumers: Int
     let items: Int
@@ -20,61 +24,97 @@ struct ProdConsJob: JobPlan {
     let produceDelay: ClosedRange<Int64>
     let consumeDelay: ClosedRange<Int64>
     let trace: Bool
+    let transport: Transport
 
     var kind: JobKindCode { .prodcons }
     var workers: Int { producers + consumers }
     var totalWork: Int { 2 * items }
     var messageSize: Int { Message.headerSize + batch * payloadBytes }
 
-    /// A queue message: a header, then `count` items of `payloadBytes` (the value in the first 8).
-    /// A message with no items is the end-of-stream sentinel.
+    /// A queue message: a `pool_prodcons_message_header`, then `count` items of `payloadBytes` (the
+    /// value in the first 8). A message with no items is the end-of-stream sentinel.
     enum Message {
-        static let headerSize = 16   // producer UInt32, count UInt32, enqueued Int64
+        typealias Header = pool_prodcons_message_header
+        static let headerSize = MemoryLayout<Header>.size
+
+        static func header(_ message: UnsafeMutableRawPointer) -> UnsafeMutablePointer<Header> { message.layout(Header.self) }
+
+        /// The value of item `index` of a message.
+        static func item(_ message: UnsafeMutableRawPointer, _ index: Int, payloadBytes: Int) -> UnsafeMutablePointer<Int64> {
+            (message + headerSize + index * payloadBytes).layout(Int64.self)
+        }
     }
 
-    enum Area {
-        static let items = 0, capacity = 8, payloadBytes = 16, batch = 24, seed = 32, producers = 40, trace = 48
-        static let produceLow = 64, produceHigh = 72, consumeLow = 80, consumeHigh = 88
-        static let consumed = 128        // Int64, atomic: items consumed by all, as reported (a hint, see `committedTotal`)
-        static let traceNext = 192       // Int64, atomic: next trace entry
-        static let stats = 256           // per participant, see `Stats`
-        static let statsSize = 64
-        static func histograms(_ participants: Int) -> Int { stats + participants * statsSize }
+    /// The kind area's fixed part: parameters, the shared consumed hint and the trace's next entry.
+    typealias Area = pool_prodcons_area
+
+    static func area(of segment: JobSegment) -> UnsafeMutablePointer<Area> { segment.kindArea.layout(Area.self) }
+
+    /// Where the parts sized by the job's parameters start, from the start of the kind area.
+    enum Regions {
+        /// Per participant, a `Stats` record.
+        static var stats: Int { MemoryLayout<Area>.size }
+        static func histograms(_ participants: Int) -> Int { stats + participants * MemoryLayout<Stats>.stride }
         /// Per participant, a copy of the message in flight: the ledger a replacement recovers from.
         static func ledgers(_ participants: Int, consumers: Int) -> Int {
             histograms(participants) + consumers * LatencyHistogram.byteSize
         }
-        static func ledgerStride(messageSize: Int) -> Int { (messageSize + 63) & ~63 }
+        static func ledgerStride(messageSize: Int) -> Int {
+            let line = Int(POOL_CACHE_LINE)
+            return (messageSize + line - 1) / line * line
+        }
         /// Per producer, `parkedSlots` messages that dead producers left uncertain (see `ParkedMessage`).
         static func parked(_ participants: Int, consumers: Int, messageSize: Int) -> Int {
             ledgers(participants, consumers: consumers) + participants * ledgerStride(messageSize: messageSize)
         }
-        static func parkedStride(messageSize: Int) -> Int { ParkedMessage.headerSize + ledgerStride(messageSize: messageSize) }
+        static func parkedStride(messageSize: Int) -> Int {
+            MemoryLayout<pool_prodcons_parked>.size + ledgerStride(messageSize: messageSize)
+        }
+        /// A `pool_prodcons_trace_entry` per item produced and consumed, when the job traces.
         static func traceEntries(_ participants: Int, consumers: Int, messageSize: Int) -> Int {
             parked(participants, consumers: consumers, messageSize: messageSize)
                 + (participants - consumers) * parkedSlots * parkedStride(messageSize: messageSize)
         }
-        static let traceEntrySize = 32   // kind UInt32, participant UInt32, value, queue length, time (Int64)
+        /// The ring of a job over `Transport.shm`, after the trace, on a cache line.
+        static func ring(_ participants: Int, consumers: Int, messageSize: Int, tracedItems: Int) -> Int {
+            let line = Int(POOL_CACHE_LINE)
+            let end = traceEntries(participants, consumers: consumers, messageSize: messageSize)
+                + 2 * tracedItems * MemoryLayout<pool_prodcons_trace_entry>.stride
+            return (end + line - 1) / line * line
+        }
     }
 
-    /// A participant's record in the kind area (Int64 each). A producer's count and sum say what it
-    /// has sent; a consumer's what it has committed. The `before` pair is written ahead of each
-    /// message (a producer's intent, a consumer's state before the message), so that a replacement
-    /// can tell whether the dead worker's message in flight was sent or consumed. Sums are always
-    /// stored before counts, so a count that matches says its sum is current.
-    enum Stats {
-        static let count = 0, sum = 8, waits = 16, countBefore = 24, sumBefore = 32
-        /// Items a consumer's replacement took from the ledger (redelivered) or a producer's
-        /// replacement sent again because the original was lost with its worker.
-        static let recovered = 40
-        /// A consumer's count of returns from the queue (with a message or not): settling waits
-        /// for every consumer's next one, so that no message is between the kernel and a ledger.
-        static let receives = 48
+    /// The largest ring a job may ask for: past it, a typo in `capacity` or `batch` would fill /dev/shm.
+    static let maxRingBytes = 1 << 30
+    static let maxRingCapacity = 1 << 24
+
+    /// A participant's record in the kind area. A producer's count and sum say what it has sent; a
+    /// consumer's what it has committed. The `before` pair is written ahead of each message (a
+    /// producer's intent, a consumer's state before the message), so that a replacement can tell
+    /// whether the dead worker's message in flight was sent or consumed. Sums are always stored
+    /// before counts, so a count that matches says its sum is current. `recovered` counts the
+    /// items a consumer's replacement took from the ledger (redelivered) or a producer's
+    /// replacement sent again because the original was lost with its worker; `receives` a
+    /// consumer's returns from the queue (with a message or not): settling waits for every
+    /// consumer's next one, so that no message is between the kernel and a ledger.
+    typealias Stats = pool_prodcons_stats
+
+    static func stats(in area: UnsafeMutableRawPointer, participant: Int) -> UnsafeMutablePointer<Stats> {
+        (area + Regions.stats).layout(Stats.self) + participant
+    }
+
+    static func traceEntries(in area: UnsafeMutableRawPointer, participants: Int, consumers: Int,
+                             messageSize: Int) -> UnsafeMutablePointer<pool_prodcons_trace_entry> {
+        (area + Regions.traceEntries(participants, consumers: consumers, messageSize: messageSize)).layout(pool_prodcons_trace_entry.self)
+    }
+
+    static func histogram(in area: UnsafeMutableRawPointer, participants: Int, consumer: Int) -> LatencyHistogram {
+        LatencyHistogram(at: area + Regions.histograms(participants) + consumer * LatencyHistogram.byteSize)
     }
 
     /// How many uncertain messages (a producer died between a send and recording it) one producer
     /// can have parked at once: each needs that unlikely death, and they are settled at the end.
-    static let parkedSlots = 4
+    static let parkedSlots = Int(POOL_PRODCONS_PARKED_SLOTS)
 
     /// A parking place's state.
     enum ParkedState {
@@ -85,21 +125,21 @@ struct ProdConsJob: JobPlan {
         static let arrived: Int64 = 2
     }
 
-    /// A parking place in the kind area: the state, the message's item count and sum, the message.
+    /// A parking place in the kind area: a `pool_prodcons_parked` (the state, the message's item
+    /// count and sum), then the message.
     struct ParkedMessage {
-        static let headerSize = 64
-        static let itemsOffset = 8, sumOffset = 16
-        let base: UnsafeMutableRawPointer
-        var state: UnsafeAtomic<Int64> { ProdConsJob.atomic(base) }
-        var items: Int64 { base.load(fromByteOffset: Self.itemsOffset, as: Int64.self) }
-        var sum: Int64 { base.load(fromByteOffset: Self.sumOffset, as: Int64.self) }
-        var message: UnsafeMutableRawPointer { base + Self.headerSize }
+        let header: UnsafeMutablePointer<pool_prodcons_parked>
+        var state: UnsafeAtomic<Int64> { header.atomic(\.state) }
+        var items: Int64 { header.pointee.items }
+        var sum: Int64 { header.pointee.sum }
+        var message: UnsafeMutableRawPointer { header.end }
     }
 
     static func parked(in area: UnsafeMutableRawPointer, participants: Int, consumers: Int, messageSize: Int,
                        producer: Int, slot: Int) -> ParkedMessage {
-        ParkedMessage(base: area + Area.parked(participants, consumers: consumers, messageSize: messageSize)
-                      + (producer * parkedSlots + slot) * Area.parkedStride(messageSize: messageSize))
+        let place = area + Regions.parked(participants, consumers: consumers, messageSize: messageSize)
+            + (producer * parkedSlots + slot) * Regions.parkedStride(messageSize: messageSize)
+        return ParkedMessage(header: place.layout(pool_prodcons_parked.self))
     }
 
     /// A producer's share of the items.
@@ -135,8 +175,8 @@ struct ProdConsJob: JobPlan {
 
     static func account(in area: UnsafeMutableRawPointer, participants: Int, consumers: Int, messageSize: Int,
                         producer: Int, items: Int) -> ProducerAccount {
-        let stats = area + Area.stats + producer * Area.statsSize
-        let count = atomic(stats + Stats.count).load(ordering: .acquiring)
+        let stats = Self.stats(in: area, participant: producer)
+        let count = stats.atomic(\.count).load(ordering: .acquiring)
         let parked = (0..<parkedSlots).compactMap { slot -> ProducerAccount.Parked? in
             let place = Self.parked(in: area, participants: participants, consumers: consumers, messageSize: messageSize,
                                     producer: producer, slot: slot)
@@ -144,8 +184,8 @@ struct ProdConsJob: JobPlan {
             return state == ParkedState.free ? nil : .init(slot: slot, state: state, items: place.items, sum: place.sum)
         }
         return ProducerAccount(share: Int64(share(producer: producer, producers: participants - consumers, items: items)),
-                               count: count, sum: atomic(stats + Stats.sum).load(ordering: .relaxed),
-                               intentCount: atomic(stats + Stats.countBefore).load(ordering: .acquiring), parked: parked)
+                               count: count, sum: stats.atomic(\.sum).load(ordering: .relaxed),
+                               intentCount: stats.atomic(\.countBefore).load(ordering: .acquiring), parked: parked)
     }
 
     /// A parked message by producer and parking place.
@@ -203,7 +243,8 @@ struct ProdConsJob: JobPlan {
         let producers = try reader.int("producers", default: 1, in: 1...JobLimits.maxWorkerCount)
         let consumers = try reader.int("consumers", default: 1, in: 1...JobLimits.maxWorkerCount)
         let items = try reader.int("items", default: 10, in: 1...1_000_000_000)
-        let capacity = try reader.int("capacity", default: 10, in: 1...65536)
+        let transport = try reader.choice("transport", default: Transport.mq)
+        let capacity = try reader.int("capacity", default: 10, in: 1...(transport == .shm ? maxRingCapacity : 65536))
         let payloadBytes = try reader.int("payloadBytes", default: 8, in: 8...1_048_576)
         let batch = try reader.int("batch", default: 1, in: 1...65536)
         let seed = try reader.int("seed", default: 1, in: 0...Int.max)
@@ -216,6 +257,19 @@ struct ProdConsJob: JobPlan {
 
         if producers + consumers > limits.poolSize {
             throw limits.poolTooSmall(requested: producers + consumers)
+        }
+        if trace && items > maxTracedItems {
+            throw PoolError.invalidParameter("trace", "traces at most \(maxTracedItems) items; run without trace for more")
+        }
+        let job = ProdConsJob(producers: producers, consumers: consumers, items: items, capacity: capacity,
+                              payloadBytes: payloadBytes, batch: batch, seed: UInt64(seed), produceDelay: produceDelay,
+                              consumeDelay: consumeDelay, trace: trace, transport: transport)
+        if transport == .shm {
+            let bytes = job.ringBytes
+            guard bytes <= maxRingBytes else {
+                throw PoolError.invalidParameter(batch > 1 ? "batch" : "capacity", "a ring of \(capacity) slots of \(batch) x \(payloadBytes)-byte items is \(bytes) bytes, above the \(maxRingBytes) a job's ring may take; ask for a smaller capacity, batch or payload")
+            }
+            return job
         }
         let maxDepth = SystemLimits.messageQueueMaxDepth
         guard capacity <= maxDepth else {
@@ -231,32 +285,24 @@ struct ProdConsJob: JobPlan {
         guard cost <= budget else {
             throw PoolError.resourceLimit("a queue of \(capacity) x \(messageSize)-byte messages needs about \(cost) bytes but RLIMIT_MSGQUEUE allows \(budget) for this user (ulimit -q; LimitMSGQUEUE= under systemd)")
         }
-        if trace && items > maxTracedItems {
-            throw PoolError.invalidParameter("trace", "traces at most \(maxTracedItems) items; run without trace for more")
-        }
-        return ProdConsJob(producers: producers, consumers: consumers, items: items, capacity: capacity,
-                           payloadBytes: payloadBytes, batch: batch, seed: UInt64(seed), produceDelay: produceDelay,
-                           consumeDelay: consumeDelay, trace: trace)
+        return job
     }
 
     var parameters: JSONValue {
-        func range(_ range: ClosedRange<Int64>) -> JSONValue {
-            .string(range.lowerBound == range.upperBound ? DurationText.format(range.lowerBound)
-                    : DurationText.format(range.lowerBound) + ".." + DurationText.format(range.upperBound))
+        func range(_ range: ClosedRange<Int64>) -> String {
+            range.lowerBound == range.upperBound ? DurationText.format(range.lowerBound)
+                : DurationText.format(range.lowerBound) + ".." + DurationText.format(range.upperBound)
         }
-        return .object([
-            "producers": .number(Double(producers)), "consumers": .number(Double(consumers)),
-            "items": .number(Double(items)), "capacity": .number(Double(capacity)),
-            "payloadBytes": .number(Double(payloadBytes)), "batch": .number(Double(batch)),
-            "seed": .number(Double(seed)), "produceDelay": range(produceDelay), "consumeDelay": range(consumeDelay),
-            "trace": .bool(trace),
-        ])
+        return JSONValue(reporting: ProdConsParameters(
+            producers: producers, consumers: consumers, items: items, capacity: capacity, payloadBytes: payloadBytes,
+            batch: batch, seed: Int(seed), produceDelay: range(produceDelay), consumeDelay: range(consumeDelay), trace: trace,
+            transport: transport))
     }
 
     static func queueName(segmentName: String) -> String { segmentName + ".queue" }
 
     static func ledger(in area: UnsafeMutableRawPointer, participants: Int, consumers: Int, messageSize: Int, index: Int) -> UnsafeMutableRawPointer {
-        area + Area.ledgers(participants, consumers: consumers) + index * Area.ledgerStride(messageSize: messageSize)
+        area + Regions.ledgers(participants, consumers: consumers) + index * Regions.ledgerStride(messageSize: messageSize)
     }
 
     /// A consumer or producer whose worker dies is taken over by a replacement: the ledger in the
@@ -264,27 +310,50 @@ struct ProdConsJob: JobPlan {
     var resumesAfterWorkerDeath: Bool { true }
 
     var kindAreaSize: Int {
-        let traceSize = trace ? 2 * items * Area.traceEntrySize : 0
-        return Area.traceEntries(workers, consumers: consumers, messageSize: messageSize) + traceSize
+        if transport == .shm { return ringOffset + ringBytes }
+        let traceSize = trace ? 2 * items * MemoryLayout<pool_prodcons_trace_entry>.stride : 0
+        return Regions.traceEntries(workers, consumers: consumers, messageSize: messageSize) + traceSize
     }
 
-    var messageQueue: (depth: Int, messageSize: Int)? { (capacity, messageSize) }
+    var ringOffset: Int { Regions.ring(workers, consumers: consumers, messageSize: messageSize, tracedItems: trace ? items : 0) }
+    var ringSlotBytes: Int { SharedRing.slotStride(itemBytes: batch * payloadBytes) }
+    var ringBytes: Int { SharedRing.byteSize(capacity: capacity, slotBytes: ringSlotBytes, owners: workers) }
+
+    var messageQueue: (depth: Int, messageSize: Int)? { transport == .mq ? (capacity, messageSize) : nil }
+
+    /// The job's ring, in the segment of a job over `Transport.shm`.
+    static func ring(in segment: JobSegment) throws(IPCError) -> SharedRing {
+        let area = Self.area(of: segment).pointee
+        let messageSize = Message.headerSize + Int(area.batch * area.payloadBytes)
+        let offset = Regions.ring(segment.participants, consumers: segment.participants - Int(area.producers),
+                                  messageSize: messageSize, tracedItems: area.trace != 0 ? Int(area.items) : 0)
+        let available = segment.segment.size - segment.kindAreaOffset - offset
+        return try SharedRing.attach(at: segment.kindArea + offset, available: available)
+    }
 
     func createSegment(name: String) throws(IPCError) -> JobSegment {
         let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers, kindAreaSize: kindAreaSize)
         let area = segment.kindArea
-        for (offset, value) in [(Area.items, items), (Area.capacity, capacity), (Area.payloadBytes, payloadBytes),
-                                (Area.batch, batch), (Area.producers, producers), (Area.trace, trace ? 1 : 0)] {
-            area.storeBytes(of: Int64(value), toByteOffset: offset, as: Int64.self)
-        }
-        area.storeBytes(of: seed, toByteOffset: Area.seed, as: UInt64.self)
+        let fixed = Self.area(of: segment)
+        fixed.pointee.items = Int64(items)
+        fixed.pointee.capacity = Int64(capacity)
+        fixed.pointee.payloadBytes = Int64(payloadBytes)
+        fixed.pointee.batch = Int64(batch)
+        fixed.pointee.producers = Int64(producers)
+        fixed.pointee.trace = trace ? 1 : 0
+        fixed.pointee.transport = transport == .shm ? 1 : 0
+        fixed.pointee.seed = seed
         for index in 0..<workers {
-            Self.ledger(in: area, participants: workers, consumers: consumers, messageSize: messageSize, index: index)
-                .storeBytes(of: Self.emptyLedgerMark, toByteOffset: 0, as: UInt32.self)
+            Message.header(Self.ledger(in: area, participants: workers, consumers: consumers, messageSize: messageSize, index: index))
+                .pointee.producer = Self.emptyLedgerMark
         }
-        for (offset, value) in [(Area.produceLow, produceDelay.lowerBound), (Area.produceHigh, produceDelay.upperBound),
-                                (Area.consumeLow, consumeDelay.lowerBound), (Area.consumeHigh, consumeDelay.upperBound)] {
-            area.storeBytes(of: value, toByteOffset: offset, as: Int64.self)
+        fixed.pointee.produceLow = produceDelay.lowerBound
+        fixed.pointee.produceHigh = produceDelay.upperBound
+        fixed.pointee.consumeLow = consumeDelay.lowerBound
+        fixed.pointee.consumeHigh = consumeDelay.upperBound
+        if transport == .shm {
+            _ = SharedRing.create(at: area + ringOffset, capacity: capacity, slotBytes: ringSlotBytes, owners: workers)
+            return segment
         }
         do {
             let queue = try MessageQueue.create(name: Self.queueName(segmentName: name), depth: capacity, messageSize: messageSize)
@@ -297,28 +366,40 @@ struct ProdConsJob: JobPlan {
     }
 
     func removeResources(segmentName: String) {
-        MessageQueue.unlink(name: Self.queueName(segmentName: segmentName))
+        if transport == .mq { MessageQueue.unlink(name: Self.queueName(segmentName: segmentName)) }
     }
 
     func makeMonitor(segment: JobSegment) -> (any JobMonitor)? {
-        guard let queue = try? MessageQueue.open(name: Self.queueName(segmentName: segment.segment.name), nonBlocking: true) else {
-            return nil
+        switch transport {
+        case .mq:
+            guard let queue = try? MessageQueue.open(name: Self.queueName(segmentName: segment.segment.name), nonBlocking: true) else {
+                return nil
+            }
+            return OccupancySampler(.queue(queue))
+        case .shm:
+            guard let ring = try? Self.ring(in: segment) else { return nil }
+            return OccupancySampler(.ring(ring, segment))
         }
-        return OccupancySampler(queue: queue)
     }
 
     /// Samples the queue's length while the job runs, keeping at most `limit` samples: when full,
     /// neighbours are averaged and the interval doubles, so a long run keeps its whole shape.
     final class OccupancySampler: JobMonitor {
-        /// Open until the job finishes: an unlinked queue still open counts against queues_max.
-        private(set) var queue: MessageQueue?
+        enum Source {
+            /// Open until the job finishes: an unlinked queue still open counts against queues_max.
+            case queue(MessageQueue)
+            /// The segment keeps the ring mapped.
+            case ring(SharedRing, JobSegment)
+        }
+
+        private var source: Source?
         private(set) var samples: [Double] = []
         private(set) var interval: Int64 = 10_000_000
         let limit = 512
         var initialDelay: Duration { .nanoseconds(0) }
 
-        init(queue: MessageQueue) {
-            self.queue = queue
+        init(_ source: Source) {
+            self.source = source
         }
 
         deinit {
@@ -326,13 +407,22 @@ struct ProdConsJob: JobPlan {
         }
 
         func close() {
-            queue?.close()
-            queue = nil
+            if case .queue(let queue)? = source { queue.close() }
+            source = nil
+        }
+
+        /// The queue's length now: messages in the queue, or slots published and not yet taken.
+        var currentDepth: Int? {
+            switch source {
+            case .queue(let queue)?: return queue.currentDepth
+            case .ring(let ring, _)?: return ring.length
+            case nil: return nil
+            }
         }
 
         func tick() -> Duration? {
-            guard let queue else { return nil }
-            samples.append(Double(queue.currentDepth))
+            guard let depth = currentDepth else { return nil }
+            samples.append(Double(depth))
             if samples.count >= limit {
                 samples = stride(from: 0, to: samples.count - 1, by: 2).map { (samples[$0] + samples[$0 + 1]) / 2 }
                 interval *= 2
@@ -341,43 +431,43 @@ struct ProdConsJob: JobPlan {
         }
     }
 
-    /// The queue's depth now, from the sampler's descriptor (mq_getattr).
+    /// The queue's depth now, from the sampler's descriptor (mq_getattr) or ring.
     func addLiveFigures(to progress: inout JobProgress, segment: JobSegment, monitor: (any JobMonitor)?) {
-        if let queue = (monitor as? OccupancySampler)?.queue { progress.queueDepth = queue.currentDepth }
+        if let depth = (monitor as? OccupancySampler)?.currentDepth { progress.queueDepth = depth }
     }
 
     func logLineCount(segment: JobSegment) -> Int {
         guard trace else { return 0 }
-        return min(Int(Self.atomic(segment.kindArea + Area.traceNext).load(ordering: .acquiring)), 2 * items)
+        return min(Int(Self.area(of: segment).atomic(\.traceNext).load(ordering: .acquiring)), 2 * items)
     }
 
     func logLines(segment: JobSegment, from start: Int) -> [String] {
         let written = logLineCount(segment: segment)
         guard start < written else { return [] }
-        let base = segment.kindArea + Area.traceEntries(workers, consumers: consumers, messageSize: messageSize)
+        let entries = Self.traceEntries(in: segment.kindArea, participants: workers, consumers: consumers, messageSize: messageSize)
         var lines: [String] = []
         lines.reserveCapacity(written - start)
         for index in start..<written {
-            let entry = base + index * Area.traceEntrySize
-            guard entry.load(fromByteOffset: 24, as: Int64.self) != 0 else { break }  // not yet complete
-            let verb = entry.load(fromByteOffset: 0, as: UInt32.self) == 1 ? "Produced" : "Consumed"
-            let value = entry.load(fromByteOffset: 8, as: Int64.self)
-            let length = entry.load(fromByteOffset: 16, as: Int64.self)
+            let entry = entries[index]
+            guard entry.time != 0 else { break }  // not yet complete
+            let verb = entry.kind == 1 ? "Produced" : "Consumed"
+            let value = entry.value
+            let length = entry.queueLength
             lines.append("\(verb) \(value) (queue length = \(length))")
         }
         return lines
     }
 
-    func result(from segment: JobSegment, monitor: (any JobMonitor)?) -> JSONValue {
+    func typedResult(from segment: JobSegment, monitor: (any JobMonitor)?) -> ProdConsResult {
         let area = segment.kindArea
-        var producerEntries: [JSONValue] = [], consumerEntries: [JSONValue] = []
+        var producerEntries: [ProdConsProducer] = [], consumerEntries: [ProdConsConsumer] = []
         var produced = 0, consumed = 0, producedSum = 0, consumedSum = 0, full = 0, empty = 0, redelivered = 0, resent = 0
         var first = Int64.max, last = Int64.min
         var unsettled = 0
         for index in 0..<workers {
-            let stats = area + Area.stats + index * Area.statsSize
-            var count = Int(stats.load(fromByteOffset: 0, as: Int64.self))
-            var sum = Int(stats.load(fromByteOffset: 8, as: Int64.self))
+            let stats = Self.stats(in: area, participant: index).pointee
+            var count = Int(stats.count)
+            var sum = Int(stats.sum)
             if index < producers {
                 // Parked messages count once settled; a job that ended before says how many were not.
                 let account = Self.account(in: area, participants: workers, consumers: consumers, messageSize: messageSize,
@@ -386,67 +476,38 @@ struct ProdConsJob: JobPlan {
                 sum += Int(account.arrivedSum)
                 unsettled += Int(account.uncertainItems)
             }
-            let waits = Int(stats.load(fromByteOffset: 16, as: Int64.self))
-            let recovered = Int(stats.load(fromByteOffset: Stats.recovered, as: Int64.self))
+            let waits = Int(stats.waits)
+            let recovered = Int(stats.recovered)
             let participant = segment.participant(index)
             let started = participant.startedNanos.load(ordering: .relaxed)
             let finished = participant.finishedNanos.load(ordering: .relaxed)
             if started > 0 { first = min(first, started) }
             if finished > 0 { last = max(last, finished) }
-            var entry: [String: JSONValue] = [
-                "participant": .number(Double(index)),
-                "slot": .number(Double(participant.slot.load(ordering: .relaxed))),
-                "pid": .number(Double(participant.pid.load(ordering: .relaxed))),
-                "sum": .number(Double(sum)),
-            ]
+            let (slot, pid) = (Int(participant.slot.load(ordering: .relaxed)), Int(participant.pid.load(ordering: .relaxed)))
             if index < producers {
                 produced += count; producedSum += sum; full += waits; resent += recovered
-                entry["produced"] = .number(Double(count))
-                entry["foundFull"] = .number(Double(waits))
-                producerEntries.append(.object(entry))
+                producerEntries.append(ProdConsProducer(participant: index, slot: slot, pid: pid, produced: count, sum: sum, foundFull: waits))
             } else {
                 consumed += count; consumedSum += sum; empty += waits; redelivered += recovered
-                entry["consumed"] = .number(Double(count))
-                entry["foundEmpty"] = .number(Double(waits))
-                consumerEntries.append(.object(entry))
+                consumerEntries.append(ProdConsConsumer(participant: index, slot: slot, pid: pid, consumed: count, sum: sum, foundEmpty: waits))
             }
         }
-        let histograms = (0..<consumers).map { LatencyHistogram(at: area + Area.histograms(workers) + $0 * LatencyHistogram.byteSize) }
+        let histograms = (0..<consumers).map { Self.histogram(in: area, participants: workers, consumer: $0) }
         let latency = LatencyHistogram.summary(histograms, percentiles: [50, 90, 99])
         let duration = last > first ? Double(last - first) / 1e9 : 0
-        var result: [String: JSONValue] = [
-            "items": .number(Double(items)),
-            "produced": .number(Double(produced)), "consumed": .number(Double(consumed)),
-            "producedSum": .number(Double(producedSum)), "consumedSum": .number(Double(consumedSum)),
-            "checksumOK": .bool(produced == items && consumed == items && producedSum == consumedSum),
-            "durationSeconds": .number(duration),
-            "itemsPerSecond": .number(duration > 0 ? Double(consumed) / duration : 0),
-            "queueFull": .number(Double(full)), "queueEmpty": .number(Double(empty)),
-            "redelivered": .number(Double(redelivered)), "resent": .number(Double(resent)),
-            "latencyMicros": .object([
-                "p50": .number(Double(latency.values[0]) / 1000), "p90": .number(Double(latency.values[1]) / 1000),
-                "p99": .number(Double(latency.values[2]) / 1000), "max": .number(Double(latency.max) / 1000),
-                // The percentiles are bucket bounds, the max exact.
-                "percentileResolution": .number(LatencyHistogram.resolution),
-            ]),
-            "producers": .array(producerEntries), "consumers": .array(consumerEntries),
-        ]
-        if unsettled > 0 { result["unsettled"] = .number(Double(unsettled)) }
-        if let sampler = monitor as? OccupancySampler {
-            result["occupancy"] = .object([
-                "intervalMillis": .number(Double(sampler.interval) / 1e6),
-                "capacity": .number(Double(capacity)),
-                "samples": .array(sampler.samples.map { .number($0) }),
-            ])
-        }
-        return .object(result)
-    }
-
-    static func atomic(_ pointer: UnsafeMutableRawPointer) -> UnsafeAtomic<Int64> {
-        UnsafeAtomic(at: pointer.assumingMemoryBound(to: Int64.AtomicRepresentation.self))
-    }
-
-    static func atomic32(_ pointer: UnsafeMutableRawPointer) -> UnsafeAtomic<UInt32> {
-        UnsafeAtomic(at: pointer.assumingMemoryBound(to: UInt32.AtomicRepresentation.self))
+        return ProdConsResult(
+            items: items, produced: produced, consumed: consumed, producedSum: producedSum, consumedSum: consumedSum,
+            checksumOK: produced == items && consumed == items && producedSum == consumedSum,
+            durationSeconds: duration, itemsPerSecond: duration > 0 ? Double(consumed) / duration : 0,
+            queueFull: full, queueEmpty: empty, redelivered: redelivered, resent: resent,
+            // The percentiles are bucket bounds, the max exact.
+            latencyMicros: ProdConsLatency(p50: Double(latency.values[0]) / 1000, p90: Double(latency.values[1]) / 1000,
+                                           p99: Double(latency.values[2]) / 1000, max: Double(latency.max) / 1000,
+                                           percentileResolution: LatencyHistogram.resolution),
+            producers: producerEntries, consumers: consumerEntries,
+            unsettled: unsettled > 0 ? unsettled : nil,
+            occupancy: (monitor as? OccupancySampler).map {
+                ProdConsOccupancy(intervalMillis: Double($0.interval) / 1e6, capacity: capacity, samples: $0.samples)
+            })
     }
 }
