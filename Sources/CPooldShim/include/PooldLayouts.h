@@ -298,7 +298,7 @@ typedef struct {
     uint64_t seed;
     int64_t producers;
     int64_t trace;           // 1: the job traces every item
-    int64_t reserved0;
+    int64_t transport;       // 1: the queue is the ring after the trace (--transport shm), 0: a message queue
     int64_t produceLow;      // nanoseconds of delay around each put
     int64_t produceHigh;
     int64_t consumeLow;      // and around each get
@@ -364,6 +364,7 @@ _Static_assert(offsetof(pool_prodcons_area, batch) == 24, "prodcons layout");
 _Static_assert(offsetof(pool_prodcons_area, seed) == 32, "prodcons layout");
 _Static_assert(offsetof(pool_prodcons_area, producers) == 40, "prodcons layout");
 _Static_assert(offsetof(pool_prodcons_area, trace) == 48, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_area, transport) == 56, "prodcons layout");
 _Static_assert(offsetof(pool_prodcons_area, produceLow) == 64, "prodcons layout");
 _Static_assert(offsetof(pool_prodcons_area, produceHigh) == 72, "prodcons layout");
 _Static_assert(offsetof(pool_prodcons_area, consumeLow) == 80, "prodcons layout");

@@ -100,7 +100,7 @@ public struct WorkerRuntime {
             logger.error("cannot open the job's segment: \(error)", metadata: ["job": "\(jobID)"])
             return (.failed, error.errno, "cannot open the job's segment: \(error)")
         }
-        guard participant < segment.participants, let kind = JobKindCode(rawValue: segment.kind) else {
+        guard participant < segment.participants, let kind = JobCatalog.kind(code: segment.kind) else {
             let reason = "job \(jobID) has no participant \(participant) or an unknown kind \(segment.kind)"
             logger.error("\(reason)")
             return (.failed, EINVAL, reason)
@@ -118,7 +118,7 @@ public struct WorkerRuntime {
         if attempt > 0 { logger.notice("taking over participant \(participant) of job \(jobID) from a worker that died (attempt \(attempt))") }
         let context = ParticipantContext(segment: segment, participant: participant, attempt: attempt, slot: slot,
                                          record: record, faults: attempt == 0 ? faults : FaultInjection(), logger: jobLogger)
-        let outcome = kind.work.run(context)
+        let outcome = kind.run(context)
         guard outcome == .failed else { return (outcome, 0, "") }
         return (outcome, context.failure.errno, context.failure.reason ?? "the \(kind.name) participant failed without saying why")
     }

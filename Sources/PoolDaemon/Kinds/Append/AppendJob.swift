@@ -10,9 +10,7 @@ import Glibc
 /// append to one string in the job's segment, under a lock, and the interleaving shows; with private
 /// memory each appends to its own copy (as forked processes do) and the daemon's copy stays empty —
 /// "why has `a` not been modified".
-struct AppendJob: JobPlan {
-    enum Memory: String, CaseIterable, Sendable { case shared, `private` }
-
+struct AppendJob: JobKind {
     struct Writer: Sendable {
         var character: UInt8
         var count: Int
@@ -20,8 +18,8 @@ struct AppendJob: JobPlan {
     }
 
     let writers: [Writer]
-    let memory: Memory
-    var kind: JobKindCode { .append }
+    let memory: AppendMemory
+    static let code: UInt32 = 5
     var workers: Int { writers.count }
     var totalWork: Int { writers.reduce(0) { $0 + $1.count } }
 
@@ -51,8 +49,8 @@ struct AppendJob: JobPlan {
         let characters = Array(try reader.string("chars", default: String(decoding: notebook(Array("oO".utf8)), as: UTF8.self)).utf8)
         let counts = try reader.list("counts") ?? notebook([.number(10), .number(20)])
         let intervals = try reader.list("intervals") ?? notebook([.string("1s"), .string("600ms")])
-        let memory = try reader.choice("memory", default: Memory.shared)
-        try reader.finish(kind: "append")
+        let memory = try reader.choice("memory", default: AppendMemory.shared)
+        try reader.finish(kind: Self.name)
         guard characters.count == workers || characters.count == 1, characters.allSatisfy({ $0 > 32 && $0 < 127 }) else {
             throw PoolError.invalidParameter("chars", "must be one printable ASCII character per worker (\(workers)), or one for all")
         }
@@ -86,13 +84,9 @@ struct AppendJob: JobPlan {
     }
 
     var parameters: JSONValue {
-        .object([
-            "workers": .number(Double(workers)),
-            "chars": .string(String(decoding: writers.map(\.character), as: UTF8.self)),
-            "counts": .array(writers.map { .number(Double($0.count)) }),
-            "intervals": .array(writers.map { .string(DurationText.format($0.interval)) }),
-            "memory": .string(memory.rawValue),
-        ])
+        JSONValue(reporting: AppendParameters(workers: workers, chars: String(decoding: writers.map(\.character), as: UTF8.self),
+                                              counts: writers.map(\.count), intervals: writers.map { DurationText.format($0.interval) },
+                                              memory: memory))
     }
 
     /// The shared string first, then each worker's private copy, so that every process writes
@@ -106,7 +100,7 @@ struct AppendJob: JobPlan {
     var kindAreaSize: Int { Self.textOffset(participants: workers) + 2 * textCapacity }
 
     func createSegment(name: String) throws(IPCError) -> JobSegment {
-        let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers, kindAreaSize: kindAreaSize)
+        let segment = try JobSegment.create(name: name, kind: Self.code, participants: workers, kindAreaSize: kindAreaSize)
         let area = Self.area(of: segment)
         area.pointee.memory = memory == .shared ? 0 : 1
         let entries = Self.writers(in: area)
@@ -132,33 +126,26 @@ struct AppendJob: JobPlan {
                                                                 count: shown), as: UTF8.self)
     }
 
-    func result(from segment: JobSegment, monitor: (any JobMonitor)?) -> JSONValue {
+    func typedResult(from segment: JobSegment, monitor: (any JobMonitor)?) -> AppendResult {
         let area = segment.kindArea
-        let expected = totalWork
         switch memory {
         case .shared:
             let length = min(Int(Self.area(of: segment).pointee.length), textCapacity)
             let text = String(decoding: UnsafeRawBufferPointer(start: area + Self.textOffset(participants: workers), count: length), as: UTF8.self)
-            return .object(["memory": .string("shared"), "text": .string(text), "length": .number(Double(length)),
-                            "expectedLength": .number(Double(expected))])
+            return .shared(text: text, length: length, expectedLength: totalWork)
         case .private:
-            var copies: [JSONValue] = []
-            for (index, writer) in writers.enumerated() {
+            let copies = writers.enumerated().map { index, writer in
                 let done = min(Int(segment.participant(index).done.load(ordering: .acquiring)), writer.count)
-                let text = String(decoding: UnsafeRawBufferPointer(start: area + copyOffset(index), count: done), as: UTF8.self)
-                copies.append(.object([
-                    "participant": .number(Double(index)),
-                    "slot": .number(Double(segment.participant(index).slot.load(ordering: .relaxed))),
-                    "text": .string(text),
-                ]))
+                return AppendCopy(participant: index, slot: Int(segment.participant(index).slot.load(ordering: .relaxed)),
+                                  text: String(decoding: UnsafeRawBufferPointer(start: area + copyOffset(index), count: done), as: UTF8.self))
             }
-            // The daemon's own `a`: nobody could append to it, as in the notebook.
-            return .object(["memory": .string("private"), "daemonCopy": .string(""), "copies": .array(copies)])
+            // The daemon's own `a` stays empty: nobody could append to it, as in the notebook.
+            return .private(copies: copies)
         }
     }
 }
 
-extension AppendJob: JobParticipantWork {
+extension AppendJob {
     static func run(_ context: ParticipantContext) -> WorkerEvent.Outcome {
         let segment = context.segment
         let area = Self.area(of: segment)

@@ -9,9 +9,9 @@ import Glibc
 /// The notebook's counter race: workers add to (or subtract from) one counter in shared memory,
 /// without a lock (`unsafe`, losing updates), under a robust process-shared mutex (`locked`), or
 /// with atomic fetch-add (`atomic`).
-struct CounterJob: JobPlan {
+struct CounterJob: JobKind {
     let settings: CounterParameters
-    var kind: JobKindCode { .counter }
+    static let code: UInt32 = 1
     var workers: Int { settings.workers }
 
     /// The kind area, `pool_counter_area`: parameters, then the counter and the mutex, each on a
@@ -36,7 +36,7 @@ struct CounterJob: JobPlan {
         let iterations = try reader.int("iterations", default: defaults.iterations, in: 1...limits.maxIterations)
         let start = try reader.int("start", default: defaults.start, in: -(1 << 52)...(1 << 52))
         let split = try reader.bool("split", default: defaults.split)
-        try reader.finish(kind: "counter")
+        try reader.finish(kind: Self.name)
         if workers > limits.poolSize { throw limits.poolTooSmall(requested: workers) }
         if split && workers % 2 != 0 {
             throw PoolError.invalidParameter("workers", "split needs an even number of workers (half add, half subtract), not \(workers); pass --no-split for all to add")
@@ -74,7 +74,7 @@ struct CounterJob: JobPlan {
         }
     }
 
-    var parameters: JSONValue { (try? JSONValue(encoding: settings)) ?? .null }
+    var parameters: JSONValue { JSONValue(reporting: settings) }
 
     var totalWork: Int { (0..<workers).reduce(0) { $0 + Self.share(participant: $1, of: workers, iterations: settings.iterations, split: settings.split).operations } }
 
@@ -89,7 +89,7 @@ struct CounterJob: JobPlan {
     var kindAreaSize: Int { MemoryLayout<Area>.size }
 
     func createSegment(name: String) throws(IPCError) -> JobSegment {
-        let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers, kindAreaSize: kindAreaSize)
+        let segment = try JobSegment.create(name: name, kind: Self.code, participants: workers, kindAreaSize: kindAreaSize)
         let area = Self.area(of: segment)
         area.pointee.mode = Self.modeCode(settings.mode)
         area.pointee.split = settings.split ? 1 : 0
@@ -106,7 +106,7 @@ struct CounterJob: JobPlan {
     /// `expected` (in `atomic` mode as lost updates; `unsafe` mode's tally tells them apart).
     var resumesAfterWorkerDeath: Bool { true }
 
-    func result(from segment: JobSegment, monitor: (any JobMonitor)?) -> JSONValue {
+    func typedResult(from segment: JobSegment, monitor: (any JobMonitor)?) -> CounterResult {
         let area = Self.area(of: segment)
         // Every participant has ended, so nobody holds the mutex but perhaps a dead worker: settle
         // its intent record as the next locker would have.
@@ -140,14 +140,13 @@ struct CounterJob: JobPlan {
         let duration = last > first ? Double(last - first) / 1e9 : 0
         // A tally above the counted updates is a dead worker's last chunk, done but not counted.
         let lostByDirection = landed.map { (up: max(0, doneByDirection.up - $0.up), down: max(0, doneByDirection.down - $0.down)) }
-        let result = CounterResult(
+        return CounterResult(
             mode: settings.mode, start: settings.start, expected: expected, actual: actual,
             lost: lostByDirection.map { $0.up + $0.down } ?? abs(expected - actual),
             lostIncrements: lostByDirection?.up, lostDecrements: lostByDirection?.down,
             operations: operations, durationSeconds: duration,
             opsPerSecond: duration > 0 ? Double(operations) / duration : 0,
             lockRecoveries: recoveries, workers: perWorker)
-        return (try? JSONValue(encoding: result)) ?? .null
     }
 
     static func modeCode(_ mode: CounterMode) -> UInt32 {
@@ -163,7 +162,7 @@ struct CounterJob: JobPlan {
     }
 }
 
-extension CounterJob: JobParticipantWork {
+extension CounterJob {
     /// Work is done in chunks; between chunks the worker publishes progress and checks for
     /// cancellation, so the per-update path is just the update itself.
     static let chunk = 16_384

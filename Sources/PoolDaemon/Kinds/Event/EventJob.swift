@@ -6,12 +6,12 @@ import PoolProtocol
 /// The notebook's Event: waiters block on one event in shared memory (a futex word); timeout waiters
 /// loop "doing something" and wait with a timeout until it is set. The daemon sets it after
 /// `setAfter`, as the notebook's main thread does.
-struct EventJob: JobPlan {
+struct EventJob: JobKind {
     let waiters: Int
     let timeoutWaiters: Int
     let timeout: Int64
     let setAfter: Int64
-    var kind: JobKindCode { .event }
+    static let code: UInt32 = 3
     var workers: Int { waiters + timeoutWaiters }
     var totalWork: Int { workers }
 
@@ -30,7 +30,7 @@ struct EventJob: JobPlan {
         let timeoutWaiters = try reader.int("timeoutWaiters", default: 1, in: 0...1024)
         let timeout = try reader.duration("timeout", default: 2_000_000_000, in: 1_000_000...3_600_000_000_000)
         let setAfter = try reader.duration("setAfter", default: 500_000_000, in: 0...3_600_000_000_000)
-        try reader.finish(kind: "event")
+        try reader.finish(kind: Self.name)
         guard waiters + timeoutWaiters >= 1 else {
             throw PoolError.invalidParameter("waiters", "an event job needs at least one waiter or timeout waiter")
         }
@@ -41,14 +41,14 @@ struct EventJob: JobPlan {
     }
 
     var parameters: JSONValue {
-        .object(["waiters": .number(Double(waiters)), "timeoutWaiters": .number(Double(timeoutWaiters)),
-                 "timeout": .string(DurationText.format(timeout)), "setAfter": .string(DurationText.format(setAfter))])
+        JSONValue(reporting: EventParameters(waiters: waiters, timeoutWaiters: timeoutWaiters, timeout: DurationText.format(timeout),
+                                             setAfter: DurationText.format(setAfter)))
     }
 
     var kindAreaSize: Int { MemoryLayout<Area>.size + workers * MemoryLayout<pool_event_record>.stride }
 
     func createSegment(name: String) throws(IPCError) -> JobSegment {
-        let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers, kindAreaSize: kindAreaSize)
+        let segment = try JobSegment.create(name: name, kind: Self.code, participants: workers, kindAreaSize: kindAreaSize)
         let area = Self.area(of: segment)
         area.pointee.timeout = timeout
         area.pointee.waiters = Int64(waiters)
@@ -95,33 +95,26 @@ struct EventJob: JobPlan {
         (progress.waiting, progress.woken) = (waiting, woken)
     }
 
-    func result(from segment: JobSegment, monitor: (any JobMonitor)?) -> JSONValue {
+    func typedResult(from segment: JobSegment, monitor: (any JobMonitor)?) -> EventResult {
         let area = Self.area(of: segment)
         let setNanos = area.pointee.setNanos
         let records = Self.records(in: area)
-        var entries: [JSONValue] = []
-        for index in 0..<workers {
+        let waiters = (0..<workers).map { index in
             let record = records[index]
             let received = record.received != 0
-            let woke = record.wokeNanos
             let participant = segment.participant(index)
-            var entry: [String: JSONValue] = [
-                "participant": .number(Double(index)),
-                "slot": .number(Double(participant.slot.load(ordering: .relaxed))),
-                "pid": .number(Double(participant.pid.load(ordering: .relaxed))),
-                "withTimeout": .bool(index >= waiters),
-                "received": .bool(received),
-                "timeouts": .number(Double(record.timeouts)),
-            ]
-            if received && setNanos > 0 { entry["wakeLatencyMicros"] = .number(Double(max(0, woke - setNanos)) / 1000) }
-            entries.append(.object(entry))
+            return EventWaiter(
+                participant: index, slot: Int(participant.slot.load(ordering: .relaxed)),
+                pid: Int(participant.pid.load(ordering: .relaxed)), withTimeout: index >= self.waiters, received: received,
+                timeouts: Int(record.timeouts),
+                wakeLatencyMicros: received && setNanos > 0 ? Double(max(0, record.wokeNanos - setNanos)) / 1000 : nil)
         }
-        return .object(["set": .bool(setNanos > 0), "setAfter": .string(DurationText.format(setAfter)),
-                        "timeout": .string(DurationText.format(timeout)), "waiters": .array(entries)])
+        return EventResult(set: setNanos > 0, setAfter: DurationText.format(setAfter), timeout: DurationText.format(timeout),
+                           waiters: waiters)
     }
 }
 
-extension EventJob: JobParticipantWork {
+extension EventJob {
     static func run(_ context: ParticipantContext) -> WorkerEvent.Outcome {
         let area = Self.area(of: context.segment)
         let timeout = area.pointee.timeout

@@ -8,12 +8,12 @@ import PoolProtocol
 /// random 0-1 s, waits for the lock, increments the shared counter under it; then says Done. The
 /// last to finish prints the counter. Every step is a line of the job's log, in the notebook's
 /// words, and a record in the journal.
-struct LockCellJob: JobPlan {
+struct LockCellJob: JobKind {
     let workers: Int
     let increments: Int
     let pause: ClosedRange<Int64>
     let seed: UInt64
-    var kind: JobKindCode { .lockcell }
+    static let code: UInt32 = 6
     var totalWork: Int { workers * increments }
     /// Per worker: sleeping, waiting and acquired per increment, then Done; then the counter.
     var lineCount: Int { Self.lineCount(workers: workers, increments: increments) }
@@ -40,7 +40,7 @@ struct LockCellJob: JobPlan {
         // The notebook's random.random() differs each run; a seed repeats one (below 2^53: it is
         // reported as a JSON number).
         let seed = try reader.int("seed", default: Int.random(in: 0..<(1 << 53)), in: 0...(1 << 53))
-        try reader.finish(kind: "lockcell")
+        try reader.finish(kind: Self.name)
         if workers > limits.poolSize { throw limits.poolTooSmall(requested: workers) }
         return LockCellJob(workers: workers, increments: increments, pause: pause, seed: UInt64(seed))
     }
@@ -48,14 +48,13 @@ struct LockCellJob: JobPlan {
     var parameters: JSONValue {
         let range = pause.lowerBound == pause.upperBound ? DurationText.format(pause.lowerBound)
             : DurationText.format(pause.lowerBound) + ".." + DurationText.format(pause.upperBound)
-        return .object(["workers": .number(Double(workers)), "increments": .number(Double(increments)),
-                        "pause": .string(range), "seed": .number(Double(seed))])
+        return JSONValue(reporting: LockCellParameters(workers: workers, increments: increments, pause: range, seed: Int(seed)))
     }
 
     var kindAreaSize: Int { MemoryLayout<Area>.size + lineCount * MemoryLayout<pool_lockcell_trace_entry>.stride }
 
     func createSegment(name: String) throws(IPCError) -> JobSegment {
-        let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers, kindAreaSize: kindAreaSize)
+        let segment = try JobSegment.create(name: name, kind: Self.code, participants: workers, kindAreaSize: kindAreaSize)
         let area = Self.area(of: segment)
         area.pointee.increments = Int64(increments)
         area.pointee.pauseLow = pause.lowerBound
@@ -102,22 +101,19 @@ struct LockCellJob: JobPlan {
         }
     }
 
-    func result(from segment: JobSegment, monitor: (any JobMonitor)?) -> JSONValue {
+    func typedResult(from segment: JobSegment, monitor: (any JobMonitor)?) -> LockCellResult {
         let counter = Self.area(of: segment).atomic(\.counter).load(ordering: .acquiring)
-        let entries = (0..<workers).map { index -> JSONValue in
+        let entries = (0..<workers).map { index in
             let participant = segment.participant(index)
-            return .object(["participant": .number(Double(index)),
-                            "slot": .number(Double(participant.slot.load(ordering: .relaxed))),
-                            "pid": .number(Double(participant.pid.load(ordering: .relaxed))),
-                            "increments": .number(Double(participant.done.load(ordering: .relaxed)))])
+            return LockCellWorker(participant: index, slot: Int(participant.slot.load(ordering: .relaxed)),
+                                  pid: Int(participant.pid.load(ordering: .relaxed)), increments: Int(participant.done.load(ordering: .relaxed)))
         }
         let recoveries = (0..<workers).reduce(0) { $0 + Int(segment.participant($1).extra.load(ordering: .relaxed)) }
-        return .object(["counter": .number(Double(counter)), "expected": .number(Double(workers * increments)),
-                        "lockRecoveries": .number(Double(recoveries)), "workers": .array(entries)])
+        return LockCellResult(counter: Int(counter), expected: workers * increments, lockRecoveries: recoveries, workers: entries)
     }
 }
 
-extension LockCellJob: JobParticipantWork {
+extension LockCellJob {
     static func run(_ context: ParticipantContext) -> WorkerEvent.Outcome {
         let segment = context.segment, area = Self.area(of: segment)
         let increments = Int(area.pointee.increments)

@@ -1,5 +1,6 @@
 import Atomics
 import CPooldShim
+import Logging
 import PoolIPC
 import PoolProtocol
 #if canImport(Glibc)
@@ -8,8 +9,11 @@ import Glibc
 
 /// The notebook's bounded producer/consumer queue, across processes: one POSIX message queue per
 /// job, producers and consumers blocking in the kernel (never polling `q.empty()`), items checked by
-/// sum, latency measured from enqueue to dequeue, occupancy sampled by the daemon.
-struct ProdConsJob: JobPlan {
+/// sum, latency measured from enqueue to dequeue, occupancy sampled by the daemon. With `transport:
+/// shm` the queue is a `SharedRing` at the end of the kind area instead (see ProdConsJob+Ring.swift).
+struct ProdConsJob: JobKind {
+    typealias Transport = ProdConsTransport
+
     let producers: Int
     let consumers: Int
     let items: Int
@@ -20,8 +24,9 @@ struct ProdConsJob: JobPlan {
     let produceDelay: ClosedRange<Int64>
     let consumeDelay: ClosedRange<Int64>
     let trace: Bool
+    let transport: Transport
 
-    var kind: JobKindCode { .prodcons }
+    static let code: UInt32 = 2
     var workers: Int { producers + consumers }
     var totalWork: Int { 2 * items }
     var messageSize: Int { Message.headerSize + batch * payloadBytes }
@@ -70,7 +75,18 @@ struct ProdConsJob: JobPlan {
             parked(participants, consumers: consumers, messageSize: messageSize)
                 + (participants - consumers) * parkedSlots * parkedStride(messageSize: messageSize)
         }
+        /// The ring of a job over `Transport.shm`, after the trace, on a cache line.
+        static func ring(_ participants: Int, consumers: Int, messageSize: Int, tracedItems: Int) -> Int {
+            let line = Int(POOL_CACHE_LINE)
+            let end = traceEntries(participants, consumers: consumers, messageSize: messageSize)
+                + 2 * tracedItems * MemoryLayout<pool_prodcons_trace_entry>.stride
+            return (end + line - 1) / line * line
+        }
     }
+
+    /// The largest ring a job may ask for: past it, a typo in `capacity` or `batch` would fill /dev/shm.
+    static let maxRingBytes = 1 << 30
+    static let maxRingCapacity = 1 << 24
 
     /// A participant's record in the kind area. A producer's count and sum say what it has sent; a
     /// consumer's what it has committed. The `before` pair is written ahead of each message (a
@@ -227,7 +243,8 @@ struct ProdConsJob: JobPlan {
         let producers = try reader.int("producers", default: 1, in: 1...JobLimits.maxWorkerCount)
         let consumers = try reader.int("consumers", default: 1, in: 1...JobLimits.maxWorkerCount)
         let items = try reader.int("items", default: 10, in: 1...1_000_000_000)
-        let capacity = try reader.int("capacity", default: 10, in: 1...65536)
+        let transport = try reader.choice("transport", default: Transport.mq)
+        let capacity = try reader.int("capacity", default: 10, in: 1...(transport == .shm ? maxRingCapacity : 65536))
         let payloadBytes = try reader.int("payloadBytes", default: 8, in: 8...1_048_576)
         let batch = try reader.int("batch", default: 1, in: 1...65536)
         let seed = try reader.int("seed", default: 1, in: 0...Int.max)
@@ -236,10 +253,23 @@ struct ProdConsJob: JobPlan {
         let produceDelay = try reader.durationRange("produceDelay", default: defaultDelay, max: 60_000_000_000)
         let consumeDelay = try reader.durationRange("consumeDelay", default: defaultDelay, max: 60_000_000_000)
         let trace = try reader.bool("trace", default: false)
-        try reader.finish(kind: "prodcons")
+        try reader.finish(kind: Self.name)
 
         if producers + consumers > limits.poolSize {
             throw limits.poolTooSmall(requested: producers + consumers)
+        }
+        if trace && items > maxTracedItems {
+            throw PoolError.invalidParameter("trace", "traces at most \(maxTracedItems) items; run without trace for more")
+        }
+        let job = ProdConsJob(producers: producers, consumers: consumers, items: items, capacity: capacity,
+                              payloadBytes: payloadBytes, batch: batch, seed: UInt64(seed), produceDelay: produceDelay,
+                              consumeDelay: consumeDelay, trace: trace, transport: transport)
+        if transport == .shm {
+            let bytes = job.ringBytes
+            guard bytes <= maxRingBytes else {
+                throw PoolError.invalidParameter(batch > 1 ? "batch" : "capacity", "a ring of \(capacity) slots of \(batch) x \(payloadBytes)-byte items is \(bytes) bytes, above the \(maxRingBytes) a job's ring may take; ask for a smaller capacity, batch or payload")
+            }
+            return job
         }
         let maxDepth = SystemLimits.messageQueueMaxDepth
         guard capacity <= maxDepth else {
@@ -255,26 +285,18 @@ struct ProdConsJob: JobPlan {
         guard cost <= budget else {
             throw PoolError.resourceLimit("a queue of \(capacity) x \(messageSize)-byte messages needs about \(cost) bytes but RLIMIT_MSGQUEUE allows \(budget) for this user (ulimit -q; LimitMSGQUEUE= under systemd)")
         }
-        if trace && items > maxTracedItems {
-            throw PoolError.invalidParameter("trace", "traces at most \(maxTracedItems) items; run without trace for more")
-        }
-        return ProdConsJob(producers: producers, consumers: consumers, items: items, capacity: capacity,
-                           payloadBytes: payloadBytes, batch: batch, seed: UInt64(seed), produceDelay: produceDelay,
-                           consumeDelay: consumeDelay, trace: trace)
+        return job
     }
 
     var parameters: JSONValue {
-        func range(_ range: ClosedRange<Int64>) -> JSONValue {
-            .string(range.lowerBound == range.upperBound ? DurationText.format(range.lowerBound)
-                    : DurationText.format(range.lowerBound) + ".." + DurationText.format(range.upperBound))
+        func range(_ range: ClosedRange<Int64>) -> String {
+            range.lowerBound == range.upperBound ? DurationText.format(range.lowerBound)
+                : DurationText.format(range.lowerBound) + ".." + DurationText.format(range.upperBound)
         }
-        return .object([
-            "producers": .number(Double(producers)), "consumers": .number(Double(consumers)),
-            "items": .number(Double(items)), "capacity": .number(Double(capacity)),
-            "payloadBytes": .number(Double(payloadBytes)), "batch": .number(Double(batch)),
-            "seed": .number(Double(seed)), "produceDelay": range(produceDelay), "consumeDelay": range(consumeDelay),
-            "trace": .bool(trace),
-        ])
+        return JSONValue(reporting: ProdConsParameters(
+            producers: producers, consumers: consumers, items: items, capacity: capacity, payloadBytes: payloadBytes,
+            batch: batch, seed: Int(seed), produceDelay: range(produceDelay), consumeDelay: range(consumeDelay), trace: trace,
+            transport: transport))
     }
 
     static func queueName(segmentName: String) -> String { segmentName + ".queue" }
@@ -288,14 +310,29 @@ struct ProdConsJob: JobPlan {
     var resumesAfterWorkerDeath: Bool { true }
 
     var kindAreaSize: Int {
+        if transport == .shm { return ringOffset + ringBytes }
         let traceSize = trace ? 2 * items * MemoryLayout<pool_prodcons_trace_entry>.stride : 0
         return Regions.traceEntries(workers, consumers: consumers, messageSize: messageSize) + traceSize
     }
 
-    var messageQueue: (depth: Int, messageSize: Int)? { (capacity, messageSize) }
+    var ringOffset: Int { Regions.ring(workers, consumers: consumers, messageSize: messageSize, tracedItems: trace ? items : 0) }
+    var ringSlotBytes: Int { SharedRing.slotStride(itemBytes: batch * payloadBytes) }
+    var ringBytes: Int { SharedRing.byteSize(capacity: capacity, slotBytes: ringSlotBytes, owners: workers) }
+
+    var messageQueue: (depth: Int, messageSize: Int)? { transport == .mq ? (capacity, messageSize) : nil }
+
+    /// The job's ring, in the segment of a job over `Transport.shm`.
+    static func ring(in segment: JobSegment) throws(IPCError) -> SharedRing {
+        let area = Self.area(of: segment).pointee
+        let messageSize = Message.headerSize + Int(area.batch * area.payloadBytes)
+        let offset = Regions.ring(segment.participants, consumers: segment.participants - Int(area.producers),
+                                  messageSize: messageSize, tracedItems: area.trace != 0 ? Int(area.items) : 0)
+        let available = segment.segment.size - segment.kindAreaOffset - offset
+        return try SharedRing.attach(at: segment.kindArea + offset, available: available)
+    }
 
     func createSegment(name: String) throws(IPCError) -> JobSegment {
-        let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers, kindAreaSize: kindAreaSize)
+        let segment = try JobSegment.create(name: name, kind: Self.code, participants: workers, kindAreaSize: kindAreaSize)
         let area = segment.kindArea
         let fixed = Self.area(of: segment)
         fixed.pointee.items = Int64(items)
@@ -304,6 +341,7 @@ struct ProdConsJob: JobPlan {
         fixed.pointee.batch = Int64(batch)
         fixed.pointee.producers = Int64(producers)
         fixed.pointee.trace = trace ? 1 : 0
+        fixed.pointee.transport = transport == .shm ? 1 : 0
         fixed.pointee.seed = seed
         for index in 0..<workers {
             Message.header(Self.ledger(in: area, participants: workers, consumers: consumers, messageSize: messageSize, index: index))
@@ -313,6 +351,10 @@ struct ProdConsJob: JobPlan {
         fixed.pointee.produceHigh = produceDelay.upperBound
         fixed.pointee.consumeLow = consumeDelay.lowerBound
         fixed.pointee.consumeHigh = consumeDelay.upperBound
+        if transport == .shm {
+            _ = SharedRing.create(at: area + ringOffset, capacity: capacity, slotBytes: ringSlotBytes, owners: workers)
+            return segment
+        }
         do {
             let queue = try MessageQueue.create(name: Self.queueName(segmentName: name), depth: capacity, messageSize: messageSize)
             queue.close()
@@ -324,28 +366,40 @@ struct ProdConsJob: JobPlan {
     }
 
     func removeResources(segmentName: String) {
-        MessageQueue.unlink(name: Self.queueName(segmentName: segmentName))
+        if transport == .mq { MessageQueue.unlink(name: Self.queueName(segmentName: segmentName)) }
     }
 
     func makeMonitor(segment: JobSegment) -> (any JobMonitor)? {
-        guard let queue = try? MessageQueue.open(name: Self.queueName(segmentName: segment.segment.name), nonBlocking: true) else {
-            return nil
+        switch transport {
+        case .mq:
+            guard let queue = try? MessageQueue.open(name: Self.queueName(segmentName: segment.segment.name), nonBlocking: true) else {
+                return nil
+            }
+            return OccupancySampler(.queue(queue))
+        case .shm:
+            guard let ring = try? Self.ring(in: segment) else { return nil }
+            return OccupancySampler(.ring(ring, segment))
         }
-        return OccupancySampler(queue: queue)
     }
 
     /// Samples the queue's length while the job runs, keeping at most `limit` samples: when full,
     /// neighbours are averaged and the interval doubles, so a long run keeps its whole shape.
     final class OccupancySampler: JobMonitor {
-        /// Open until the job finishes: an unlinked queue still open counts against queues_max.
-        private(set) var queue: MessageQueue?
+        enum Source {
+            /// Open until the job finishes: an unlinked queue still open counts against queues_max.
+            case queue(MessageQueue)
+            /// The segment keeps the ring mapped.
+            case ring(SharedRing, JobSegment)
+        }
+
+        private var source: Source?
         private(set) var samples: [Double] = []
         private(set) var interval: Int64 = 10_000_000
         let limit = 512
         var initialDelay: Duration { .nanoseconds(0) }
 
-        init(queue: MessageQueue) {
-            self.queue = queue
+        init(_ source: Source) {
+            self.source = source
         }
 
         deinit {
@@ -353,13 +407,22 @@ struct ProdConsJob: JobPlan {
         }
 
         func close() {
-            queue?.close()
-            queue = nil
+            if case .queue(let queue)? = source { queue.close() }
+            source = nil
+        }
+
+        /// The queue's length now: messages in the queue, or slots published and not yet taken.
+        var currentDepth: Int? {
+            switch source {
+            case .queue(let queue)?: return queue.currentDepth
+            case .ring(let ring, _)?: return ring.length
+            case nil: return nil
+            }
         }
 
         func tick() -> Duration? {
-            guard let queue else { return nil }
-            samples.append(Double(queue.currentDepth))
+            guard let depth = currentDepth else { return nil }
+            samples.append(Double(depth))
             if samples.count >= limit {
                 samples = stride(from: 0, to: samples.count - 1, by: 2).map { (samples[$0] + samples[$0 + 1]) / 2 }
                 interval *= 2
@@ -368,9 +431,9 @@ struct ProdConsJob: JobPlan {
         }
     }
 
-    /// The queue's depth now, from the sampler's descriptor (mq_getattr).
+    /// The queue's depth now, from the sampler's descriptor (mq_getattr) or ring.
     func addLiveFigures(to progress: inout JobProgress, segment: JobSegment, monitor: (any JobMonitor)?) {
-        if let queue = (monitor as? OccupancySampler)?.queue { progress.queueDepth = queue.currentDepth }
+        if let depth = (monitor as? OccupancySampler)?.currentDepth { progress.queueDepth = depth }
     }
 
     func logLineCount(segment: JobSegment) -> Int {
@@ -395,9 +458,9 @@ struct ProdConsJob: JobPlan {
         return lines
     }
 
-    func result(from segment: JobSegment, monitor: (any JobMonitor)?) -> JSONValue {
+    func typedResult(from segment: JobSegment, monitor: (any JobMonitor)?) -> ProdConsResult {
         let area = segment.kindArea
-        var producerEntries: [JSONValue] = [], consumerEntries: [JSONValue] = []
+        var producerEntries: [ProdConsProducer] = [], consumerEntries: [ProdConsConsumer] = []
         var produced = 0, consumed = 0, producedSum = 0, consumedSum = 0, full = 0, empty = 0, redelivered = 0, resent = 0
         var first = Int64.max, last = Int64.min
         var unsettled = 0
@@ -420,52 +483,31 @@ struct ProdConsJob: JobPlan {
             let finished = participant.finishedNanos.load(ordering: .relaxed)
             if started > 0 { first = min(first, started) }
             if finished > 0 { last = max(last, finished) }
-            var entry: [String: JSONValue] = [
-                "participant": .number(Double(index)),
-                "slot": .number(Double(participant.slot.load(ordering: .relaxed))),
-                "pid": .number(Double(participant.pid.load(ordering: .relaxed))),
-                "sum": .number(Double(sum)),
-            ]
+            let (slot, pid) = (Int(participant.slot.load(ordering: .relaxed)), Int(participant.pid.load(ordering: .relaxed)))
             if index < producers {
                 produced += count; producedSum += sum; full += waits; resent += recovered
-                entry["produced"] = .number(Double(count))
-                entry["foundFull"] = .number(Double(waits))
-                producerEntries.append(.object(entry))
+                producerEntries.append(ProdConsProducer(participant: index, slot: slot, pid: pid, produced: count, sum: sum, foundFull: waits))
             } else {
                 consumed += count; consumedSum += sum; empty += waits; redelivered += recovered
-                entry["consumed"] = .number(Double(count))
-                entry["foundEmpty"] = .number(Double(waits))
-                consumerEntries.append(.object(entry))
+                consumerEntries.append(ProdConsConsumer(participant: index, slot: slot, pid: pid, consumed: count, sum: sum, foundEmpty: waits))
             }
         }
         let histograms = (0..<consumers).map { Self.histogram(in: area, participants: workers, consumer: $0) }
         let latency = LatencyHistogram.summary(histograms, percentiles: [50, 90, 99])
         let duration = last > first ? Double(last - first) / 1e9 : 0
-        var result: [String: JSONValue] = [
-            "items": .number(Double(items)),
-            "produced": .number(Double(produced)), "consumed": .number(Double(consumed)),
-            "producedSum": .number(Double(producedSum)), "consumedSum": .number(Double(consumedSum)),
-            "checksumOK": .bool(produced == items && consumed == items && producedSum == consumedSum),
-            "durationSeconds": .number(duration),
-            "itemsPerSecond": .number(duration > 0 ? Double(consumed) / duration : 0),
-            "queueFull": .number(Double(full)), "queueEmpty": .number(Double(empty)),
-            "redelivered": .number(Double(redelivered)), "resent": .number(Double(resent)),
-            "latencyMicros": .object([
-                "p50": .number(Double(latency.values[0]) / 1000), "p90": .number(Double(latency.values[1]) / 1000),
-                "p99": .number(Double(latency.values[2]) / 1000), "max": .number(Double(latency.max) / 1000),
-                // The percentiles are bucket bounds, the max exact.
-                "percentileResolution": .number(LatencyHistogram.resolution),
-            ]),
-            "producers": .array(producerEntries), "consumers": .array(consumerEntries),
-        ]
-        if unsettled > 0 { result["unsettled"] = .number(Double(unsettled)) }
-        if let sampler = monitor as? OccupancySampler {
-            result["occupancy"] = .object([
-                "intervalMillis": .number(Double(sampler.interval) / 1e6),
-                "capacity": .number(Double(capacity)),
-                "samples": .array(sampler.samples.map { .number($0) }),
-            ])
-        }
-        return .object(result)
+        return ProdConsResult(
+            items: items, produced: produced, consumed: consumed, producedSum: producedSum, consumedSum: consumedSum,
+            checksumOK: produced == items && consumed == items && producedSum == consumedSum,
+            durationSeconds: duration, itemsPerSecond: duration > 0 ? Double(consumed) / duration : 0,
+            queueFull: full, queueEmpty: empty, redelivered: redelivered, resent: resent,
+            // The percentiles are bucket bounds, the max exact.
+            latencyMicros: ProdConsLatency(p50: Double(latency.values[0]) / 1000, p90: Double(latency.values[1]) / 1000,
+                                           p99: Double(latency.values[2]) / 1000, max: Double(latency.max) / 1000,
+                                           percentileResolution: LatencyHistogram.resolution),
+            producers: producerEntries, consumers: consumerEntries,
+            unsettled: unsettled > 0 ? unsettled : nil,
+            occupancy: (monitor as? OccupancySampler).map {
+                ProdConsOccupancy(intervalMillis: Double($0.interval) / 1e6, capacity: capacity, samples: $0.samples)
+            })
     }
 }

@@ -7,10 +7,10 @@ import PoolProtocol
 /// Task i goes to participant i mod n, so the lines come from every worker, as the notebook's come
 /// from ten threads. (Taking the next index from a shared counter gave every task to the first
 /// worker to wake.)
-struct TasksJob: JobPlan {
+struct TasksJob: JobKind {
     let count: Int
     let workers: Int
-    var kind: JobKindCode { .tasks }
+    static let code: UInt32 = 4
     var totalWork: Int { count }
 
     /// The kind area, `pool_tasks_area`, then a `pool_task_record` per task.
@@ -26,47 +26,38 @@ struct TasksJob: JobPlan {
         var reader = try ParameterReader(parameters)
         let count = try reader.int("count", default: 10, in: 1...100_000)
         let workers = try reader.int("workers", default: min(count, limits.poolSize), in: 1...JobLimits.maxWorkerCount)
-        try reader.finish(kind: "tasks")
+        try reader.finish(kind: Self.name)
         if workers > limits.poolSize { throw limits.poolTooSmall(requested: workers) }
         return TasksJob(count: count, workers: min(workers, count))
     }
 
-    var parameters: JSONValue { .object(["count": .number(Double(count)), "workers": .number(Double(workers))]) }
+    var parameters: JSONValue { JSONValue(reporting: TasksParameters(count: count, workers: workers)) }
 
     var kindAreaSize: Int { MemoryLayout<Area>.size + count * MemoryLayout<pool_task_record>.stride }
 
     func createSegment(name: String) throws(IPCError) -> JobSegment {
-        let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers, kindAreaSize: kindAreaSize)
+        let segment = try JobSegment.create(name: name, kind: Self.code, participants: workers, kindAreaSize: kindAreaSize)
         let area = Self.area(of: segment)
         area.pointee.count = Int64(count)
         area.pointee.createdNanos = MonotonicClock.nanoseconds
         return segment
     }
 
-    func result(from segment: JobSegment, monitor: (any JobMonitor)?) -> JSONValue {
+    func typedResult(from segment: JobSegment, monitor: (any JobMonitor)?) -> TasksResult {
         let area = Self.area(of: segment)
         let created = area.pointee.createdNanos
         let records = Self.tasks(in: area)
-        var tasks: [JSONValue] = []
-        var last: Int64 = created
-        for index in 0..<count {
+        let tasks = (0..<count).compactMap { index -> TaskRun? in
             let entry = records[index]
-            let started = entry.startedNanos
-            guard started > 0 else { continue }
-            last = max(last, started)
-            tasks.append(.object([
-                "index": .number(Double(index)),
-                "participant": .number(Double(entry.participant)),
-                "slot": .number(Double(entry.slot)),
-                "pid": .number(Double(entry.pid)),
-                "waitMicros": .number(Double((started - created) / 1000)),
-            ]))
+            guard entry.startedNanos > 0 else { return nil }
+            return TaskRun(index: index, participant: Int(entry.participant), slot: Int(entry.slot), pid: Int(entry.pid),
+                           waitMicros: Int((entry.startedNanos - created) / 1000))
         }
-        return .object(["count": .number(Double(count)), "ran": .number(Double(tasks.count)), "tasks": .array(tasks)])
+        return TasksResult(count: count, ran: tasks.count, tasks: tasks)
     }
 }
 
-extension TasksJob: JobParticipantWork {
+extension TasksJob {
     static func run(_ context: ParticipantContext) -> WorkerEvent.Outcome {
         let area = Self.area(of: context.segment)
         let count = Int(area.pointee.count)
