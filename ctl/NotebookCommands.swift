@@ -16,14 +16,17 @@ struct ParameterBuilder {
 struct ProdConsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "prodcons",
-        abstract: "The notebook's bounded queue: producers and consumers over one POSIX message queue.",
+        abstract: "The notebook's bounded queue: producers and consumers over one POSIX message queue (or a shared-memory ring).",
         discussion: """
             With no options it is the notebook's cell: 1 producer, 1 consumer, 10 items, capacity 10, random 0..1s pauses.
+            --transport shm puts the queue in the job's shared memory: a ring of --capacity slots (any number),
+            each holding --batch items, with no system call unless a side has to sleep.
 
             Examples:
               poolctl run prodcons --trace
               poolctl run prodcons --trace --consume-delay 200ms
               poolctl run prodcons --items 1000000 --batch 32 --producers 2 --consumers 2
+              poolctl run prodcons --transport shm --items 100000000 --capacity 1024 --batch 16
             """
     )
 
@@ -32,13 +35,14 @@ struct ProdConsCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Producer processes (default 1).") var producers: Int?
     @Option(parsing: .unconditional, help: "Consumer processes (default 1).") var consumers: Int?
     @Option(parsing: .unconditional, help: "Items in all, split across the producers (default 10).") var items: Int?
-    @Option(parsing: .unconditional, help: "Queue depth (default 10, at most /proc/sys/fs/mqueue/msg_max).") var capacity: Int?
+    @Option(parsing: .unconditional, help: "Queue depth in messages (default 10; over mq at most /proc/sys/fs/mqueue/msg_max).") var capacity: Int?
     @Option(help: "Pause after each put, a duration or range such as 0..1s (default 0..1s for 100 items or fewer, else none).") var produceDelay: String?
     @Option(help: "Pause after each get (same default).") var consumeDelay: String?
     @Option(parsing: .unconditional, help: "Seed of the item and pause generator (default 1).") var seed: Int?
     @Option(parsing: .unconditional, help: "Bytes per item (default 8).") var payloadBytes: Int?
     @Option(parsing: .unconditional, help: "Items packed into one message (default 1).") var batch: Int?
     @Flag(help: "Log one line per put and get, as the notebook prints them.") var trace = false
+    @Option(help: "mq (a POSIX message queue, the default) or shm (a ring in shared memory).") var transport: ProdConsTransport?
 
     func validate() throws {
         for (value, option) in [(producers, "--producers"), (consumers, "--consumers"), (items, "--items"), (capacity, "--capacity"),
@@ -61,6 +65,7 @@ struct ProdConsCommand: ParsableCommand {
         parameters.set("payloadBytes", payloadBytes)
         parameters.set("batch", batch)
         parameters.set("trace", trace ? true : nil)
+        parameters.set("transport", transport?.rawValue)
         try JobRunner(global: global, options: options).run(kind: "prodcons", parameters: parameters.object)
     }
 }
@@ -201,3 +206,5 @@ struct LockCellCommand: ParsableCommand {
         try JobRunner(global: global, options: options).run(kind: "lockcell", parameters: parameters.object)
     }
 }
+
+extension ProdConsTransport: ExpressibleByArgument {}

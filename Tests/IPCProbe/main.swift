@@ -6,6 +6,12 @@
 //   ipc-probe hold-lock NAME OFFSET            lock the RobustMutex at OFFSET, print "locked", block forever
 //   ipc-probe futex-wait NAME OFFSET EXPECTED  print "waiting", wait (20 s at most) while the UInt32 at OFFSET
 //                                              equals EXPECTED; print "woken" (exit 0) or "timeout" (exit 1)
+//   ipc-probe ring-consume NAME OFFSET OWNER COUNT
+//                                              take COUNT one-item slots from the SharedRing at OFFSET as
+//                                              OWNER, waiting when it is empty; print "SUM in order" (the
+//                                              values came as 1, 2, 3...) or "SUM out of order"
+//   ipc-probe ring-hold NAME OFFSET OWNER      claim one slot of the ring for reading as OWNER, print
+//                                              "holding POSITION VALUE", block forever (to be killed)
 //
 // Errors go to stderr, with exit status 1 (2 for a usage error).
 import Atomics
@@ -39,6 +45,8 @@ func usage() -> Never {
                ipc-probe mq-send NAME VALUE
                ipc-probe hold-lock NAME OFFSET
                ipc-probe futex-wait NAME OFFSET EXPECTED
+               ipc-probe ring-consume NAME OFFSET OWNER COUNT
+               ipc-probe ring-hold NAME OFFSET OWNER
         """, status: 2)
 }
 
@@ -119,6 +127,42 @@ case ("futex-wait", 4):
     case .timedOut:
         emit("timeout")
         exit(1)
+    }
+
+case ("ring-consume", 5):
+    let offset = parse(arguments[2], as: Int.self, "OFFSET")
+    let owner = parse(arguments[3], as: Int.self, "OWNER")
+    let count = parse(arguments[4], as: Int.self, "COUNT")
+    let segment = openSegment(arguments[1])
+    checkOffset(offset, size: 0, alignment: SharedRing.alignment, in: segment)
+    let (sum, inOrder) = withExtendedLifetime(segment) { () -> (Int64, Bool) in
+        let ring: SharedRing
+        do { ring = try SharedRing.attach(at: segment.base + offset, available: segment.size - offset) } catch { fail("\(error)") }
+        var sum: Int64 = 0, inOrder = true
+        for index in 0..<count {
+            var slot = ring.tryClaimForReading(owner: owner)
+            while slot == nil { slot = ring.claimForReading(owner: owner, timeoutNanos: 20_000_000_000) }
+            let value = slot!.items.load(as: Int64.self)
+            sum += value
+            if value != Int64(index + 1) { inOrder = false }
+            ring.release(slot!)
+        }
+        return (sum, inOrder)
+    }
+    emit("\(sum) \(inOrder ? "in order" : "out of order")")
+
+case ("ring-hold", 4):
+    let offset = parse(arguments[2], as: Int.self, "OFFSET")
+    let owner = parse(arguments[3], as: Int.self, "OWNER")
+    let segment = openSegment(arguments[1])
+    checkOffset(offset, size: 0, alignment: SharedRing.alignment, in: segment)
+    withExtendedLifetime(segment) {
+        let ring: SharedRing
+        do { ring = try SharedRing.attach(at: segment.base + offset, available: segment.size - offset) } catch { fail("\(error)") }
+        var slot = ring.tryClaimForReading(owner: owner)
+        while slot == nil { slot = ring.claimForReading(owner: owner, timeoutNanos: 20_000_000_000) }
+        emit("holding \(slot!.position) \(slot!.items.load(as: Int64.self))")
+        while true { pause() }
     }
 
 default:

@@ -22,6 +22,18 @@
 #define POOL_MUTEX_LINE_PADDING (POOL_CACHE_LINE - sizeof(pthread_mutex_t))
 _Static_assert(sizeof(pthread_mutex_t) < POOL_CACHE_LINE, "a mutex fits in a cache line");
 
+/// One entry of the table below: a layout's size (`field` empty), or one field's offset and size.
+typedef struct {
+    const char *layout;
+    const char *field;
+    size_t offset;
+    size_t size;
+} pool_layout_entry;
+
+/// Every layout of this header and its fields (but the reserved bytes) as C sees them, in
+/// declaration order, so that a test can hold Swift's view against it (shim.c keeps the table).
+const pool_layout_entry *pool_layout_entries(size_t *count);
+
 // MARK: The job segment
 
 #define POOL_JOB_MAGIC 0x504F4F4Cu  // "POOL"
@@ -286,7 +298,7 @@ typedef struct {
     uint64_t seed;
     int64_t producers;
     int64_t trace;           // 1: the job traces every item
-    int64_t reserved0;
+    int64_t transport;       // 1: the queue is the ring after the trace (--transport shm), 0: a message queue
     int64_t produceLow;      // nanoseconds of delay around each put
     int64_t produceHigh;
     int64_t consumeLow;      // and around each get
@@ -352,6 +364,7 @@ _Static_assert(offsetof(pool_prodcons_area, batch) == 24, "prodcons layout");
 _Static_assert(offsetof(pool_prodcons_area, seed) == 32, "prodcons layout");
 _Static_assert(offsetof(pool_prodcons_area, producers) == 40, "prodcons layout");
 _Static_assert(offsetof(pool_prodcons_area, trace) == 48, "prodcons layout");
+_Static_assert(offsetof(pool_prodcons_area, transport) == 56, "prodcons layout");
 _Static_assert(offsetof(pool_prodcons_area, produceLow) == 64, "prodcons layout");
 _Static_assert(offsetof(pool_prodcons_area, produceHigh) == 72, "prodcons layout");
 _Static_assert(offsetof(pool_prodcons_area, consumeLow) == 80, "prodcons layout");

@@ -1,3 +1,11 @@
+/// Where a prodcons job's items travel.
+public enum ProdConsTransport: String, Codable, Sendable, CaseIterable {
+    /// A POSIX message queue of `capacity` messages: the notebook's queue, a system call per message.
+    case mq
+    /// A ring of `capacity` slots in the job's shared memory: no system call unless a side sleeps.
+    case shm
+}
+
 /// The prodcons job's parameters as a job reports them (every default filled in).
 public struct ProdConsParameters: Codable, Sendable, Equatable {
     public var producers: Int
@@ -15,9 +23,10 @@ public struct ProdConsParameters: Codable, Sendable, Equatable {
     public var consumeDelay: String
     /// One log line per put and get.
     public var trace: Bool
+    public var transport: ProdConsTransport
 
     public init(producers: Int, consumers: Int, items: Int, capacity: Int, payloadBytes: Int, batch: Int, seed: Int,
-                produceDelay: String, consumeDelay: String, trace: Bool) {
+                produceDelay: String, consumeDelay: String, trace: Bool, transport: ProdConsTransport = .mq) {
         self.producers = producers
         self.consumers = consumers
         self.items = items
@@ -28,6 +37,22 @@ public struct ProdConsParameters: Codable, Sendable, Equatable {
         self.produceDelay = produceDelay
         self.consumeDelay = consumeDelay
         self.trace = trace
+        self.transport = transport
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case producers, consumers, items, capacity, payloadBytes, batch, seed, produceDelay, consumeDelay, trace, transport
+    }
+
+    /// A job recorded before there was a choice of transport ran over the message queue.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(producers: try container.decode(Int.self, forKey: .producers), consumers: try container.decode(Int.self, forKey: .consumers),
+                  items: try container.decode(Int.self, forKey: .items), capacity: try container.decode(Int.self, forKey: .capacity),
+                  payloadBytes: try container.decode(Int.self, forKey: .payloadBytes), batch: try container.decode(Int.self, forKey: .batch),
+                  seed: try container.decode(Int.self, forKey: .seed), produceDelay: try container.decode(String.self, forKey: .produceDelay),
+                  consumeDelay: try container.decode(String.self, forKey: .consumeDelay), trace: try container.decode(Bool.self, forKey: .trace),
+                  transport: try container.decodeIfPresent(ProdConsTransport.self, forKey: .transport) ?? .mq)
     }
 }
 

@@ -1,5 +1,6 @@
 import Atomics
 import CPooldShim
+import Logging
 import PoolIPC
 #if canImport(Glibc)
 import Glibc
@@ -14,6 +15,7 @@ extension ProdConsJob {
 
     static func run(_ context: ParticipantContext) -> WorkerEvent.Outcome {
         let producers = Int(area(of: context.segment).pointee.producers)
+        if area(of: context.segment).pointee.transport != 0 { return runOverRing(context, producers: producers) }
         let queueName = queueName(segmentName: context.segment.segment.name)
         let blocking: MessageQueue, polling: MessageQueue
         do {
@@ -30,6 +32,20 @@ extension ProdConsJob {
         if !context.isReplacement { context.mine.startedNanos.store(MonotonicClock.nanoseconds, ordering: .relaxed) }
         defer { context.mine.finishedNanos.store(MonotonicClock.nanoseconds, ordering: .relaxed) }
         let worker = Participant(context: context, producers: producers, blocking: blocking, polling: polling)
+        return context.participant < producers ? worker.produce() : worker.consume()
+    }
+
+    private static func runOverRing(_ context: ParticipantContext, producers: Int) -> WorkerEvent.Outcome {
+        let ring: SharedRing
+        do {
+            ring = try ProdConsJob.ring(in: context.segment)
+        } catch {
+            return context.fail("cannot attach the job's ring: \(error)", errno: error.errno)
+        }
+        guard context.segment.arriveAndWaitForAll(beating: context.record, participant: context.participant) else { return .cancelled }
+        if !context.isReplacement { context.mine.startedNanos.store(MonotonicClock.nanoseconds, ordering: .relaxed) }
+        defer { context.mine.finishedNanos.store(MonotonicClock.nanoseconds, ordering: .relaxed) }
+        let worker = RingParticipant(context: context, ring: ring, producers: producers)
         return context.participant < producers ? worker.produce() : worker.consume()
     }
 
@@ -468,19 +484,28 @@ extension ProdConsJob {
         }
 
         private func traceLine(kind: UInt32, value: Int64) {
-            let next = parameters.atomic(\.traceNext)
-            let index = Int(next.loadThenWrappingIncrement(ordering: .relaxed))
-            guard index < 2 * items else { return }
-            let length = Int64(polling.currentDepth)
-            let entry = ProdConsJob.traceEntries(in: area, participants: context.segment.participants, consumers: consumers,
-                                                 messageSize: blocking.messageSize) + index
-            entry.pointee.kind = kind
-            entry.pointee.participant = UInt32(context.participant)
-            entry.pointee.value = value
-            entry.pointee.queueLength = length
-            // Written last: the daemon reads an entry only once its time is there.
-            entry.atomic(\.time).store(MonotonicClock.nanoseconds, ordering: .releasing)
-            context.logger.info("\(kind == 1 ? "Produced" : "Consumed") \(value) (queue length = \(length))")
+            ProdConsJob.traceLine(kind: kind, participant: context.participant, value: value, queueLength: Int64(polling.currentDepth),
+                                  in: ProdConsJob.traceEntries(in: area, participants: context.segment.participants, consumers: consumers,
+                                                               messageSize: blocking.messageSize),
+                                  next: parameters.atomic(\.traceNext), items: items, logger: context.logger)
         }
+    }
+}
+
+extension ProdConsJob {
+    /// Writes one trace entry (and its log line) for a put (`kind` 1) or a get (2).
+    static func traceLine(kind: UInt32, participant: Int, value: Int64, queueLength: Int64,
+                          in entries: UnsafeMutablePointer<pool_prodcons_trace_entry>, next: UnsafeAtomic<Int64>,
+                          items: Int, logger: Logger) {
+        let index = Int(next.loadThenWrappingIncrement(ordering: .relaxed))
+        guard index < 2 * items else { return }
+        let entry = entries + index
+        entry.pointee.kind = kind
+        entry.pointee.participant = UInt32(participant)
+        entry.pointee.value = value
+        entry.pointee.queueLength = queueLength
+        // Written last: the daemon reads an entry only once its time is there.
+        entry.atomic(\.time).store(MonotonicClock.nanoseconds, ordering: .releasing)
+        logger.info("\(kind == 1 ? "Produced" : "Consumed") \(value) (queue length = \(queueLength))")
     }
 }

@@ -1,5 +1,6 @@
 import Atomics
 import CPooldShim
+import Logging
 import PoolIPC
 import PoolProtocol
 #if canImport(Glibc)
@@ -8,8 +9,11 @@ import Glibc
 
 /// The notebook's bounded producer/consumer queue, across processes: one POSIX message queue per
 /// job, producers and consumers blocking in the kernel (never polling `q.empty()`), items checked by
-/// sum, latency measured from enqueue to dequeue, occupancy sampled by the daemon.
+/// sum, latency measured from enqueue to dequeue, occupancy sampled by the daemon. With `transport:
+/// shm` the queue is a `SharedRing` at the end of the kind area instead (see ProdConsJob+Ring.swift).
 struct ProdConsJob: JobKind {
+    typealias Transport = ProdConsTransport
+
     let producers: Int
     let consumers: Int
     let items: Int
@@ -20,6 +24,7 @@ struct ProdConsJob: JobKind {
     let produceDelay: ClosedRange<Int64>
     let consumeDelay: ClosedRange<Int64>
     let trace: Bool
+    let transport: Transport
 
     static let code: UInt32 = 2
     var workers: Int { producers + consumers }
@@ -70,7 +75,18 @@ struct ProdConsJob: JobKind {
             parked(participants, consumers: consumers, messageSize: messageSize)
                 + (participants - consumers) * parkedSlots * parkedStride(messageSize: messageSize)
         }
+        /// The ring of a job over `Transport.shm`, after the trace, on a cache line.
+        static func ring(_ participants: Int, consumers: Int, messageSize: Int, tracedItems: Int) -> Int {
+            let line = Int(POOL_CACHE_LINE)
+            let end = traceEntries(participants, consumers: consumers, messageSize: messageSize)
+                + 2 * tracedItems * MemoryLayout<pool_prodcons_trace_entry>.stride
+            return (end + line - 1) / line * line
+        }
     }
+
+    /// The largest ring a job may ask for: past it, a typo in `capacity` or `batch` would fill /dev/shm.
+    static let maxRingBytes = 1 << 30
+    static let maxRingCapacity = 1 << 24
 
     /// A participant's record in the kind area. A producer's count and sum say what it has sent; a
     /// consumer's what it has committed. The `before` pair is written ahead of each message (a
@@ -227,7 +243,8 @@ struct ProdConsJob: JobKind {
         let producers = try reader.int("producers", default: 1, in: 1...JobLimits.maxWorkerCount)
         let consumers = try reader.int("consumers", default: 1, in: 1...JobLimits.maxWorkerCount)
         let items = try reader.int("items", default: 10, in: 1...1_000_000_000)
-        let capacity = try reader.int("capacity", default: 10, in: 1...65536)
+        let transport = try reader.choice("transport", default: Transport.mq)
+        let capacity = try reader.int("capacity", default: 10, in: 1...(transport == .shm ? maxRingCapacity : 65536))
         let payloadBytes = try reader.int("payloadBytes", default: 8, in: 8...1_048_576)
         let batch = try reader.int("batch", default: 1, in: 1...65536)
         let seed = try reader.int("seed", default: 1, in: 0...Int.max)
@@ -240,6 +257,19 @@ struct ProdConsJob: JobKind {
 
         if producers + consumers > limits.poolSize {
             throw limits.poolTooSmall(requested: producers + consumers)
+        }
+        if trace && items > maxTracedItems {
+            throw PoolError.invalidParameter("trace", "traces at most \(maxTracedItems) items; run without trace for more")
+        }
+        let job = ProdConsJob(producers: producers, consumers: consumers, items: items, capacity: capacity,
+                              payloadBytes: payloadBytes, batch: batch, seed: UInt64(seed), produceDelay: produceDelay,
+                              consumeDelay: consumeDelay, trace: trace, transport: transport)
+        if transport == .shm {
+            let bytes = job.ringBytes
+            guard bytes <= maxRingBytes else {
+                throw PoolError.invalidParameter(batch > 1 ? "batch" : "capacity", "a ring of \(capacity) slots of \(batch) x \(payloadBytes)-byte items is \(bytes) bytes, above the \(maxRingBytes) a job's ring may take; ask for a smaller capacity, batch or payload")
+            }
+            return job
         }
         let maxDepth = SystemLimits.messageQueueMaxDepth
         guard capacity <= maxDepth else {
@@ -255,12 +285,7 @@ struct ProdConsJob: JobKind {
         guard cost <= budget else {
             throw PoolError.resourceLimit("a queue of \(capacity) x \(messageSize)-byte messages needs about \(cost) bytes but RLIMIT_MSGQUEUE allows \(budget) for this user (ulimit -q; LimitMSGQUEUE= under systemd)")
         }
-        if trace && items > maxTracedItems {
-            throw PoolError.invalidParameter("trace", "traces at most \(maxTracedItems) items; run without trace for more")
-        }
-        return ProdConsJob(producers: producers, consumers: consumers, items: items, capacity: capacity,
-                           payloadBytes: payloadBytes, batch: batch, seed: UInt64(seed), produceDelay: produceDelay,
-                           consumeDelay: consumeDelay, trace: trace)
+        return job
     }
 
     var parameters: JSONValue {
@@ -270,7 +295,8 @@ struct ProdConsJob: JobKind {
         }
         return JSONValue(reporting: ProdConsParameters(
             producers: producers, consumers: consumers, items: items, capacity: capacity, payloadBytes: payloadBytes,
-            batch: batch, seed: Int(seed), produceDelay: range(produceDelay), consumeDelay: range(consumeDelay), trace: trace))
+            batch: batch, seed: Int(seed), produceDelay: range(produceDelay), consumeDelay: range(consumeDelay), trace: trace,
+            transport: transport))
     }
 
     static func queueName(segmentName: String) -> String { segmentName + ".queue" }
@@ -284,11 +310,26 @@ struct ProdConsJob: JobKind {
     var resumesAfterWorkerDeath: Bool { true }
 
     var kindAreaSize: Int {
+        if transport == .shm { return ringOffset + ringBytes }
         let traceSize = trace ? 2 * items * MemoryLayout<pool_prodcons_trace_entry>.stride : 0
         return Regions.traceEntries(workers, consumers: consumers, messageSize: messageSize) + traceSize
     }
 
-    var messageQueue: (depth: Int, messageSize: Int)? { (capacity, messageSize) }
+    var ringOffset: Int { Regions.ring(workers, consumers: consumers, messageSize: messageSize, tracedItems: trace ? items : 0) }
+    var ringSlotBytes: Int { SharedRing.slotStride(itemBytes: batch * payloadBytes) }
+    var ringBytes: Int { SharedRing.byteSize(capacity: capacity, slotBytes: ringSlotBytes, owners: workers) }
+
+    var messageQueue: (depth: Int, messageSize: Int)? { transport == .mq ? (capacity, messageSize) : nil }
+
+    /// The job's ring, in the segment of a job over `Transport.shm`.
+    static func ring(in segment: JobSegment) throws(IPCError) -> SharedRing {
+        let area = Self.area(of: segment).pointee
+        let messageSize = Message.headerSize + Int(area.batch * area.payloadBytes)
+        let offset = Regions.ring(segment.participants, consumers: segment.participants - Int(area.producers),
+                                  messageSize: messageSize, tracedItems: area.trace != 0 ? Int(area.items) : 0)
+        let available = segment.segment.size - segment.kindAreaOffset - offset
+        return try SharedRing.attach(at: segment.kindArea + offset, available: available)
+    }
 
     func createSegment(name: String) throws(IPCError) -> JobSegment {
         let segment = try JobSegment.create(name: name, kind: Self.code, participants: workers, kindAreaSize: kindAreaSize)
@@ -300,6 +341,7 @@ struct ProdConsJob: JobKind {
         fixed.pointee.batch = Int64(batch)
         fixed.pointee.producers = Int64(producers)
         fixed.pointee.trace = trace ? 1 : 0
+        fixed.pointee.transport = transport == .shm ? 1 : 0
         fixed.pointee.seed = seed
         for index in 0..<workers {
             Message.header(Self.ledger(in: area, participants: workers, consumers: consumers, messageSize: messageSize, index: index))
@@ -309,6 +351,10 @@ struct ProdConsJob: JobKind {
         fixed.pointee.produceHigh = produceDelay.upperBound
         fixed.pointee.consumeLow = consumeDelay.lowerBound
         fixed.pointee.consumeHigh = consumeDelay.upperBound
+        if transport == .shm {
+            _ = SharedRing.create(at: area + ringOffset, capacity: capacity, slotBytes: ringSlotBytes, owners: workers)
+            return segment
+        }
         do {
             let queue = try MessageQueue.create(name: Self.queueName(segmentName: name), depth: capacity, messageSize: messageSize)
             queue.close()
@@ -320,28 +366,40 @@ struct ProdConsJob: JobKind {
     }
 
     func removeResources(segmentName: String) {
-        MessageQueue.unlink(name: Self.queueName(segmentName: segmentName))
+        if transport == .mq { MessageQueue.unlink(name: Self.queueName(segmentName: segmentName)) }
     }
 
     func makeMonitor(segment: JobSegment) -> (any JobMonitor)? {
-        guard let queue = try? MessageQueue.open(name: Self.queueName(segmentName: segment.segment.name), nonBlocking: true) else {
-            return nil
+        switch transport {
+        case .mq:
+            guard let queue = try? MessageQueue.open(name: Self.queueName(segmentName: segment.segment.name), nonBlocking: true) else {
+                return nil
+            }
+            return OccupancySampler(.queue(queue))
+        case .shm:
+            guard let ring = try? Self.ring(in: segment) else { return nil }
+            return OccupancySampler(.ring(ring, segment))
         }
-        return OccupancySampler(queue: queue)
     }
 
     /// Samples the queue's length while the job runs, keeping at most `limit` samples: when full,
     /// neighbours are averaged and the interval doubles, so a long run keeps its whole shape.
     final class OccupancySampler: JobMonitor {
-        /// Open until the job finishes: an unlinked queue still open counts against queues_max.
-        private(set) var queue: MessageQueue?
+        enum Source {
+            /// Open until the job finishes: an unlinked queue still open counts against queues_max.
+            case queue(MessageQueue)
+            /// The segment keeps the ring mapped.
+            case ring(SharedRing, JobSegment)
+        }
+
+        private var source: Source?
         private(set) var samples: [Double] = []
         private(set) var interval: Int64 = 10_000_000
         let limit = 512
         var initialDelay: Duration { .nanoseconds(0) }
 
-        init(queue: MessageQueue) {
-            self.queue = queue
+        init(_ source: Source) {
+            self.source = source
         }
 
         deinit {
@@ -349,13 +407,22 @@ struct ProdConsJob: JobKind {
         }
 
         func close() {
-            queue?.close()
-            queue = nil
+            if case .queue(let queue)? = source { queue.close() }
+            source = nil
+        }
+
+        /// The queue's length now: messages in the queue, or slots published and not yet taken.
+        var currentDepth: Int? {
+            switch source {
+            case .queue(let queue)?: return queue.currentDepth
+            case .ring(let ring, _)?: return ring.length
+            case nil: return nil
+            }
         }
 
         func tick() -> Duration? {
-            guard let queue else { return nil }
-            samples.append(Double(queue.currentDepth))
+            guard let depth = currentDepth else { return nil }
+            samples.append(Double(depth))
             if samples.count >= limit {
                 samples = stride(from: 0, to: samples.count - 1, by: 2).map { (samples[$0] + samples[$0 + 1]) / 2 }
                 interval *= 2
@@ -364,9 +431,9 @@ struct ProdConsJob: JobKind {
         }
     }
 
-    /// The queue's depth now, from the sampler's descriptor (mq_getattr).
+    /// The queue's depth now, from the sampler's descriptor (mq_getattr) or ring.
     func addLiveFigures(to progress: inout JobProgress, segment: JobSegment, monitor: (any JobMonitor)?) {
-        if let queue = (monitor as? OccupancySampler)?.queue { progress.queueDepth = queue.currentDepth }
+        if let depth = (monitor as? OccupancySampler)?.currentDepth { progress.queueDepth = depth }
     }
 
     func logLineCount(segment: JobSegment) -> Int {
