@@ -3,7 +3,7 @@ SWIFT ?= swift
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := libsystemd-dev libsqlite3-dev pkg-config python3-pip systemd tmux
 
-.PHONY: all deps mqueue build release demo race-rate test test-reliability chaos soak clean
+.PHONY: all deps mqueue build release demo race-rate bench test test-reliability chaos soak clean
 
 all: build
 
@@ -35,6 +35,12 @@ demo: release
 # Benchmark: in how many of 100 runs the unsafe counter loses updates at the notebook's parameters.
 race-rate: release
 	scripts/race-rate.sh "$$($(SWIFT) build -c release --show-bin-path)" 100
+
+# Benchmark: poold beside C and Python references doing the same work, interleaved, medians of
+# BENCH_RUNS runs each; prints one table and writes bench/results/<time>.json (see bench/run).
+BENCH_RUNS ?= 5
+bench: deps release
+	BENCH_RUNS=$(BENCH_RUNS) bench/run --bin "$$($(SWIFT) build -c release --show-bin-path)"
 
 test: deps mqueue
 	$(SWIFT) build --build-tests

@@ -49,7 +49,6 @@ public struct WorkerRuntime {
         let record = scoreboard.record(slot: slot)
         let pid = getpid()
         record.pid.store(pid, ordering: .relaxed)
-        record.state.store(Scoreboard.WorkerScoreboardState.idle.rawValue, ordering: .relaxed)
         record.beat()
         do {
             try events.send(WorkerEvent(kind: .ready, slot: slot, pid: pid))
@@ -73,7 +72,6 @@ public struct WorkerRuntime {
             guard let command else { continue }
             switch command.kind {
             case .exit?:
-                record.state.store(Scoreboard.WorkerScoreboardState.exiting.rawValue, ordering: .relaxed)
                 logger.debug("exiting on request")
                 return 0
             case .runJob?:
@@ -102,7 +100,7 @@ public struct WorkerRuntime {
             logger.error("cannot open the job's segment: \(error)", metadata: ["job": "\(jobID)"])
             return (.failed, error.errno, "cannot open the job's segment: \(error)")
         }
-        guard participant < segment.participants, let kind = JobKindCode(rawValue: segment.kind) else {
+        guard participant < segment.participants, let kind = JobCatalog.kind(code: segment.kind) else {
             let reason = "job \(jobID) has no participant \(participant) or an unknown kind \(segment.kind)"
             logger.error("\(reason)")
             return (.failed, EINVAL, reason)
@@ -111,13 +109,7 @@ public struct WorkerRuntime {
         mine.pid.store(Int64(getpid()), ordering: .relaxed)
         mine.slot.store(Int64(slot), ordering: .relaxed)
         record.jobID.store(UInt64(jobID), ordering: .relaxed)
-        record.progress.store(0, ordering: .relaxed)
-        record.state.store(Scoreboard.WorkerScoreboardState.running.rawValue, ordering: .relaxed)
-        defer {
-            record.state.store(Scoreboard.WorkerScoreboardState.idle.rawValue, ordering: .relaxed)
-            record.jobID.store(0, ordering: .relaxed)
-            _ = record.jobsDone.loadThenWrappingIncrement(ordering: .relaxed)
-        }
+        defer { record.jobID.store(0, ordering: .relaxed) }
         logger.debug("running \(kind.name) job \(jobID) as participant \(participant)")
         var jobLogger = logger
         jobLogger[metadataKey: "job"] = "\(jobID)"
@@ -126,7 +118,7 @@ public struct WorkerRuntime {
         if attempt > 0 { logger.notice("taking over participant \(participant) of job \(jobID) from a worker that died (attempt \(attempt))") }
         let context = ParticipantContext(segment: segment, participant: participant, attempt: attempt, slot: slot,
                                          record: record, faults: attempt == 0 ? faults : FaultInjection(), logger: jobLogger)
-        let outcome = kind.work.run(context)
+        let outcome = kind.run(context)
         guard outcome == .failed else { return (outcome, 0, "") }
         return (outcome, context.failure.errno, context.failure.reason ?? "the \(kind.name) participant failed without saying why")
     }

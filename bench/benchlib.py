@@ -1,0 +1,102 @@
+"""What bench/run and bench/profile share: running programs, the private IPC namespace, a private
+daemon started by scripts/private-poold.sh."""
+import json
+import os
+import re
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+PRIVATE_POOLD = os.path.join(ROOT, "scripts", "private-poold.sh")
+
+
+class RowFailed(Exception):
+    pass
+
+
+def run(command, env=None, timeout=600):
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
+    if done.returncode != 0:
+        raise RowFailed("%s exited %d: %s" % (" ".join(command[:3]), done.returncode, (done.stderr or done.stdout).strip()[-600:]))
+    return done.stdout
+
+
+def json_line(command, env=None):
+    return json.loads(run(command, env=env).strip().splitlines()[-1])
+
+
+def latency_line(text):
+    """The `p50_us=.. p99_us=.. ...` line of bench/c/rtclient and spawn, as numbers."""
+    found = {key: float(value) for key, value in re.findall(r"(\w+)=([0-9.]+)", text)}
+    if "p50_us" not in found or "p99_us" not in found:
+        raise RowFailed("no p50_us/p99_us in: " + text.strip())
+    return dict(found, p50=found["p50_us"], p99=found["p99_us"])
+
+
+def enter_private_namespace():
+    """Re-runs this script in IPC and mount namespaces of its own, with its own /dev/shm and
+    mqueue filesystem."""
+    if os.environ.get("POOLD_BENCH_NAMESPACE") != "1":
+        env = dict(os.environ, POOLD_BENCH_NAMESPACE="1")
+        os.execvpe("unshare", ["unshare", "--ipc", "--mount", "--propagation", "private", sys.executable] + sys.argv, env)
+    for kind, path, options in [("tmpfs", "/dev/shm", ["-o", "mode=1777"]), ("mqueue", "/dev/mqueue", [])]:
+        os.makedirs(path, exist_ok=True)
+        subprocess.run(["mount", "-t", kind] + options + [kind, path], check=True)
+
+
+def ipc_left_behind():
+    """Everything in the namespace's own /dev/shm and mqueue filesystem: all of it is the run's."""
+    return ["%s/%s" % (path, name) for path in ("/dev/shm", "/dev/mqueue") for name in sorted(os.listdir(path))]
+
+
+def build_references(into):
+    """Every bench/c/*.c is one program, named after its file (the C ring uses the shim's header,
+    for the ring's structs)."""
+    built = {}
+    for source in sorted(os.listdir(os.path.join(HERE, "c"))):
+        if not source.endswith(".c"):
+            continue
+        name = source[:-2]
+        run(["cc", "-O2", "-std=gnu11", "-Wall", "-Wextra", "-pthread", "-I", os.path.join(ROOT, "Sources", "CPooldShim", "include"),
+             "-o", os.path.join(into, name),
+             os.path.join(HERE, "c", source), "-lrt"])
+        built[name] = os.path.join(into, name)
+    return built
+
+
+class PrivatePoold:
+    """A daemon started by scripts/private-poold.sh, held until `stop`: its shell waits on stdin,
+    and on exit its trap stops the daemon and removes the directory. (The shell ends with status
+    0: on any other, the trap prints the daemon's whole log.)"""
+
+    def __init__(self, bin_dir, workers):
+        holder = 'bin=$1; workers=$2; set --; source "$0" --workers "$workers"; echo "ready $daemon $POOLD_SOCKET"; read -r _ || true'
+        self.shell = subprocess.Popen(["bash", "-c", holder, PRIVATE_POOLD, bin_dir, str(workers)],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        line = self.shell.stdout.readline().split()
+        if len(line) != 3 or line[0] != "ready":
+            rest, _ = self.shell.communicate(timeout=60)
+            raise RowFailed("poold did not start: " + " ".join(line) + "\n" + rest[-2000:])
+        self.pid, self.socket = int(line[1]), line[2]
+        self.env = dict(os.environ, POOLD_SOCKET=self.socket)
+
+    def stop(self):
+        self.shell.communicate(input="", timeout=120)
+
+    def workers(self):
+        """The daemon's children: its workers (spawned from any of its threads)."""
+        pids = []
+        for task in os.listdir("/proc/%d/task" % self.pid):
+            with open("/proc/%d/task/%s/children" % (self.pid, task)) as children:
+                pids += [int(pid) for pid in children.read().split()]
+        return pids
+
+
+def rss_kib(pid, field="VmRSS"):
+    path = "/proc/%d/%s" % (pid, "smaps_rollup" if field == "Pss" else "status")
+    with open(path) as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RowFailed("no %s for pid %d" % (field, pid))
