@@ -13,11 +13,18 @@ enum WatchedEvent: Sendable {
     case signal(Int32)
 }
 
-/// One thread that blocks in poll(2) on everything the daemon waits for outside its sockets: the
-/// workers' event queue (an mq descriptor is pollable on Linux), the workers' pidfds and a
-/// signalfd. It only waits and forwards; all decisions are made on the event loop.
+/// One thread that blocks in poll(2) on what the event loop cannot wait for itself: the workers'
+/// event queue (an mq descriptor is pollable on Linux), the workers' pidfds and a signalfd. It
+/// only waits and forwards; all decisions are made on the event loop.
+///
+/// The workers also ring the `doorbell` after each event they send, for the event loop to take
+/// the events from the queue itself (`WorkerEventReader`). Before it reports a process gone,
+/// the watcher takes what is left on the queue, so that what a worker said before it died (its
+/// part of a job ended) comes before its death, whichever of the two takes the message.
 final class EventWatcher: Sendable {
     private let events: MessageQueue
+    /// Inherited by the workers at spawn; the event loop owns and reads it.
+    let doorbell: Doorbell
     private let signalDescriptor: Int32
     private let wakeDescriptor: Int32
     private let pidfds = Mutex<Set<Int32>>([])
@@ -33,6 +40,12 @@ final class EventWatcher: Sendable {
     init(events: MessageQueue, signalDescriptor: Int32, deliver: @escaping @Sendable ([WatchedEvent]) -> Void) throws(IPCError) {
         let wake = pool_eventfd()
         guard wake >= 0 else { throw IPCError("eventfd") }
+        do {
+            doorbell = try Doorbell.make()
+        } catch {
+            close(wake)
+            throw error
+        }
         self.events = events
         self.signalDescriptor = signalDescriptor
         self.wakeDescriptor = wake
@@ -70,8 +83,8 @@ final class EventWatcher: Sendable {
             let watched = pidfds.withLock { $0 }
             descriptors.removeAll(keepingCapacity: true)
             descriptors.append(pollfd(fd: wakeDescriptor, events: Int16(POLLIN), revents: 0))
-            descriptors.append(pollfd(fd: events.descriptor, events: Int16(POLLIN), revents: 0))
             descriptors.append(pollfd(fd: signalDescriptor, events: Int16(POLLIN), revents: 0))
+            descriptors.append(pollfd(fd: events.descriptor, events: Int16(POLLIN), revents: 0))
             for fd in watched { descriptors.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
 
             lastRound.store(MonotonicClock.nanoseconds, ordering: .relaxed)
@@ -82,16 +95,21 @@ final class EventWatcher: Sendable {
                 _ = read(wakeDescriptor, &value, 8)
             }
             if descriptors[1].revents != 0 {
-                while let event = try? events.receive(WorkerEvent.self) { batch.append(.worker(event)) }
-            }
-            if descriptors[2].revents != 0 {
                 while true {
                     let signal = pool_signalfd_read(signalDescriptor)
                     if signal < 0 { break }
                     batch.append(.signal(signal))
                 }
             }
+            if descriptors[2].revents != 0 {
+                while let event = try? events.receive(WorkerEvent.self) { batch.append(.worker(event)) }
+            }
+            var drained = false
             for entry in descriptors.dropFirst(3) where entry.revents != 0 {
+                if !drained {
+                    while let event = try? events.receive(WorkerEvent.self) { batch.append(.worker(event)) }
+                    drained = true
+                }
                 // Forget it here so it is not reported again; the loop reaps and closes it.
                 _ = pidfds.withLock { $0.remove(entry.fd) }
                 batch.append(.processExited(pidfd: entry.fd))
