@@ -96,6 +96,14 @@ public enum Daemon {
                 bound.value.watcher = watcher
                 bound.value.onStopped = { stopped.succeed() }
             }.wait()
+            // The workers' events are read on the loop itself, woken by the doorbell they ring.
+            _ = try NIOPipeBootstrap(group: loop)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(WorkerEventReader(events: events) { bound.value.handle($0) })
+                    }
+                }
+                .takingOwnershipOfDescriptor(input: watcher.doorbell.descriptor).wait()
             watcher.start()
             // Now that the daemon's own descriptors are open: the connections get what is left.
             var fitted = configuration.control
