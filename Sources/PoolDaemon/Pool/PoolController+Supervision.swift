@@ -31,7 +31,11 @@ extension PoolController {
                 // Non-blocking on our side: the loop must never wait on a worker. Depth 2 suffices,
                 // one job at a time plus an exit request.
                 slot.commands = try MessageQueue.create(name: name, depth: Self.commandQueueDepth, messageSize: MemoryLayout<WorkerCommand>.size, nonBlocking: true)
-                return try SpawnedProcess.spawn(path: "/proc/self/exe", arguments: arguments, environment: configuration.workerEnvironment)
+                // The doorbell, rung after each event the worker sends.
+                let doorbell = watcher?.doorbell.descriptor
+                return try SpawnedProcess.spawn(path: "/proc/self/exe",
+                                                arguments: arguments + (doorbell == nil ? [] : ["--doorbell-fd", "\(SpawnedProcess.inheritedDescriptor)"]),
+                                                environment: configuration.workerEnvironment, inheriting: doorbell)
             }
             slot.process = process
             slot.state = .starting
