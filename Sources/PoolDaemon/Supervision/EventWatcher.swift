@@ -14,11 +14,11 @@ enum WatchedEvent: Sendable {
 }
 
 /// One thread that blocks in poll(2) on what the event loop cannot wait for itself: the workers'
-/// event queue (an mq descriptor is pollable on Linux), the workers' pidfds and a signalfd. It
-/// only waits and forwards; all decisions are made on the event loop.
+/// pidfds and a signalfd. It only waits and forwards; all decisions are made on the event loop.
 ///
-/// The workers also ring the `doorbell` after each event they send, for the event loop to take
-/// the events from the queue itself (`WorkerEventReader`). Before it reports a process gone,
+/// The workers' event queue is not among them: a worker rings the `doorbell` after each event it
+/// sends, and the event loop, woken by the pipe, takes the events from the queue itself
+/// (`WorkerEventReader`), without a hop through this thread. Before it reports a process gone,
 /// the watcher takes what is left on the queue, so that what a worker said before it died (its
 /// part of a job ended) comes before its death, whichever of the two takes the message.
 final class EventWatcher: Sendable {
@@ -84,7 +84,6 @@ final class EventWatcher: Sendable {
             descriptors.removeAll(keepingCapacity: true)
             descriptors.append(pollfd(fd: wakeDescriptor, events: Int16(POLLIN), revents: 0))
             descriptors.append(pollfd(fd: signalDescriptor, events: Int16(POLLIN), revents: 0))
-            descriptors.append(pollfd(fd: events.descriptor, events: Int16(POLLIN), revents: 0))
             for fd in watched { descriptors.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
 
             lastRound.store(MonotonicClock.nanoseconds, ordering: .relaxed)
@@ -101,11 +100,8 @@ final class EventWatcher: Sendable {
                     batch.append(.signal(signal))
                 }
             }
-            if descriptors[2].revents != 0 {
-                while let event = try? events.receive(WorkerEvent.self) { batch.append(.worker(event)) }
-            }
             var drained = false
-            for entry in descriptors.dropFirst(3) where entry.revents != 0 {
+            for entry in descriptors.dropFirst(2) where entry.revents != 0 {
                 if !drained {
                     while let event = try? events.receive(WorkerEvent.self) { batch.append(.worker(event)) }
                     drained = true
