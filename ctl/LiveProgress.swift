@@ -36,10 +36,7 @@ struct ProgressMeter {
                 figures.append(Self.clock(Double(progress.total - progress.done) / rate) + " left")
             }
         }
-        if let depth = progress.queueDepth {
-            figures.append("queue \(depth)" + (job.parameters["capacity"]?.intValue.map { "/\($0)" } ?? ""))
-        }
-        if let waiting = progress.waiting, let woken = progress.woken { figures.append("\(waiting) waiting, \(woken) woken") }
+        figures += JobKindPrinters.printer(ofKind: job.kind)?.liveFigures(progress, parameters: job.parameters) ?? []
         let plain = figures.joined(separator: "  ")
         // The bar takes what is left, up to 30 cells (20 beside a growing string).
         var room = width - percent.count - plain.count - 2

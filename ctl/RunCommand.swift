@@ -13,8 +13,7 @@ struct Run: ParsableCommand {
               poolctl run prodcons --trace --detach
               poolctl run tasks --count 10 --timeout 30s
             """,
-        subcommands: [CounterCommand.self, ProdConsCommand.self, EventCommand.self, TasksCommand.self, AppendCommand.self,
-                      LockCellCommand.self]
+        subcommands: JobKindPrinters.all.map { $0.command }
     )
 }
 

@@ -77,12 +77,26 @@ public enum Daemon {
             return 1
         }
 
+        // The workers ring it after each event they send; the event loop waits on it (not on the
+        // queue, which NIO cannot wait on) and takes the events itself.
+        let doorbell: Doorbell
+        do {
+            doorbell = try Doorbell.make()
+        } catch {
+            logger.critical("cannot create the workers' doorbell: \(error)")
+            MessageQueue.unlink(name: names.events)
+            SharedSegment.unlink(name: names.scoreboard)
+            try? group.syncShutdownGracefully()
+            return 1
+        }
+
         let notifier = ServiceNotifier(environment: environment)
         let stopped = loop.makePromise(of: Void.self)
 
         let setUp: EventLoopFuture<NIOLoopBound<PoolController>> = loop.submit {
             let controller = PoolController(configuration: configuration, eventLoop: loop, logger: logger,
-                                            scoreboard: scoreboard, events: events, notifier: notifier)
+                                            scoreboard: scoreboard, events: events, notifier: notifier,
+                                            launcher: ProcessLauncher(configuration: configuration, doorbell: doorbell))
             if let history { controller.adoptHistory(history.store, recovered: history.recovered) }
             return NIOLoopBound(controller, eventLoop: loop)
         }
@@ -90,7 +104,7 @@ public enum Daemon {
         do {
             let bound = try setUp.wait()
             let watcher = try EventWatcher(events: events, signalDescriptor: signalDescriptor) { batch in
-                loop.execute { bound.value.handle(batch) }
+                loop.execute { bound.value.receive(batch) }
             }
             try loop.submit {
                 bound.value.watcher = watcher
@@ -100,10 +114,10 @@ public enum Daemon {
             _ = try NIOPipeBootstrap(group: loop)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(WorkerEventReader(events: events) { bound.value.handle($0) })
+                        try channel.pipeline.syncOperations.addHandler(WorkerEventReader(events: events) { bound.value.receive($0) })
                     }
                 }
-                .takingOwnershipOfDescriptor(input: watcher.doorbell.descriptor).wait()
+                .takingOwnershipOfDescriptor(input: doorbell.descriptor).wait()
             watcher.start()
             // Now that the daemon's own descriptors are open: the connections get what is left.
             var fitted = configuration.control
@@ -149,7 +163,7 @@ public enum Daemon {
                                                     "workers": "\(status.poolSize)", "ipcPrefix": "\(names.prefix)"])
                     controller.startWatchdog(environment: environment)
                 }
-                controller.start()
+                controller.startPool()
             }.wait()
         } catch {
             logger.critical("cannot start: \(error)")
@@ -157,7 +171,7 @@ public enum Daemon {
             if let bound = try? setUp.wait() {
                 loop.execute {
                     bound.value.onStopped = { stopped.succeed() }
-                    bound.value.beginShutdown(reason: "start-up failed")
+                    bound.value.requestStop(reason: "start-up failed")
                 }
                 try? stopped.futureResult.wait()
             } else {

@@ -14,6 +14,11 @@ public struct FutexWord: @unchecked Sendable {
         self.raw = raw.assumingMemoryBound(to: UInt32.self)
     }
 
+    /// A futex word field of a layout (see `UnsafeMutablePointer.field(_:)`).
+    public init(_ word: UnsafeMutablePointer<UInt32>) {
+        self.raw = word
+    }
+
     @inlinable
     public var atomic: UnsafeAtomic<UInt32> {
         UnsafeAtomic(at: UnsafeMutableRawPointer(raw).assumingMemoryBound(to: UInt32.AtomicRepresentation.self))

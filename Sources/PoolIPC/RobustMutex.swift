@@ -23,19 +23,29 @@ public struct RobustMutex: @unchecked Sendable {
         self.raw = raw.assumingMemoryBound(to: pthread_mutex_t.self)
     }
 
+    /// The mutex field of a layout (see `UnsafeMutablePointer.field(_:)`).
+    public init(_ mutex: UnsafeMutablePointer<pthread_mutex_t>) {
+        self.raw = mutex
+    }
+
     /// Initialises the mutex in place; done once, by the creator of the segment.
     public func initialize() throws(IPCError) {
         let rc = pool_robust_mutex_init(raw)
         guard rc == 0 else { throw IPCError("pthread_mutex_init(robust, pshared)", errno: rc) }
     }
 
+    /// Takes the mutex; the one way poold does. A mutex that cannot be made consistent is not
+    /// left held: the next lockers then fail with ENOTRECOVERABLE instead of waiting forever.
     @inlinable
     public func lock() throws(IPCError) -> Acquisition {
         let rc = pthread_mutex_lock(raw)
         if rc == 0 { return .acquired }
         if rc == EOWNERDEAD {
             let consistent = pool_mutex_consistent(raw)
-            guard consistent == 0 else { throw IPCError("pthread_mutex_consistent", errno: consistent) }
+            guard consistent == 0 else {
+                pthread_mutex_unlock(raw)
+                throw IPCError("pthread_mutex_consistent", errno: consistent)
+            }
             return .recoveredFromDeadOwner
         }
         throw IPCError("pthread_mutex_lock", errno: rc)

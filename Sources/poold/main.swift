@@ -95,14 +95,27 @@ struct Serve: ParsableCommand {
                                visibility: .hidden))
     var fault: [String] = []
 
-    func validate() throws {
+    /// The options that need more than ArgumentParser's parsing, checked and converted once, in
+    /// the types the daemon takes: `run` starts it with these.
+    struct CheckedOptions {
+        let logLevel: Logger.Level
+        let faults: FaultInjection
+        let clientTimeout: Duration
+        let idleTimeout: Duration
+        let socketMode: mode_t?
+        let drainTimeout: Duration?
+        let heartbeatTimeout: Duration
+    }
+
+    func checkedOptions() throws(ValidationError) -> CheckedOptions {
         if let workers, workers < 1 { throw ValidationError("--workers must be at least 1") }
         guard maxWorkers >= 1 else { throw ValidationError("--max-workers must be at least 1") }
         if let workers, workers > maxWorkers { throw ValidationError("--workers \(workers) is above --max-workers \(maxWorkers)") }
         if let ipcPrefix, let problem = IPCNames.problem(with: ipcPrefix) { throw ValidationError(problem) }
-        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+        guard let level = Logger.Level(rawValue: logLevel) else { throw ValidationError("unknown --log-level \(logLevel)") }
+        let faults: FaultInjection
         do {
-            _ = try FaultInjection(specifications: fault)
+            faults = try FaultInjection(specifications: fault)
         } catch {
             throw ValidationError("--fault: \(error)")
         }
@@ -121,19 +134,30 @@ struct Serve: ParsableCommand {
             throw ValidationError("--max-connections and --max-connections-per-uid must be at least 1")
         }
         guard maxQueuedJobs >= 0 else { throw ValidationError("--max-queued-jobs must be 0 or more") }
-        if let socketMode, Serve.mode(socketMode) == nil {
-            throw ValidationError("--socket-mode must be octal permission bits such as 0660 or 0666, not '\(socketMode)'")
+        var mode: mode_t?
+        if let socketMode {
+            guard let bits = Serve.mode(socketMode) else {
+                throw ValidationError("--socket-mode must be octal permission bits such as 0660 or 0666, not '\(socketMode)'")
+            }
+            mode = bits
         }
-        if let drainTimeout, DurationText.nanoseconds(drainTimeout) == nil {
-            throw ValidationError("--drain-timeout must be a duration such as 30s, 500ms or 0, not '\(drainTimeout)'")
+        var drain: Duration?
+        if let drainTimeout {
+            guard let nanoseconds = DurationText.nanoseconds(drainTimeout) else {
+                throw ValidationError("--drain-timeout must be a duration such as 30s, 500ms or 0, not '\(drainTimeout)'")
+            }
+            drain = .nanoseconds(nanoseconds)
         }
         guard let heartbeat = DurationText.nanoseconds(heartbeatTimeout), heartbeat >= 100_000_000 else {
             throw ValidationError("--heartbeat-timeout must be a duration of at least 100ms (e.g. 10s), not '\(heartbeatTimeout)'")
         }
+        return CheckedOptions(logLevel: level, faults: faults, clientTimeout: .nanoseconds(client), idleTimeout: .nanoseconds(idle),
+                              socketMode: mode, drainTimeout: drain, heartbeatTimeout: .nanoseconds(heartbeat))
     }
 
     func run() throws {
-        let level = Logger.Level(rawValue: logLevel)!
+        let checked = try checkedOptions()
+        let level = checked.logLevel
         let environment = inheritedEnvironment.daemon
         let target = logTarget.resolved(environment: environment)
         let socketPath = socket ?? DefaultSocket.path(environment: environment)
@@ -153,11 +177,9 @@ struct Serve: ParsableCommand {
             configuration.configurationFileValues = Dictionary(file.entries.map { ($0.key, $0.value) }) { $1 }
         }
         configuration.commandLineKeys = commandLine.commandLineKeys
-        configuration.heartbeatTimeout = .nanoseconds(DurationText.nanoseconds(heartbeatTimeout)!)
-        if let drain = drainTimeout.flatMap(DurationText.nanoseconds) {
-            configuration.drainTimeout = .nanoseconds(drain)
-        }
-        configuration.faults = try! FaultInjection(specifications: fault)
+        configuration.heartbeatTimeout = checked.heartbeatTimeout
+        if let drain = checked.drainTimeout { configuration.drainTimeout = drain }
+        configuration.faults = checked.faults
         configuration.stateDirectory = stateDirectory
         configuration.instance = instance
         configuration.historyLimit = historyLimit
@@ -174,11 +196,11 @@ struct Serve: ParsableCommand {
             let owner = getuid() == 0 ? "root" : "root and uid \(getuid()) (this daemon's)"
             logger.notice("no group '\(configuration.control.controlGroup.name)' exists: only \(owner) may Run, Cancel, Resize and Shutdown")
         }
-        configuration.control.clientTimeout = .nanoseconds(DurationText.nanoseconds(clientTimeout)!)
-        configuration.control.idleTimeout = .nanoseconds(DurationText.nanoseconds(idleTimeout)!)
+        configuration.control.clientTimeout = checked.clientTimeout
+        configuration.control.idleTimeout = checked.idleTimeout
         configuration.control.maxConnections = maxConnections
         configuration.control.maxConnectionsPerUID = maxConnectionsPerUid
-        configuration.control.socketMode = socketMode.flatMap(Serve.mode)
+        configuration.control.socketMode = checked.socketMode
         guard signalDescriptor >= 0 else {
             logger.critical("cannot create a signalfd: \(String(cString: strerror(errno)))")
             throw ExitCode(1)

@@ -100,4 +100,7 @@ int pool_pin_to_nth_cpu(int index, pool_cpu_mask *saved);
 /// Gives the calling thread back a mask saved by pool_pin_to_nth_cpu.
 int pool_restore_affinity(const pool_cpu_mask *saved);
 
+// The shared-memory layouts.
+#include "PooldLayouts.h"
+
 #endif

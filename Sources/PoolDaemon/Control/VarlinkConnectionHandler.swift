@@ -238,7 +238,7 @@ final class VarlinkConnectionHandler: ChannelDuplexHandler {
                 responder.fail(refusal)
                 continue
             }
-            server.controller.handle(call: header, message: message, decoder: decoder, responder: responder)
+            server.controller.serve(call: header, message: message, decoder: decoder, responder: responder)
         }
         resumeReadingIfPossible(context: context)
         closeIfAnswered(context: context)

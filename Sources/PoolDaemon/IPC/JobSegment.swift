@@ -120,8 +120,13 @@ public final class JobSegment: Sendable {
     /// Initialises a robust mutex in the kind area while the job is set up; on failure the
     /// segment is unlinked, since the job cannot run.
     public func initializeMutex(atKindOffset offset: Int) throws(IPCError) {
+        try initializeMutex((kindArea + offset).assumingMemoryBound(to: pthread_mutex_t.self))
+    }
+
+    /// Initialises the robust mutex field of the kind's area (see `initializeMutex(atKindOffset:)`).
+    public func initializeMutex(_ mutex: UnsafeMutablePointer<pthread_mutex_t>) throws(IPCError) {
         do {
-            try RobustMutex(at: kindArea + offset).initialize()
+            try RobustMutex(mutex).initialize()
         } catch {
             SharedSegment.unlink(name: segment.name)
             throw error

@@ -21,7 +21,7 @@ extension PoolController {
         job.deadWorkers.append(Job.DeadWorker(participant: participant, slot: index, pid: pid, exit: exit, replaced: resumes))
         if resumes {
             job.replacements[participant] = attempts + 1
-            slots[index]?.takeover = Slot.Takeover(job: jobID, participant: participant, attempt: attempts + 1)
+            slotTable.update(index) { $0.takeover = Slot.Takeover(job: jobID, participant: participant, attempt: attempts + 1) }
             logger.warning("job \(jobID) (\(job.plan.kind.name)): the worker in slot \(index) (pid \(pid)) died running participant \(participant); its replacement takes over that part",
                            metadata: ["job": "\(jobID)", "slot": "\(index)", "pid": "\(pid)", "participant": "\(participant)",
                                       "exit": "\(exit)"])
@@ -36,26 +36,27 @@ extension PoolController {
 
     /// The slot's new worker is ready: hand it the participant its predecessor left.
     func takeOver(slot index: Int) {
-        guard var slot = slots[index], let takeover = slot.takeover else { return }
-        slot.takeover = nil
+        guard let takeover = slotTable.update(index, { slot in
+            defer { slot.takeover = nil }
+            return slot.takeover
+        }) ?? nil else { return }
         guard let job = jobs[takeover.job], job.state == .running, job.cancelReason == nil, job.failure == nil else {
-            slots[index] = slot
-            if lifecycle == .draining { stopWorker(slot: index) } else { dispatch() }
+            if lifecycle.isDraining { stopWorker(slot: index) } else { dispatchJobs() }
             return
         }
         let command = WorkerCommand(kind: .runJob, jobID: job.id, participant: takeover.participant, attempt: takeover.attempt)
         do {
-            guard let commands = slot.commands else { throw IPCError("no command queue", errno: EBADF) }
-            try commands.send(command)
+            try slotTable.send(command, to: index)
         } catch {
-            slots[index] = slot
             endParticipant(takeover.participant, of: job, failure: "cannot hand participant \(takeover.participant) to the new worker in slot \(index): \(error)")
             return
         }
-        slot.state = .busy
-        slot.job = job.id
-        slots[index] = slot
-        logger.notice("job \(job.id) (\(job.plan.kind.name)): the new worker in slot \(index) (pid \(slot.process?.pid ?? 0)) took over participant \(takeover.participant) (replacement \(takeover.attempt))",
+        let pid = slotTable.update(index) { slot in
+            slot.state = .busy
+            slot.job = job.id
+            return slot.process?.pid ?? 0
+        } ?? Int32(0)
+        logger.notice("job \(job.id) (\(job.plan.kind.name)): the new worker in slot \(index) (pid \(pid)) took over participant \(takeover.participant) (replacement \(takeover.attempt))",
                       metadata: ["job": "\(job.id)", "slot": "\(index)", "participant": "\(takeover.participant)",
                                  "attempt": "\(takeover.attempt)"])
         job.notifyWatchers()
@@ -65,8 +66,8 @@ extension PoolController {
     /// The slot will not produce a replacement worker (it failed, or is being stopped): the job
     /// cannot complete, so it fails with what was done.
     func abandonTakeover(slot index: Int, reason: String) {
-        guard let takeover = slots[index]?.takeover else { return }
-        slots[index]?.takeover = nil
+        guard let takeover = slotTable[index]?.takeover else { return }
+        slotTable.update(index) { $0.takeover = nil }
         guard let job = jobs[takeover.job], !job.state.isFinished else { return }
         if let last = job.deadWorkers.lastIndex(where: { $0.participant == takeover.participant }) {
             job.deadWorkers[last].replaced = false
@@ -90,38 +91,6 @@ extension PoolController {
         logger.warning("job \(job.id) (\(job.plan.kind.name)) timed out: still running after \(DurationText.format(nanoseconds(timeout))); cancelling it",
                        metadata: ["job": "\(job.id)", "timeout": "\(timeout)"])
         cancel(job, reason: "timed out")
-    }
-
-    // MARK: Heartbeats
-
-    /// Starts the periodic look at every worker's heartbeat in the scoreboard.
-    func scheduleHeartbeatCheck() {
-        let timeout = nanoseconds(configuration.heartbeatTimeout)
-        let interval = max(min(timeout / 4, 1_000_000_000), 10_000_000)
-        eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(interval)) { [self] in
-            guard lifecycle != .stopped else { return }
-            killHungWorkers(timeout: timeout)
-            scheduleHeartbeatCheck()
-        }
-    }
-
-    /// A worker that is up and has not beaten for `timeout` is hung (a deadlock, a stop signal, an
-    /// endless loop): kill it; its exit is then handled like any death, job included.
-    private func killHungWorkers(timeout: Int64) {
-        let now = MonotonicClock.nanoseconds
-        for index in slots.keys.sorted() {
-            guard var slot = slots[index], slot.state == .ready || slot.state == .busy, slot.killReason == nil,
-                  let process = slot.process else { continue }
-            let beat = scoreboard.record(slot: index).heartbeat.load(ordering: .relaxed)
-            guard beat > 0, now - beat > timeout else { continue }
-            let silence = DurationText.format(now - beat)
-            slot.killReason = "hung (no heartbeat for \(silence)), killed"
-            slots[index] = slot
-            logger.error("worker in slot \(index) (pid \(process.pid)) hung: no heartbeat for \(silence) (the limit is \(DurationText.format(timeout))); killing it",
-                         metadata: ["slot": "\(index)", "pid": "\(process.pid)", "job": "\(slot.job.map(String.init) ?? "-")",
-                                    MessageID.key: MessageID.workerHung])
-            process.signal(SIGKILL)
-        }
     }
 }
 

@@ -10,11 +10,9 @@ extension PoolController {
     var heldMessageQueues: (count: Int, bytes: Int) {
         var count = 1
         var bytes = SystemLimits.messageQueueCost(depth: events.depth, messageSize: events.messageSize)
-        for slot in slots.values {
-            guard let commands = slot.commands else { continue }
-            count += 1
-            bytes += SystemLimits.messageQueueCost(depth: commands.depth, messageSize: commands.messageSize)
-        }
+        let commands = slotTable.heldCommandQueues
+        count += commands.count
+        bytes += commands.bytes
         for id in runningJobIDs {
             guard let job = jobs[id], job.segment != nil, let queue = job.plan.messageQueue else { continue }
             count += 1
@@ -23,10 +21,9 @@ extension PoolController {
         return (count, bytes)
     }
 
-    /// What one worker's command queue costs (see `spawn`).
-    static let commandQueueDepth = 2
+    /// What one worker's command queue costs (see `ProcessLauncher`).
     static var commandQueueCost: Int {
-        SystemLimits.messageQueueCost(depth: commandQueueDepth, messageSize: MemoryLayout<WorkerCommand>.size)
+        SystemLimits.messageQueueCost(depth: ProcessLauncher.commandQueueDepth, messageSize: MemoryLayout<WorkerCommand>.size)
     }
 
     /// The largest pool the kernel's queue limits allow this daemon, read at start: a command queue
@@ -62,7 +59,7 @@ extension PoolController {
                 + "/proc/sys/fs/mqueue/queues_max = \(SystemLimits.messageQueueMaxQueues) and RLIMIT_MSGQUEUE = \(SystemLimits.messageQueueByteLimit) bytes as they were at its start; "
                 + "ask for at most \(queueLimitedPoolSize), or raise them (sysctl fs.mqueue.queues_max=\(size + 2); LimitMSGQUEUE= under systemd, ulimit -q) and restart the daemon")
         }
-        let missing = (0..<size).filter { slots[$0]?.commands == nil }.count
+        let missing = (0..<size).filter { slotTable[$0]?.commands == nil }.count
         guard missing > 0 else { return }
         try checkQueueRoom(queues: missing, bytes: missing * Self.commandQueueCost, for: "a pool of \(size) workers",
                            otherwise: "ask for fewer workers")

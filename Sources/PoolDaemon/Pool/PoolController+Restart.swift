@@ -18,11 +18,11 @@ struct RestartState {
 /// slot is marked and its worker replaced when its job ends; the reply does not wait for those.
 extension PoolController {
     func restartWorkers(slots requested: [Int]?, reply: @escaping (Result<RestartWorkersReply, PoolError>) -> Void) throws(PoolError) {
-        let serving = slots.values.filter { !$0.retiring }.map(\.index).sorted()
+        let serving = slotTable.indices.filter { slotTable[$0]?.retiring == false }
         let chosen = requested ?? serving
         guard !chosen.isEmpty else { throw PoolError.invalidParameter("slots", "must name at least one slot (or be left out: every slot)") }
         for index in chosen where !serving.contains(index) {
-            throw PoolError.invalidParameter("slots", "there is no slot \(index); the pool's slots are 0 to \(targetSize - 1)")
+            throw PoolError.invalidParameter("slots", "there is no slot \(index); the pool's slots are 0 to \(slotTable.targetSize - 1)")
         }
         for index in chosen where restart.current != index && !restart.pending.contains(index) {
             restart.pending.append(index)
@@ -36,7 +36,7 @@ extension PoolController {
     /// have: a worker said ready, a process exited, a spawn was tried, a slot was removed.
     func advanceRestart() {
         guard !restart.replies.isEmpty else { return }
-        guard lifecycle == .running else {
+        guard lifecycle.isRunning else {
             let replies = restart.replies
             restart = RestartState()
             for reply in replies { reply(.failure(.shuttingDown("the daemon began to shut down while replacing workers"))) }
@@ -48,18 +48,16 @@ extension PoolController {
         }
         while restart.current == nil, !restart.pending.isEmpty {
             let index = restart.pending.removeFirst()
-            guard var slot = slots[index], !slot.retiring else { continue }
+            guard let slot = slotTable[index], !slot.retiring else { continue }
             switch slot.state {
             case .busy:
-                slot.replaceAfterJob = true
-                slots[index] = slot
+                slotTable.update(index) { $0.replaceAfterJob = true }
                 restart.afterJob.append(index)
             case .failed:
                 logger.notice("bringing a failed slot back", metadata: ["slot": "\(index)"])
-                slot.crashTimes = []
-                slots[index] = slot
+                slotTable.update(index) { $0.crashTimes = [] }
                 beginReplacing(index)
-                spawn(slot: index)
+                spawnWorker(slot: index)
             case .ready:
                 beginReplacing(index)
                 stopWorker(slot: index)
@@ -72,7 +70,7 @@ extension PoolController {
         guard restart.current == nil, restart.pending.isEmpty else { return }
         let done = restart
         restart = RestartState()
-        let reply = RestartWorkersReply(poolSize: targetSize, workers: statusReply().workers, restarted: done.restarted, afterJob: done.afterJob)
+        let reply = RestartWorkersReply(poolSize: slotTable.targetSize, workers: slotTable.info, restarted: done.restarted, afterJob: done.afterJob)
         logger.info("workers replaced", metadata: ["restarted": "\(done.restarted)", "afterJob": "\(done.afterJob)"])
         for caller in done.replies { caller(.success(reply)) }
     }
@@ -86,7 +84,7 @@ extension PoolController {
 
     /// Whether the slot's replacement is over: its new worker is up, or the slot failed or went.
     private func restartSettled(_ index: Int) -> Bool {
-        guard let slot = slots[index], !slot.retiring else { return true }
+        guard let slot = slotTable[index], !slot.retiring else { return true }
         switch slot.state {
         case .ready, .busy, .failed: return true
         case .starting, .backoff, .stopping: return false

@@ -9,17 +9,14 @@ import Glibc
 
 /// Jobs: a FIFO queue, dispatch onto disjoint idle workers, completion, cancellation, history.
 extension PoolController {
-    /// Queues a job made with the next id (`Job(id: nextJobID, ...)`), possibly watched already.
+    /// Queues a job made with the next id (`history.takeJobID()`), possibly watched already.
     func enqueue(_ job: Job) {
-        precondition(job.id == nextJobID, "jobs are enqueued in id order")
-        nextJobID += 1
         jobs[job.id] = job
-        historyOrder.append(job.id)
+        history.add(job)
         queue.append(job.id)
-        recordHistory(job)
         logger.info("job \(job.id) (\(job.plan.kind.name)) queued: needs \(Self.workers(job.plan.workers))",
                     metadata: ["job": "\(job.id)", "kind": "\(job.plan.kind.name)", "workers": "\(job.plan.workers)"])
-        dispatch()
+        dispatchJobs()
         noteChange()
     }
 
@@ -28,9 +25,9 @@ extension PoolController {
     /// can; but each job may be overtaken so only `overtakeLimit` times. After that, no job behind
     /// it starts before it does, so the workers that free up gather for it and a large job cannot
     /// starve behind a stream of small ones. Every job left waiting is told why (`waiting`).
-    func dispatch() {
-        guard lifecycle == .running else { return }
-        var idle = slots.values.filter { $0.state == .ready && !$0.retiring }.map(\.index).sorted()
+    func dispatchJobs() {
+        guard lifecycle.isRunning else { return }
+        var idle = slotTable.idle
         var passed: [Job] = []
         var firstClaim: Job?
         for id in queue {
@@ -38,13 +35,13 @@ extension PoolController {
             // that started is no longer queued or idle here.
             // A job whose record is not written yet is not started (and not overtaken).
             guard let job = jobs[id], job.state == .queued, !job.awaitingRecord else { continue }
-            idle.removeAll { slots[$0]?.state != .ready }
+            idle.removeAll { slotTable[$0]?.state != .ready }
             if firstClaim == nil, idle.count >= job.plan.workers {
                 queue.removeAll { $0 == id }
                 let assigned = Array(idle.prefix(job.plan.workers))
                 idle.removeFirst(job.plan.workers)
                 for earlier in passed { earlier.overtaken += 1 }
-                start(job, on: assigned)
+                startJob(job, on: assigned)
                 continue
             }
             if firstClaim == nil, job.overtaken >= configuration.overtakeLimit { firstClaim = job }
@@ -56,7 +53,7 @@ extension PoolController {
     /// Tells each queued job's watchers what it waits for, when that changed.
     private func describeWaits(_ waiting: [Job], firstClaim: Job?) {
         guard !waiting.isEmpty else { return }
-        let pool = poolOccupancy
+        let pool = slotTable.occupancy
         var behindFirstClaim = false
         for job in waiting where job.state == .queued {
             var text: String
@@ -76,38 +73,20 @@ extension PoolController {
         }
     }
 
-    /// What the pool's slots are doing, for a queued job's `waiting`: "1 idle, 1 busy with job 4".
-    private var poolOccupancy: String {
-        let serving = slots.values.filter { !$0.retiring }
-        func count(_ state: WorkerState) -> Int { serving.filter { $0.state == state }.count }
-        var parts: [String] = []
-        if count(.ready) > 0 { parts.append("\(count(.ready)) idle") }
-        let busyJobs = Set(serving.filter { $0.state == .busy }.compactMap(\.job)).sorted()
-        if !busyJobs.isEmpty {
-            let jobs = busyJobs.count == 1 ? "job \(busyJobs[0])" : "jobs " + busyJobs.map(String.init).joined(separator: ", ")
-            parts.append("\(count(.busy)) busy with \(jobs)")
-        }
-        if count(.starting) > 0 { parts.append("\(count(.starting)) starting") }
-        if count(.backoff) > 0 { parts.append("\(count(.backoff)) respawning after a crash") }
-        if count(.stopping) > 0 { parts.append("\(count(.stopping)) being replaced") }
-        if count(.failed) > 0 { parts.append("\(count(.failed)) failed") }
-        return parts.joined(separator: ", ")
-    }
-
     /// Why a job of `workers` cannot run on the pool as it stands (failed slots do not count), or
     /// nil when it can, now or once busy workers are free.
     func poolTooSmall(forWorkers workers: Int) -> PoolError? {
-        let usable = usableSlotCount
+        let usable = slotTable.usableCount
         guard workers > usable else { return nil }
-        let failed = slots.values.filter { $0.state == .failed && !$0.retiring }.map(\.index).sorted()
+        let failed = slotTable.failedServing
         guard !failed.isEmpty else { return .poolTooSmall(requested: workers, poolSize: usable) }
-        return .poolTooSmall(requested: workers, poolSize: targetSize, usable: usable, failedSlots: failed)
+        return .poolTooSmall(requested: workers, poolSize: slotTable.targetSize, usable: usable, failedSlots: failed)
     }
 
-    private func start(_ job: Job, on assigned: [Int]) {
+    private func startJob(_ job: Job, on assigned: [Int]) {
         let segment: JobSegment
         do {
-            segment = try descriptorReserve.whileReleased { () throws(IPCError) in
+            segment = try slotTable.descriptorReserve.whileReleased { () throws(IPCError) in
                 try job.plan.createSegment(name: configuration.names.job(job.id))
             }
         } catch {
@@ -121,16 +100,18 @@ extension PoolController {
         runningJobIDs.insert(job.id)
         job.startedAt = Date()
         for (participant, index) in assigned.enumerated() {
-            slots[index]?.state = .busy
-            slots[index]?.job = job.id
-            let command = WorkerCommand(kind: .runJob, jobID: job.id, participant: participant)
+            slotTable.update(index) { slot in
+                slot.state = .busy
+                slot.job = job.id
+            }
             do {
-                guard let commands = slots[index]?.commands else { throw IPCError("no command queue", errno: EBADF) }
-                try commands.send(command)
+                try slotTable.send(WorkerCommand(kind: .runJob, jobID: job.id, participant: participant), to: index)
             } catch {
                 // The worker cannot be reached; the job cannot complete. Stop the others.
-                slots[index]?.state = .ready
-                slots[index]?.job = nil
+                slotTable.update(index) { slot in
+                    slot.state = .ready
+                    slot.job = nil
+                }
                 job.ended.insert(participant)
                 job.failure = job.failure ?? "cannot send the job to slot \(index): \(error)"
                 segment.cancel()
@@ -139,7 +120,7 @@ extension PoolController {
         let on = assigned.count == 1 ? "slot \(assigned[0])" : "slots " + assigned.map(String.init).joined(separator: ", ")
         logger.info("job \(job.id) (\(job.plan.kind.name)) started on \(on)",
                     metadata: ["job": "\(job.id)", "kind": "\(job.plan.kind.name)", "slots": "\(assigned)", MessageID.key: MessageID.jobStarted])
-        recordHistory(job)
+        history.save(job)
         if let monitor = job.plan.makeMonitor(segment: segment) {
             job.monitor = monitor
             scheduleMonitor(for: job, monitor: monitor, after: monitor.initialDelay)
@@ -156,10 +137,13 @@ extension PoolController {
 
     /// A worker reports that its part of a job ended.
     func participantEnded(slot index: Int, pid: Int32, jobID: Int, outcome: WorkerEvent.Outcome, errorCode: Int32, reason: String) {
-        guard var slot = slots[index], slot.process?.pid == pid, slot.job == jobID else { return }
-        slot.job = nil
-        if slot.state == .busy { slot.state = .ready }
-        slots[index] = slot
+        let ended = slotTable.update(index) { slot -> Slot? in
+            guard slot.process?.pid == pid, slot.job == jobID else { return nil }
+            slot.job = nil
+            if slot.state == .busy { slot.state = .ready }
+            return slot
+        }
+        guard let slot = ended ?? nil else { return }
         if let job = jobs[jobID], let participant = job.slots.firstIndex(of: index) {
             job.ended.insert(participant)
             if outcome == .failed {
@@ -170,9 +154,9 @@ extension PoolController {
             }
             if job.ended.count == job.slots.count { finish(job) }
         }
-        if slot.retiring || slot.replaceAfterJob || lifecycle == .draining { stopWorker(slot: index) }
+        if slot.retiring || slot.replaceAfterJob || lifecycle.isDraining { stopWorker(slot: index) }
         noteChange()
-        dispatch()
+        dispatchJobs()
     }
 
     /// Stops a job. A queued one is simply dropped; a running one has its cancel flag set and its
@@ -188,11 +172,10 @@ extension PoolController {
             job.cancelReason = reason
             job.segment?.cancel()
             // Participants waiting for a replacement worker have nothing left to stop.
-            for index in slots.keys.sorted() where slots[index]?.takeover?.job == job.id {
-                let participant = slots[index]!.takeover!.participant
-                slots[index]?.takeover = nil
-                job.ended.insert(participant)
-                if lifecycle == .draining { stopBackedOffSlot(index) }
+            for (index, takeover) in slotTable.takeovers(of: job.id) {
+                slotTable.update(index) { $0.takeover = nil }
+                job.ended.insert(takeover.participant)
+                if lifecycle.isDraining { stopBackedOffSlot(index) }
             }
             if job.ended.count == job.slots.count {
                 finish(job)
@@ -202,7 +185,7 @@ extension PoolController {
                 for (participant, index) in job.slots.enumerated() where !job.ended.contains(participant) {
                     logger.warning("the worker in slot \(index) did not stop job \(job.id) within \(DurationText.format(nanoseconds(configuration.cancelGrace))) of its cancellation; killing it",
                                    metadata: ["job": "\(job.id)", "slot": "\(index)"])
-                    slots[index]?.process?.signal(SIGKILL)
+                    slotTable.kill(index)
                 }
             }
             logger.info("cancelling job \(job.id) (\(job.plan.kind.name)): \(reason)", metadata: ["job": "\(job.id)", "reason": "\(reason)"])
@@ -242,7 +225,7 @@ extension PoolController {
         job.finishedAt = Date()
         runningJobIDs.remove(job.id)
         jobsFinished += 1
-        recordHistory(job)
+        history.save(job)
         pruneHistory()
         let elapsed = job.startedAt.map { job.finishedAt!.timeIntervalSince($0) }
         var metadata: Logger.Metadata = ["job": "\(job.id)", "kind": "\(job.plan.kind.name)", "state": "\(job.state.rawValue)",
@@ -283,19 +266,6 @@ extension PoolController {
             guard !job.state.isFinished, !job.watchers.isEmpty else { return }
             if job.state == .running { job.notifyWatchers() }
             scheduleProgress(for: job)
-        }
-    }
-
-    /// While jobs run and clients follow the status, pushes it to them every `progressInterval`:
-    /// the jobs' progress changes without a change the status would otherwise be pushed for.
-    func scheduleStatusProgress() {
-        guard statusProgressTimer == nil, !statusFollowers.isEmpty, !runningJobIDs.isEmpty else { return }
-        statusProgressTimer = eventLoop.assumeIsolated().scheduleTask(in: timeAmount(configuration.progressInterval)) { [self] in
-            statusProgressTimer = nil
-            guard !statusFollowers.isEmpty, !runningJobIDs.isEmpty else { return }
-            let status = statusReply()
-            for follower in statusFollowers.values { follower(status) }
-            scheduleStatusProgress()
         }
     }
 

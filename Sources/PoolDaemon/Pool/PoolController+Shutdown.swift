@@ -2,47 +2,76 @@ import Logging
 import NIOCore
 import PoolIPC
 import PoolProtocol
-#if canImport(Glibc)
-import Glibc
-#endif
 
-/// An orderly stop (SIGTERM, SIGINT, the Shutdown call), in two phases.
-///
-/// Draining: `Run` is refused with ShuttingDown, queued jobs are cancelled at once, idle workers are
-/// asked to exit, and running jobs may go on until the drain deadline (`--drain-timeout`). Then
-/// they are cancelled the usual way (the cancel flag, `cancelGrace` to notice it, then SIGKILL) and
-/// end `cancelled`, their result the exact account of what they did. A busy worker exits as soon
-/// as its part of a job has ended. A second SIGTERM or SIGINT (Ctrl-C twice) or Shutdown cuts the
-/// drain short.
-///
-/// Stopping: once no worker process is left, every IPC object is unlinked and `onStopped` runs.
+/// The lifecycle's events and the actions its transitions return (see `Lifecycle`).
 extension PoolController {
-    func beginShutdown(reason: String) {
-        if lifecycle == .draining {
-            guard !drain.deadlinePassed else { return }
-            logger.notice("asked again to stop (\(reason)); cancelling the running jobs now")
-            cancelRunningJobs(because: "the daemon is shutting down (\(drain.reason ?? reason)) and was asked again to stop")
-            return
+    /// SIGTERM, SIGINT, the Shutdown call.
+    func requestStop(reason: String) {
+        perform(lifecycle.transition(on: .stopRequested(reason: reason, now: eventLoop.monotonicNanoseconds,
+                                                         drainTimeout: configuration.drainTimeout, runningJobs: runningJobIDs.count)))
+    }
+
+    /// Sends `READY=1` (via `onReady`) once no initial worker is still starting.
+    func checkReady() {
+        guard lifecycle.isStarting, !slotTable.anyStarting else { return }
+        perform(lifecycle.transition(on: .workersUp))
+    }
+
+    /// Completes the shutdown once no worker process is left.
+    func finishStopIfIdle() {
+        // A slot backing off before it respawns for a takeover still has work to do.
+        guard lifecycle.isDraining, !slotTable.anyProcessOrBackoff else { return }
+        perform(lifecycle.transition(on: .workersGone))
+    }
+
+    private func perform(_ actions: [Lifecycle.Action]) {
+        for action in actions {
+            switch action {
+            case .announceReady:
+                onReady?()
+                onReady = nil
+                dispatchJobs()  // jobs submitted while the pool was starting
+            case .beginDrain(let drain):
+                beginDrain(drain)
+            case .scheduleDrainDeadline(let timeout):
+                drainDeadlineTimer = eventLoop.assumeIsolated().scheduleTask(in: timeAmount(timeout)) { [self] in
+                    drainDeadlineTimer = nil
+                    perform(lifecycle.transition(on: .drainDeadlineReached))
+                }
+                scheduleDrainStatus()
+            case .cancelRunningJobs(let reason):
+                cancelRunningJobs(because: reason)
+            case .cutDrainShort(let askedBy, let reason):
+                logger.notice("asked again to stop (\(askedBy)); cancelling the running jobs now")
+                cancelRunningJobs(because: reason)
+            case .finishStop:
+                finishStop()
+            }
         }
-        guard lifecycle == .running || lifecycle == .starting else { return }
-        lifecycle = .draining
+        guard actions.contains(where: { if case .beginDrain = $0 { true } else { false } }) else { return }
+        noteChange()
+        advanceRestart()  // a restart in progress stops here
+        finishStopIfIdle()
+    }
+
+    /// The drain begins: queued jobs are cancelled, idle workers asked to exit; busy ones exit
+    /// once their part of a job has ended.
+    private func beginDrain(_ drain: Lifecycle.Drain) {
         notifier.notify("STOPPING=1")
-        let timeout = configuration.drainTimeout
-        drain.reason = reason
-        drain.deadline = MonotonicClock.nanoseconds + nanoseconds(timeout)
-        extendStopTimeout()
+        extendStopTimeout(drainLeft: nanoseconds(drain.timeout))
         let running = runningJobIDs.count
-        let plan = running == 0 ? "no job is running" : timeout == .zero ? "cancelling \(running) running job(s) now (--drain-timeout 0)"
-            : "\(running) running job(s) may finish within \(DurationText.format(nanoseconds(timeout)))"
+        let timeout = DurationText.format(nanoseconds(drain.timeout))
+        let plan = running == 0 ? "no job is running" : drain.timeout == .zero ? "cancelling \(running) running job(s) now (--drain-timeout 0)"
+            : "\(running) running job(s) may finish within \(timeout)"
         let queued = queue.isEmpty ? "" : "; cancelling \(queue.count) queued job(s)"
-        logger.info("shutting down (\(reason)): \(plan)\(queued)",
-                    metadata: ["reason": "\(reason)", "runningJobs": "\(running)", "queuedJobs": "\(queue.count)",
-                                                "drainTimeout": "\(DurationText.format(nanoseconds(timeout)))"])
+        logger.info("shutting down (\(drain.reason)): \(plan)\(queued)",
+                    metadata: ["reason": "\(drain.reason)", "runningJobs": "\(running)", "queuedJobs": "\(queue.count)",
+                               "drainTimeout": "\(timeout)"])
         for id in queue {
-            if let job = jobs[id] { cancel(job, reason: "the daemon is shutting down (\(reason)); the job had not started") }
+            if let job = jobs[id] { cancel(job, reason: "the daemon is shutting down (\(drain.reason)); the job had not started") }
         }
-        for index in slots.keys.sorted() {
-            guard let slot = slots[index] else { continue }
+        for index in slotTable.indices {
+            guard let slot = slotTable[index] else { continue }
             switch slot.state {
             case .busy: break  // stops when its part of the job has ended
             case _ where slot.takeover != nil: break  // respawning to finish a dead worker's part
@@ -50,28 +79,13 @@ extension PoolController {
             default: stopWorker(slot: index)
             }
         }
-        if running == 0 {
-            drain.deadlinePassed = true  // nothing to drain
-        } else if timeout == .zero {
-            cancelRunningJobs(because: "the daemon is shutting down (\(reason)) with no drain time (--drain-timeout 0)")
-        } else {
-            drain.deadlineTimer = eventLoop.assumeIsolated().scheduleTask(in: timeAmount(timeout)) { [self] in
-                drain.deadlineTimer = nil
-                cancelRunningJobs(because: "the daemon is shutting down (\(reason)) and the job was still running at the drain deadline (\(DurationText.format(nanoseconds(timeout))))")
-            }
-            scheduleDrainStatus()
-        }
-        noteChange()
-        advanceRestart()  // a restart in progress stops here
-        finishShutdownIfIdle()
     }
 
     /// The drain is over: every running job is cancelled (and its workers then stop).
     private func cancelRunningJobs(because reason: String) {
-        drain.deadlinePassed = true
-        drain.deadlineTimer?.cancel()
-        drain.deadlineTimer = nil
-        extendStopTimeout()
+        drainDeadlineTimer?.cancel()
+        drainDeadlineTimer = nil
+        extendStopTimeout(drainLeft: 0)
         let running = runningJobIDs.sorted().compactMap { jobs[$0] }
         if !running.isEmpty {
             logger.notice("cancelling the jobs still running: \(running.map { "job \($0.id) (\($0.plan.kind.name))" }.joined(separator: ", "))",
@@ -83,10 +97,10 @@ extension PoolController {
 
     /// Keeps STATUS= counting down while jobs drain.
     private func scheduleDrainStatus() {
-        drain.statusTimer = eventLoop.assumeIsolated().scheduleTask(in: .seconds(1)) { [self] in
-            drain.statusTimer = nil
-            guard lifecycle == .draining, !drain.deadlinePassed else { return }
-            extendStopTimeout()
+        drainStatusTimer = eventLoop.assumeIsolated().scheduleTask(in: .seconds(1)) { [self] in
+            drainStatusTimer = nil
+            guard lifecycle.isDraining, lifecycle.drain?.deadlinePassed == false else { return }
+            extendStopTimeout(drainLeft: lifecycle.drainLeft(now: eventLoop.monotonicNanoseconds))
             noteChange()
             scheduleDrainStatus()
         }
@@ -97,19 +111,15 @@ extension PoolController {
     /// cancelled job's grace, then a worker's stop timeout, plus a second for the last
     /// notifications. Sent at the start, every second of the drain and at its deadline; each
     /// message covers the time until the next one with room to spare.
-    private func extendStopTimeout() {
-        let drainLeft = drain.deadlinePassed ? 0 : max(0, drain.deadline - MonotonicClock.nanoseconds)
+    private func extendStopTimeout(drainLeft: Int64) {
         let rest = drainLeft + nanoseconds(configuration.cancelGrace) + nanoseconds(configuration.stopTimeout) + 1_000_000_000
         notifier.notify("EXTEND_TIMEOUT_USEC=\(rest / 1000)")
     }
 
-    /// Completes the shutdown once no worker process is left.
-    func finishShutdownIfIdle() {
-        // A slot backing off before it respawns for a takeover still has work to do.
-        guard lifecycle == .draining, !slots.values.contains(where: { $0.process != nil || $0.state == .backoff }) else { return }
-        lifecycle = .stopped
-        drain.deadlineTimer?.cancel()
-        drain.statusTimer?.cancel()
+    private func finishStop() {
+        drainDeadlineTimer?.cancel()
+        drainStatusTimer?.cancel()
+        slotTable.close()
         removeIPCObjects()
         watcher?.stop()
         logger.info("all workers stopped; IPC objects removed")
@@ -122,7 +132,7 @@ extension PoolController {
     /// (held until the process exits) tells other instances that these objects are not stale.
     func removeIPCObjects() {
         let names = configuration.names
-        for index in 0..<configuration.maxWorkers { MessageQueue.unlink(name: names.commands(slot: index)) }
+        slotTable.removeCommandQueues(capacity: configuration.maxWorkers)
         for id in jobs.keys { SharedSegment.unlink(name: names.job(id)) }
         events.close()
         MessageQueue.unlink(name: names.events)
@@ -131,42 +141,13 @@ extension PoolController {
 
     // MARK: What clients and systemd see
 
-    /// The drain, for `Status`; nil while the daemon is not shutting down.
-    func drainInfo() -> DrainInfo? {
-        guard let reason = drain.reason, lifecycle == .draining || lifecycle == .stopped else { return nil }
-        return DrainInfo(reason: reason, timeoutSeconds: Double(nanoseconds(configuration.drainTimeout)) / 1e9,
-                         secondsLeft: drain.deadlinePassed ? 0 : drainSecondsLeft)
-    }
-
-    /// Seconds until running jobs are cancelled (0 once the deadline has come).
-    private var drainSecondsLeft: Double {
-        max(0, Double(drain.deadline - MonotonicClock.nanoseconds) / 1e9)
-    }
-
-    /// STATUS= while shutting down: `stopping (SIGTERM): draining 2 jobs, deadline in 28s`.
-    func drainStatusLine(_ status: StatusReply) -> String? {
-        guard let reason = drain.reason, lifecycle == .draining || lifecycle == .stopped else { return nil }
-        let running = status.jobsRunning
-        let jobs = running == 1 ? "1 job" : "\(running) jobs"
-        if running > 0, !drain.deadlinePassed {
-            return "stopping (\(reason)): draining \(jobs), deadline in \(Int(drainSecondsLeft.rounded(.up)))s"
-        }
-        if running > 0 {
-            return "stopping (\(reason)): cancelling \(jobs)"
-        }
-        let left = status.workers.filter { $0.pid != 0 }.count
-        return "stopping (\(reason)): waiting for \(left == 1 ? "1 worker" : "\(left) workers") to exit"
+    /// STATUS= while the daemon stops.
+    func stoppingStatusLine(_ status: StatusReply) -> String? {
+        lifecycle.stoppingStatusLine(status, now: eventLoop.monotonicNanoseconds)
     }
 
     /// Why `Run` is refused during a shutdown.
     var shutdownRefusal: String {
-        let running = runningJobIDs.count
-        var reason = "the daemon is shutting down (\(drain.reason ?? "stopping")) and accepts no new jobs"
-        if running > 0 {
-            reason += drain.deadlinePassed
-                ? "; its \(running) running job(s) are being cancelled"
-                : "; its \(running) running job(s) may finish within \(Int(drainSecondsLeft.rounded(.up)))s"
-        }
-        return reason
+        lifecycle.shutdownRefusal(runningJobs: runningJobIDs.count, now: eventLoop.monotonicNanoseconds)
     }
 }

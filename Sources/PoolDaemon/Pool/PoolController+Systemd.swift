@@ -20,7 +20,7 @@ extension PoolController {
     }
 
     private func scheduleWatchdog(every interval: Int64, deadline: Int64) {
-        guard lifecycle != .stopped else { return }
+        guard !lifecycle.isStopped else { return }
         let stalled = watcher.map { $0.sinceLastRound } ?? 0
         if stalled < deadline {
             notifier.notify("WATCHDOG=1")
@@ -35,7 +35,7 @@ extension PoolController {
     /// SIGHUP: re-read the configuration file and apply what changed, telling the service manager
     /// RELOADING=1 before and READY=1 after.
     func reload() {
-        guard lifecycle == .running else { return }
+        guard lifecycle.isRunning else { return }
         notifier.notify("RELOADING=1")
         defer { notifier.notify("READY=1") }
         do {
@@ -85,7 +85,7 @@ extension PoolController {
         if !reply.pending.isEmpty { parts.append("at the next start: " + reply.pending.joined(separator: ", ")) }
         if !reply.ignored.isEmpty { parts.append("set on the command line, so unchanged: " + reply.ignored.joined(separator: ", ")) }
         logger.notice("reloaded \(path): \(parts.isEmpty ? "nothing changed" : parts.joined(separator: "; "))",
-                      metadata: ["config": "\(path)", "workers": "\(targetSize)"])
+                      metadata: ["config": "\(path)", "workers": "\(slotTable.targetSize)"])
         return reply
     }
 
@@ -97,8 +97,8 @@ extension PoolController {
             guard let workers = Int(value), (1...configuration.maxWorkers).contains(workers) else {
                 throw PoolError.invalidParameter(key, "workers = \(value) must be from 1 to \(configuration.maxWorkers) (max-workers)")
             }
-            if workers != targetSize { try checkResources(forPoolSize: workers) }
-            return { [self] in if workers != targetSize { resize(to: workers) } }
+            if workers != slotTable.targetSize { try checkResources(forPoolSize: workers) }
+            return { [self] in if workers != slotTable.targetSize { resize(to: workers) } }
         case "drain-timeout":
             guard let nanos = DurationText.nanoseconds(value) else {
                 throw PoolError.invalidParameter(key, "drain-timeout = \(value) must be a duration such as 30s, 500ms or 0")

@@ -5,7 +5,7 @@ import PoolProtocol
 
 /// The varlink methods: `io.poold.Pool` and `org.varlink.service`.
 extension PoolController {
-    func handle(call header: VarlinkCallHeader, message: ByteBuffer, decoder: JSONDecoder, responder: VarlinkResponder) {
+    func serve(call header: VarlinkCallHeader, message: ByteBuffer, decoder: JSONDecoder, responder: VarlinkResponder) {
         do throws(PoolError) {
             try dispatch(call: header, message: message, decoder: decoder, responder: responder)
         } catch {
@@ -37,11 +37,8 @@ extension PoolController {
             _ = try parameters(NoParameters.self)
             responder.reply(statusReply(), continues: responder.more)
             guard responder.more, !responder.isDone else { return }
-            let id = nextFollowerID
-            nextFollowerID += 1
-            statusFollowers[id] = { status in responder.reply(status, continues: true) }
-            responder.onClose = { [self] in statusFollowers[id] = nil }
-            scheduleStatusProgress()
+            let id = publisher.follow { status in responder.reply(status, continues: true) }
+            responder.onClose = { [publisher] in publisher.unfollow(id) }
         case PoolInterface.Method.run.qualifiedName:
             try run(parameters(RunRequest.self), responder: responder)
         case PoolInterface.Method.listJobs.qualifiedName:
@@ -54,7 +51,7 @@ extension PoolController {
             if let kind = request.kind, !JobKindCode.allCases.contains(where: { $0.name == kind }) {
                 throw PoolError.invalidParameter("kind", "'\(kind)' is no job kind; one of \(JobKindCode.allCases.map(\.name).joined(separator: ", "))")
             }
-            responder.reply(ListJobsReply(jobs: recentJobRecords(limit: limit, state: request.state, kind: request.kind)))
+            responder.reply(ListJobsReply(jobs: history.recentRecords(limit: limit, state: request.state, kind: request.kind, current: jobs)))
         case PoolInterface.Method.getJob.qualifiedName:
             let id = try parameters(JobIDRequest.self).id
             if let past = pastJobRecord(id) { return responder.reply(JobReply(job: past)) }
@@ -77,13 +74,13 @@ extension PoolController {
             guard (1...configuration.maxWorkers).contains(request.workers) else {
                 throw PoolError.invalidParameter("workers", "must be from 1 to \(configuration.maxWorkers) (--max-workers), not \(request.workers)")
             }
-            guard lifecycle == .running else { throw PoolError.shuttingDown("the daemon is \(lifecycle == .starting ? "starting" : "shutting down")") }
+            guard lifecycle.isRunning else { throw PoolError.shuttingDown(lifecycle.notRunningReason) }
             try checkResources(forPoolSize: request.workers)
             resize(to: request.workers)
-            responder.reply(ResizeReply(poolSize: targetSize, workers: statusReply().workers))
+            responder.reply(ResizeReply(poolSize: slotTable.targetSize, workers: slotTable.info))
         case PoolInterface.Method.restartWorkers.qualifiedName:
             let request = try parameters(RestartWorkersRequest.self)
-            guard lifecycle == .running else { throw PoolError.shuttingDown("the daemon is \(lifecycle == .starting ? "starting" : "shutting down")") }
+            guard lifecycle.isRunning else { throw PoolError.shuttingDown(lifecycle.notRunningReason) }
             try restartWorkers(slots: request.slots) { result in
                 switch result {
                 case .success(let reply): responder.reply(reply)
@@ -92,14 +89,14 @@ extension PoolController {
             }
         case PoolInterface.Method.reload.qualifiedName:
             _ = try parameters(NoParameters.self)
-            guard lifecycle == .running else { throw PoolError.shuttingDown("the daemon is \(lifecycle == .starting ? "starting" : "shutting down")") }
+            guard lifecycle.isRunning else { throw PoolError.shuttingDown(lifecycle.notRunningReason) }
             notifier.notify("RELOADING=1")
             defer { notifier.notify("READY=1") }
             responder.reply(try reloadConfiguration())
         case PoolInterface.Method.shutdown.qualifiedName:
             _ = try parameters(NoParameters.self)
             responder.reply(NoParameters())
-            beginShutdown(reason: "Shutdown")
+            requestStop(reason: "Shutdown")
         default:
             if header.method.hasPrefix(PoolInterface.name + ".") || header.method.hasPrefix("org.varlink.service.") {
                 throw PoolError.methodNotFound(header.method)
@@ -110,10 +107,10 @@ extension PoolController {
     }
 
     private func run(_ request: RunRequest, responder: VarlinkResponder) throws(PoolError) {
-        guard lifecycle == .running || lifecycle == .starting else {
+        guard lifecycle.isRunning || lifecycle.isStarting else {
             throw PoolError.shuttingDown(shutdownRefusal)
         }
-        let limits = JobLimits(poolSize: targetSize, maxPoolSize: queueLimitedPoolSize)
+        let limits = JobLimits(poolSize: slotTable.targetSize, maxPoolSize: queueLimitedPoolSize)
         let plan = try JobCatalog.plan(kind: request.kind, parameters: request.parameters, limits: limits)
         if let refusal = poolTooSmall(forWorkers: plan.workers) { throw refusal }
         try checkResources(for: plan)
@@ -128,10 +125,10 @@ extension PoolController {
             throw PoolError.resourceLimit("\(queue.count) jobs are queued, the limit (--max-queued-jobs); try again when some have run")
         }
         let detached = request.detach == true && !responder.oneway
-        if detached, let problem = history?.problem {
+        if detached, let problem = history.store?.problem {
             throw PoolError.resourceLimit("a detached job is acknowledged once it is in the job history, and the history cannot be written: \(problem)")
         }
-        let job = Job(id: try takeJobID(), plan: plan)
+        let job = Job(id: try history.takeJobID(), plan: plan)
         job.timeout = timeout
         if responder.oneway {
             // No reply is wanted: nothing waits for the job or holds on to the connection.
@@ -142,14 +139,14 @@ extension PoolController {
             // gets is written too; refused (cancelled before it ran) when it cannot be recorded.
             job.awaitingRecord = true
             enqueue(job)
-            whenHistoryWritten { [self] failure in
+            history.whenWritten { [self] failure in
                 job.awaitingRecord = false
                 if let failure {
                     cancel(job, reason: "it could not be recorded in the job history, and a detached job runs only once recorded")
                     return responder.fail(.resourceLimit("job \(job.id) could not be recorded in the job history, so it was not started: \(failure)"))
                 }
-                dispatch()
-                whenHistoryWritten { _ in responder.reply(JobReply(job: job.record)) }
+                dispatchJobs()
+                history.whenWritten { _ in responder.reply(JobReply(job: job.record)) }
             }
             return
         }
@@ -167,7 +164,7 @@ extension PoolController {
     }
 
     private func existingJob(_ id: Int) throws(PoolError) -> Job {
-        guard let job = jobs[id] else { throw PoolError.notFound(id: id, noJobReason(id)) }
+        guard let job = jobs[id] else { throw PoolError.notFound(id: id, history.noJobReason(id)) }
         return job
     }
 

@@ -14,22 +14,15 @@ final class PoolController {
     var configuration: DaemonConfiguration
     let eventLoop: any EventLoop
     let logger: Logger
-    let scoreboard: Scoreboard
     let events: MessageQueue
     let notifier: ServiceNotifier
     var watcher: EventWatcher?
-    let startedAt = MonotonicClock.nanoseconds
+    let startedAt: Int64
 
-    // Supervision.
-    var slots: [Int: Slot] = [:]
-    var targetSize: Int
+    /// The slots and their workers.
+    let slotTable: SlotTable
     /// The largest pool the kernel's queue limits allowed at start (at most --max-workers).
     let queueLimitedPoolSize: Int
-    var random = SystemRandomNumberGenerator()
-    /// Descriptors kept for spawning workers and setting up jobs when clients have taken the rest.
-    let descriptorReserve = DescriptorReserve(capacity: 8)
-    /// Workers that died while traced, which their tracer has not let go of yet.
-    var unreapedProcesses: [SpawnedProcess] = []
 
     /// A RestartWorkers in progress (PoolController+Restart).
     var restart = RestartState()
@@ -40,68 +33,65 @@ final class PoolController {
     /// Kept as jobs start and finish: counting them in `jobs`, which holds the finished ones of the
     /// history too, would cost a pass over up to `historyLimit` jobs per change.
     var runningJobIDs: Set<Int> = []
-    var nextJobID = 1
     var jobsFinished = 0
 
-    // Job history: the store (nil: none kept on disk) and the jobs of earlier runs, by id.
-    var history: JobHistory?
-    var pastJobs: [Int: JobRecord] = [:]
-    /// The ids of `jobs` and `pastJobs` together, oldest first (ids only grow), for pruning.
-    var historyOrder = CircularBuffer<Int>()
+    /// The jobs of earlier runs, the listing order, the job ids and the store on disk.
+    let history: HistoryIndex
+    /// The status clients follow and STATUS=.
+    let publisher: StatusPublisher
 
-    // Clients following the pool with `Status` + `more`.
-    var statusFollowers: [Int: (StatusReply) -> Void] = [:]
-    var nextFollowerID = 1
-    var changeFlushScheduled = false
-    /// Pushes the status to its followers while jobs run, for their progress (one timer for all).
-    var statusProgressTimer: Scheduled<Void>?
-
-    // Lifecycle.
-    enum Lifecycle { case starting, running, draining, stopped }
-    var lifecycle = Lifecycle.starting
-    var drain = DrainState()
+    var lifecycle = Lifecycle()
+    var drainDeadlineTimer: Scheduled<Void>?
+    /// Refreshes STATUS= (its countdown) while jobs drain.
+    var drainStatusTimer: Scheduled<Void>?
     /// Runs once when the initial workers have all left `starting`: the daemon is ready.
     var onReady: (() -> Void)?
     /// Runs once when every worker has exited and every IPC object is gone.
     var onStopped: (() -> Void)?
 
+    /// `launcher` starts the workers: `ProcessLauncher` in the daemon, a fake in the in-process
+    /// tests. The event loop's clock is the controller's (see `EventLoop.monotonicNanoseconds`).
     init(configuration: DaemonConfiguration, eventLoop: any EventLoop, logger: Logger, scoreboard: Scoreboard,
-         events: MessageQueue, notifier: ServiceNotifier) {
+         events: MessageQueue, notifier: ServiceNotifier, launcher: any WorkerLauncher) {
         self.configuration = configuration
         self.eventLoop = eventLoop
         self.logger = logger
-        self.scoreboard = scoreboard
         self.events = events
         self.notifier = notifier
-        self.targetSize = configuration.workers
+        self.startedAt = eventLoop.monotonicNanoseconds
+        self.slotTable = SlotTable(targetSize: configuration.workers, launcher: launcher, scoreboard: scoreboard,
+                                   eventLoop: eventLoop, logger: logger)
         self.queueLimitedPoolSize = min(configuration.maxWorkers, Self.poolSizeAllowedByQueueLimits(events: events))
+        self.history = HistoryIndex(eventLoop: eventLoop)
+        self.publisher = StatusPublisher(eventLoop: eventLoop, notifier: notifier, progressInterval: configuration.progressInterval)
+        publisher.source = self
     }
 
     /// Spawns the initial workers. Runs on the loop.
-    func start() {
+    func startPool() {
         if queueLimitedPoolSize < configuration.maxWorkers {
             logger.notice("the pool can grow to \(queueLimitedPoolSize) worker\(queueLimitedPoolSize == 1 ? "" : "s"), not --max-workers \(configuration.maxWorkers): each worker needs a command queue besides the event queue, within /proc/sys/fs/mqueue/queues_max = \(SystemLimits.messageQueueMaxQueues) and RLIMIT_MSGQUEUE = \(SystemLimits.messageQueueByteLimit) bytes; raise them for more")
         }
-        for index in 0..<targetSize {
-            slots[index] = Slot(index: index)
-            spawn(slot: index)
+        for index in 0..<slotTable.targetSize {
+            slotTable.add(index)
+            spawnWorker(slot: index)
         }
-        scheduleHeartbeatCheck()
+        slotTable.checkHeartbeats { [unowned self] in configuration.heartbeatTimeout }
         checkReady()
     }
 
     /// Everything the watcher thread reports arrives here, in order.
-    func handle(_ batch: [WatchedEvent]) {
+    func receive(_ batch: [WatchedEvent]) {
         for event in batch {
             switch event {
-            case .worker(let message): handleWorkerMessage(message)
-            case .processExited(let pidfd): handleProcessExit(pidfd: pidfd)
-            case .signal(let number): handleSignal(number)
+            case .worker(let message): receive(message)
+            case .processExited(let pidfd): workerExited(pidfd: pidfd)
+            case .signal(let number): receive(signal: number)
             }
         }
     }
 
-    private func handleWorkerMessage(_ message: WorkerEvent) {
+    private func receive(_ message: WorkerEvent) {
         switch message.kind {
         case .ready?: workerSaidReady(slot: Int(message.slot), pid: message.pid)
         case .jobEnded?: participantEnded(slot: Int(message.slot), pid: message.pid, jobID: Int(message.jobID),
@@ -110,56 +100,42 @@ final class PoolController {
         }
     }
 
-    private func handleSignal(_ number: Int32) {
+    private func receive(signal number: Int32) {
         switch number {
         case SIGTERM, SIGINT:
-            beginShutdown(reason: number == SIGTERM ? "SIGTERM" : "SIGINT")
+            requestStop(reason: number == SIGTERM ? "SIGTERM" : "SIGINT")
         case SIGHUP:
             reload()
         case SIGCHLD:
-            reapReleasedProcesses()
+            slotTable.reapReleased()
         default:
             logger.info("signal \(number) ignored")
         }
     }
 
-    // MARK: Change notification
+    // MARK: Status
 
-    /// Coalesces every change made during one loop turn into one status push.
+    /// Every change made during one loop turn is published once.
     func noteChange() {
-        guard !changeFlushScheduled else { return }
-        changeFlushScheduled = true
-        eventLoop.assumeIsolated().execute { [self] in
-            changeFlushScheduled = false
-            let status = statusReply()
-            notifier.status(statusLine(status))
-            for follower in statusFollowers.values { follower(status) }
-            scheduleStatusProgress()
-        }
+        publisher.noteChange()
     }
 
     func statusReply() -> StatusReply {
-        let workers = slots.keys.sorted().map { slots[$0]!.info }
-        return StatusReply(
-            pid: Int(getpid()), version: PooldVersion.string, poolSize: targetSize, workers: workers,
+        StatusReply(
+            pid: Int(getpid()), version: PooldVersion.string, poolSize: slotTable.targetSize, workers: slotTable.info,
             jobsQueued: queue.count, jobsRunning: runningJobIDs.count, jobsFinished: jobsFinished,
-            uptimeSeconds: Double(MonotonicClock.nanoseconds - startedAt) / 1e9, drain: drainInfo(),
-            history: history?.status, instance: configuration.instance,
+            uptimeSeconds: Double(eventLoop.monotonicNanoseconds - startedAt) / 1e9,
+            drain: lifecycle.drainInfo(now: eventLoop.monotonicNanoseconds),
+            history: history.store?.status, instance: configuration.instance,
             runningJobs: runningJobIDs.isEmpty ? nil : runningJobIDs.sorted().compactMap { jobs[$0]?.record(includingLog: false) })
     }
 
     /// The one-line summary for systemd's STATUS=.
     func statusLine(_ status: StatusReply) -> String {
-        if let line = drainStatusLine(status) { return line }
-        let ready = status.workers.filter { $0.state == .ready || $0.state == .busy }.count
-        let failed = status.workers.filter { $0.state == .failed }.count
-        var line = "\(ready)/\(status.poolSize) workers up, \(status.jobsRunning) jobs running, \(status.jobsQueued) queued, \(status.jobsFinished) done"
-        if failed > 0 { line += ", \(failed) slots failed" }
-        if let problem = status.history?.problem {
-            line += "; job history failing: " + problem
-        } else if let incident = status.history?.lastIncident {
-            line += "; job history: " + incident
-        }
-        return line
+        StatusPublisher.statusLine(status, stopping: stoppingStatusLine(status))
     }
+}
+
+extension PoolController: StatusSource {
+    var hasRunningJobs: Bool { !runningJobIDs.isEmpty }
 }

@@ -2,12 +2,13 @@ import NIOCore
 import PoolIPC
 import PoolProtocol
 
-/// One place in the pool and the worker process occupying it.
+/// One place in the pool and the worker process occupying it. A value held in the `SlotTable`,
+/// which alone changes it, in place.
 struct Slot {
     let index: Int
     var state: WorkerState = .starting
-    var process: SpawnedProcess?
-    var commands: MessageQueue?
+    var process: (any WorkerProcess)?
+    var commands: (any WorkerCommandQueue)?
     /// The job this slot's worker is working on.
     var job: Int?
     var restarts = 0

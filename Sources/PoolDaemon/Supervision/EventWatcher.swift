@@ -16,15 +16,13 @@ enum WatchedEvent: Sendable {
 /// One thread that blocks in poll(2) on what the event loop cannot wait for itself: the workers'
 /// pidfds and a signalfd. It only waits and forwards; all decisions are made on the event loop.
 ///
-/// The workers' event queue is not among them: a worker rings the `doorbell` after each event it
-/// sends, and the event loop, woken by the pipe, takes the events from the queue itself
-/// (`WorkerEventReader`), without a hop through this thread. Before it reports a process gone,
+/// The workers' event queue is not among them: a worker rings the doorbell (an eventfd, see
+/// `Doorbell`) after each event it sends, and the event loop, woken by it, takes the events from
+/// the queue itself (`WorkerEventReader`), without a hop through this thread. Before it reports a process gone,
 /// the watcher takes what is left on the queue, so that what a worker said before it died (its
 /// part of a job ended) comes before its death, whichever of the two takes the message.
 final class EventWatcher: Sendable {
     private let events: MessageQueue
-    /// Inherited by the workers at spawn; the event loop owns and reads it.
-    let doorbell: Doorbell
     private let signalDescriptor: Int32
     private let wakeDescriptor: Int32
     private let pidfds = Mutex<Set<Int32>>([])
@@ -40,12 +38,6 @@ final class EventWatcher: Sendable {
     init(events: MessageQueue, signalDescriptor: Int32, deliver: @escaping @Sendable ([WatchedEvent]) -> Void) throws(IPCError) {
         let wake = pool_eventfd()
         guard wake >= 0 else { throw IPCError("eventfd") }
-        do {
-            doorbell = try Doorbell.make()
-        } catch {
-            close(wake)
-            throw error
-        }
         self.events = events
         self.signalDescriptor = signalDescriptor
         self.wakeDescriptor = wake

@@ -14,27 +14,19 @@ struct CounterJob: JobPlan {
     var kind: JobKindCode { .counter }
     var workers: Int { settings.workers }
 
-    /// The kind area: parameters, then the counter and the mutex, each on a cache line of its own
-    /// so that the race is on the counter alone.
-    enum Area {
-        static let mode = 0          // UInt32
-        static let split = 4         // UInt32
-        static let iterations = 8    // Int64
-        static let start = 16        // Int64
-        /// The counter; in `unsafe` mode a tally instead (see `UnsafeTally`).
-        static let counter = 64      // Int64
-        // The locked mode's intent record, beside the counter and written under the mutex: which
-        // participant is updating, the counter before and its `done` after. A worker killed inside
-        // the critical section leaves it set, and the next locker (EOWNERDEAD) settles whether the
-        // update landed, so the dead worker's count, and its replacement's start, are exact. The
-        // values are stored before the marker (`pendingParticipant`), so that a marker that is set
-        // always comes with its own values, never with the previous holder's.
-        static let pendingParticipant = 72   // Int64: participant + 1, 0 when none
-        static let pendingBefore = 80        // Int64
-        static let pendingDone = 88          // Int64
-        static let mutex = 128       // pthread_mutex_t
-        static var size: Int { mutex + max(RobustMutex.size, 64) }
-    }
+    /// The kind area, `pool_counter_area`: parameters, then the counter and the mutex, each on a
+    /// cache line of its own so that the race is on the counter alone. In `unsafe` mode the counter
+    /// holds a tally instead (see `UnsafeTally`).
+    ///
+    /// Beside the counter, written under the mutex, the locked mode's intent record: which
+    /// participant is updating, the counter before and its `done` after. A worker killed inside
+    /// the critical section leaves it set, and the next locker (EOWNERDEAD) settles whether the
+    /// update landed, so the dead worker's count, and its replacement's start, are exact. The
+    /// values are stored before the marker (`pendingParticipant`), so that a marker that is set
+    /// always comes with its own values, never with the previous holder's.
+    typealias Area = pool_counter_area
+
+    static func area(of segment: JobSegment) -> UnsafeMutablePointer<Area> { segment.kindArea.layout(Area.self) }
 
     static func plan(_ parameters: JSONValue?, limits: JobLimits) throws(PoolError) -> CounterJob {
         var reader = try ParameterReader(parameters)
@@ -94,17 +86,17 @@ struct CounterJob: JobPlan {
         return (delta, index == count - 1 ? iterations + 1 : iterations)
     }
 
-    var kindAreaSize: Int { Area.size }
+    var kindAreaSize: Int { MemoryLayout<Area>.size }
 
     func createSegment(name: String) throws(IPCError) -> JobSegment {
         let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers, kindAreaSize: kindAreaSize)
-        let area = segment.kindArea
-        area.storeBytes(of: Self.modeCode(settings.mode), toByteOffset: Area.mode, as: UInt32.self)
-        area.storeBytes(of: settings.split ? 1 : 0, toByteOffset: Area.split, as: UInt32.self)
-        area.storeBytes(of: Int64(settings.iterations), toByteOffset: Area.iterations, as: Int64.self)
-        area.storeBytes(of: settings.mode == .unsafe ? 0 : Int64(settings.start), toByteOffset: Area.counter, as: Int64.self)
-        area.storeBytes(of: Int64(settings.start), toByteOffset: Area.start, as: Int64.self)
-        if settings.mode == .locked { try segment.initializeMutex(atKindOffset: Area.mutex) }
+        let area = Self.area(of: segment)
+        area.pointee.mode = Self.modeCode(settings.mode)
+        area.pointee.split = settings.split ? 1 : 0
+        area.pointee.iterations = Int64(settings.iterations)
+        area.pointee.counter = settings.mode == .unsafe ? 0 : Int64(settings.start)
+        area.pointee.start = Int64(settings.start)
+        if settings.mode == .locked { try segment.initializeMutex(area.field(\.mutex)) }
         return segment
     }
 
@@ -115,7 +107,7 @@ struct CounterJob: JobPlan {
     var resumesAfterWorkerDeath: Bool { true }
 
     func result(from segment: JobSegment, monitor: (any JobMonitor)?) -> JSONValue {
-        let area = segment.kindArea
+        let area = Self.area(of: segment)
         // Every participant has ended, so nobody holds the mutex but perhaps a dead worker: settle
         // its intent record as the next locker would have.
         if settings.mode == .locked { Self.settleIntent(segment: segment) }
@@ -166,8 +158,8 @@ struct CounterJob: JobPlan {
         }
     }
 
-    static func counter(in area: UnsafeMutableRawPointer) -> UnsafeAtomic<Int64> {
-        UnsafeAtomic(at: (area + Area.counter).assumingMemoryBound(to: Int64.AtomicRepresentation.self))
+    static func counter(in area: UnsafeMutablePointer<Area>) -> UnsafeAtomic<Int64> {
+        area.atomic(\.counter)
     }
 }
 
@@ -178,13 +170,13 @@ extension CounterJob: JobParticipantWork {
 
     static func run(_ context: ParticipantContext) -> WorkerEvent.Outcome {
         let segment = context.segment, participant = context.participant, progress = context.record
-        let area = segment.kindArea
-        let modeCode = area.load(fromByteOffset: Area.mode, as: UInt32.self)
-        let split = area.load(fromByteOffset: Area.split, as: UInt32.self) != 0
-        let iterations = Int(area.load(fromByteOffset: Area.iterations, as: Int64.self))
+        let area = Self.area(of: segment)
+        let modeCode = area.pointee.mode
+        let split = area.pointee.split != 0
+        let iterations = Int(area.pointee.iterations)
         let (delta, operations) = share(participant: participant, of: segment.participants, iterations: iterations, split: split)
         let counter = Self.counter(in: area)
-        let mutex = RobustMutex(at: area + Area.mutex)
+        let mutex = RobustMutex(area.field(\.mutex))
         let record = segment.participant(participant)
 
         // Unsafe mode races on CPUs of their own: two workers the scheduler put on one CPU would
@@ -202,7 +194,7 @@ extension CounterJob: JobParticipantWork {
                 let rc = lock(mutex, segment: segment, record: record)
                 guard rc == 0 else { return lockFailed(rc, context) }
                 done = Int(record.done.load(ordering: .relaxed))
-                pthread_mutex_unlock(mutex.raw)
+                mutex.unlock()
             } else {
                 done = Int(record.done.load(ordering: .relaxed))
             }
@@ -213,9 +205,9 @@ extension CounterJob: JobParticipantWork {
             record.finishedNanos.store(MonotonicClock.nanoseconds, ordering: .relaxed)
             record.done.store(Int64(done), ordering: .releasing)
         }
-        let pendingParticipant = atomic(area + Area.pendingParticipant)
-        let pendingBefore = atomic(area + Area.pendingBefore)
-        let pendingDone = atomic(area + Area.pendingDone)
+        let pendingParticipant = area.atomic(\.pendingParticipant)
+        let pendingBefore = area.atomic(\.pendingBefore)
+        let pendingDone = area.atomic(\.pendingDone)
         let me = Int64(participant + 1)
         let fault = LockFault(update: participant == 0 ? context.faults.dieHoldingLockAfter ?? -1 : -1,
                               step: context.faults.dieHoldingLockAt)
@@ -254,7 +246,7 @@ extension CounterJob: JobParticipantWork {
                     fault.reached(.count, dying)
                     pendingParticipant.store(0, ordering: .releasing)
                     fault.reached(.intentCleared, dying)
-                    pthread_mutex_unlock(mutex.raw)
+                    mutex.unlock()
                 }
             default:
                 for _ in 0..<count { counter.wrappingIncrement(by: delta, ordering: .relaxed) }
@@ -300,19 +292,18 @@ extension CounterJob: JobParticipantWork {
     }
 
     /// Takes the job's mutex. After EOWNERDEAD (the holder died inside the critical section) the
-    /// intent record is settled and the mutex made consistent; the recovery is counted. Returns
-    /// 0, or the error number of the failed call.
+    /// mutex was made consistent, and the intent record is settled before anything else happens
+    /// under it; the recovery is counted. Returns 0, or the error number of the failed call.
     private static func lock(_ mutex: RobustMutex, segment: JobSegment, record: JobSegment.Participant) -> Int32 {
-        let rc = pthread_mutex_lock(mutex.raw)
-        if rc == EOWNERDEAD {
-            settleIntent(segment: segment)
-            let consistent = pool_mutex_consistent(mutex.raw)
-            record.extra.wrappingIncrement(ordering: .relaxed)
-            // Not left held: the others then fail with ENOTRECOVERABLE instead of waiting forever.
-            if consistent != 0 { pthread_mutex_unlock(mutex.raw) }
-            return consistent
+        do {
+            if try mutex.lock() == .recoveredFromDeadOwner {
+                settleIntent(segment: segment)
+                record.extra.wrappingIncrement(ordering: .relaxed)
+            }
+            return 0
+        } catch {
+            return error.errno
         }
-        return rc
     }
 
     private static func lockFailed(_ rc: Int32, _ context: ParticipantContext) -> WorkerEvent.Outcome {
@@ -323,22 +314,18 @@ extension CounterJob: JobParticipantWork {
     /// counter moved by its delta) and sets that participant's `done` to match, then clears the
     /// record. Called with the mutex held, or by the daemon once every participant has ended.
     static func settleIntent(segment: JobSegment) {
-        let area = segment.kindArea
-        let pending = atomic(area + Area.pendingParticipant)
+        let area = Self.area(of: segment)
+        let pending = area.atomic(\.pendingParticipant)
         let marked = Int(pending.load(ordering: .acquiring))
         guard marked > 0, marked <= segment.participants else { return }
         let participant = marked - 1
-        let split = area.load(fromByteOffset: Area.split, as: UInt32.self) != 0
-        let iterations = Int(area.load(fromByteOffset: Area.iterations, as: Int64.self))
+        let split = area.pointee.split != 0
+        let iterations = Int(area.pointee.iterations)
         let (delta, _) = share(participant: participant, of: segment.participants, iterations: iterations, split: split)
-        let before = atomic(area + Area.pendingBefore).load(ordering: .relaxed)
-        let doneAfter = atomic(area + Area.pendingDone).load(ordering: .relaxed)
+        let before = area.atomic(\.pendingBefore).load(ordering: .relaxed)
+        let doneAfter = area.atomic(\.pendingDone).load(ordering: .relaxed)
         let landed = counter(in: area).load(ordering: .relaxed) == before &+ delta
         segment.participant(participant).done.store(landed ? doneAfter : doneAfter - 1, ordering: .relaxed)
         pending.store(0, ordering: .releasing)
-    }
-
-    static func atomic(_ pointer: UnsafeMutableRawPointer) -> UnsafeAtomic<Int64> {
-        UnsafeAtomic(at: pointer.assumingMemoryBound(to: Int64.AtomicRepresentation.self))
     }
 }

@@ -1,4 +1,5 @@
 import Atomics
+import CPooldShim
 import PoolIPC
 import PoolProtocol
 
@@ -14,13 +15,13 @@ struct EventJob: JobPlan {
     var workers: Int { waiters + timeoutWaiters }
     var totalWork: Int { workers }
 
-    enum Area {
-        static let timeout = 0       // Int64 nanoseconds
-        static let waiters = 8       // Int64: participants below this wait without a timeout
-        static let event = 64        // UInt32 futex word: 0 clear, 1 set
-        static let setNanos = 72     // Int64: when the daemon set it
-        static let records = 128     // per participant: received, timeouts, wokeNanos (Int64 each)
-        static let recordSize = 32
+    /// The kind area, `pool_event_area`, then a `pool_event_record` per participant.
+    typealias Area = pool_event_area
+
+    static func area(of segment: JobSegment) -> UnsafeMutablePointer<Area> { segment.kindArea.layout(Area.self) }
+
+    static func records(in area: UnsafeMutablePointer<Area>) -> UnsafeMutablePointer<pool_event_record> {
+        area.end.layout(pool_event_record.self)
     }
 
     static func plan(_ parameters: JSONValue?, limits: JobLimits) throws(PoolError) -> EventJob {
@@ -44,12 +45,13 @@ struct EventJob: JobPlan {
                  "timeout": .string(DurationText.format(timeout)), "setAfter": .string(DurationText.format(setAfter))])
     }
 
-    var kindAreaSize: Int { Area.records + workers * Area.recordSize }
+    var kindAreaSize: Int { MemoryLayout<Area>.size + workers * MemoryLayout<pool_event_record>.stride }
 
     func createSegment(name: String) throws(IPCError) -> JobSegment {
         let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers, kindAreaSize: kindAreaSize)
-        segment.kindArea.storeBytes(of: timeout, toByteOffset: Area.timeout, as: Int64.self)
-        segment.kindArea.storeBytes(of: Int64(waiters), toByteOffset: Area.waiters, as: Int64.self)
+        let area = Self.area(of: segment)
+        area.pointee.timeout = timeout
+        area.pointee.waiters = Int64(waiters)
         return segment
     }
 
@@ -68,8 +70,9 @@ struct EventJob: JobPlan {
         }
 
         func tick() -> Duration? {
-            segment.kindArea.storeBytes(of: MonotonicClock.nanoseconds, toByteOffset: Area.setNanos, as: Int64.self)
-            let word = FutexWord(at: segment.kindArea + Area.event)
+            let area = EventJob.area(of: segment)
+            area.pointee.setNanos = MonotonicClock.nanoseconds
+            let word = FutexWord(area.field(\.event))
             word.atomic.store(1, ordering: .releasing)
             word.wake()
             return nil
@@ -80,9 +83,10 @@ struct EventJob: JobPlan {
     /// ended); woken: those that received it.
     func addLiveFigures(to progress: inout JobProgress, segment: JobSegment, monitor: (any JobMonitor)?) {
         var waiting = 0, woken = 0
+        let records = Self.records(in: Self.area(of: segment))
         for index in 0..<workers {
             let participant = segment.participant(index)
-            if (segment.kindArea + Area.records + index * Area.recordSize).load(as: Int64.self) != 0 {
+            if records[index].received != 0 {
                 woken += 1
             } else if participant.pid.load(ordering: .relaxed) != 0, participant.done.load(ordering: .relaxed) == 0 {
                 waiting += 1
@@ -92,13 +96,14 @@ struct EventJob: JobPlan {
     }
 
     func result(from segment: JobSegment, monitor: (any JobMonitor)?) -> JSONValue {
-        let area = segment.kindArea
-        let setNanos = area.load(fromByteOffset: Area.setNanos, as: Int64.self)
+        let area = Self.area(of: segment)
+        let setNanos = area.pointee.setNanos
+        let records = Self.records(in: area)
         var entries: [JSONValue] = []
         for index in 0..<workers {
-            let record = area + Area.records + index * Area.recordSize
-            let received = record.load(fromByteOffset: 0, as: Int64.self) != 0
-            let woke = record.load(fromByteOffset: 16, as: Int64.self)
+            let record = records[index]
+            let received = record.received != 0
+            let woke = record.wokeNanos
             let participant = segment.participant(index)
             var entry: [String: JSONValue] = [
                 "participant": .number(Double(index)),
@@ -106,7 +111,7 @@ struct EventJob: JobPlan {
                 "pid": .number(Double(participant.pid.load(ordering: .relaxed))),
                 "withTimeout": .bool(index >= waiters),
                 "received": .bool(received),
-                "timeouts": .number(Double(record.load(fromByteOffset: 8, as: Int64.self))),
+                "timeouts": .number(Double(record.timeouts)),
             ]
             if received && setNanos > 0 { entry["wakeLatencyMicros"] = .number(Double(max(0, woke - setNanos)) / 1000) }
             entries.append(.object(entry))
@@ -118,14 +123,14 @@ struct EventJob: JobPlan {
 
 extension EventJob: JobParticipantWork {
     static func run(_ context: ParticipantContext) -> WorkerEvent.Outcome {
-        let area = context.segment.kindArea
-        let timeout = area.load(fromByteOffset: Area.timeout, as: Int64.self)
-        let withTimeout = context.participant >= Int(area.load(fromByteOffset: Area.waiters, as: Int64.self))
-        let event = FutexWord(at: area + Area.event)
-        let record = area + Area.records + context.participant * Area.recordSize
+        let area = Self.area(of: context.segment)
+        let timeout = area.pointee.timeout
+        let withTimeout = context.participant >= Int(area.pointee.waiters)
+        let event = FutexWord(area.field(\.event))
+        let record = Self.records(in: area) + context.participant
         var timeouts: Int64 = 0
         defer {
-            record.storeBytes(of: timeouts, toByteOffset: 8, as: Int64.self)
+            record.pointee.timeouts = timeouts
             context.mine.done.store(1, ordering: .relaxed)
         }
         if withTimeout {
@@ -145,8 +150,8 @@ extension EventJob: JobParticipantWork {
             context.logger.debug("waiting for an event from the daemon ...")
             if waitForEvent(event, context: context, timeoutNanos: nil) == .cancelled { return .cancelled }
         }
-        record.storeBytes(of: MonotonicClock.nanoseconds, toByteOffset: 16, as: Int64.self)
-        record.storeBytes(of: 1, toByteOffset: 0, as: Int64.self)
+        record.pointee.wokeNanos = MonotonicClock.nanoseconds
+        record.pointee.received = 1
         context.logger.info("received event True")
         return .completed
     }

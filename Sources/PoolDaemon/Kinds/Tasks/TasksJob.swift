@@ -1,4 +1,5 @@
 import Atomics
+import CPooldShim
 import PoolIPC
 import PoolProtocol
 
@@ -12,11 +13,13 @@ struct TasksJob: JobPlan {
     var kind: JobKindCode { .tasks }
     var totalWork: Int { count }
 
-    enum Area {
-        static let count = 0        // Int64
-        static let created = 128    // Int64: monotonic nanoseconds when the job was set up
-        static let tasks = 192      // per task: slot Int32, pid Int32, startedNanos Int64, participant Int64
-        static let taskSize = 24
+    /// The kind area, `pool_tasks_area`, then a `pool_task_record` per task.
+    typealias Area = pool_tasks_area
+
+    static func area(of segment: JobSegment) -> UnsafeMutablePointer<Area> { segment.kindArea.layout(Area.self) }
+
+    static func tasks(in area: UnsafeMutablePointer<Area>) -> UnsafeMutablePointer<pool_task_record> {
+        area.end.layout(pool_task_record.self)
     }
 
     static func plan(_ parameters: JSONValue?, limits: JobLimits) throws(PoolError) -> TasksJob {
@@ -30,30 +33,32 @@ struct TasksJob: JobPlan {
 
     var parameters: JSONValue { .object(["count": .number(Double(count)), "workers": .number(Double(workers))]) }
 
-    var kindAreaSize: Int { Area.tasks + count * Area.taskSize }
+    var kindAreaSize: Int { MemoryLayout<Area>.size + count * MemoryLayout<pool_task_record>.stride }
 
     func createSegment(name: String) throws(IPCError) -> JobSegment {
         let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers, kindAreaSize: kindAreaSize)
-        segment.kindArea.storeBytes(of: Int64(count), toByteOffset: Area.count, as: Int64.self)
-        segment.kindArea.storeBytes(of: MonotonicClock.nanoseconds, toByteOffset: Area.created, as: Int64.self)
+        let area = Self.area(of: segment)
+        area.pointee.count = Int64(count)
+        area.pointee.createdNanos = MonotonicClock.nanoseconds
         return segment
     }
 
     func result(from segment: JobSegment, monitor: (any JobMonitor)?) -> JSONValue {
-        let area = segment.kindArea
-        let created = area.load(fromByteOffset: Area.created, as: Int64.self)
+        let area = Self.area(of: segment)
+        let created = area.pointee.createdNanos
+        let records = Self.tasks(in: area)
         var tasks: [JSONValue] = []
         var last: Int64 = created
         for index in 0..<count {
-            let entry = area + Area.tasks + index * Area.taskSize
-            let started = entry.load(fromByteOffset: 8, as: Int64.self)
+            let entry = records[index]
+            let started = entry.startedNanos
             guard started > 0 else { continue }
             last = max(last, started)
             tasks.append(.object([
                 "index": .number(Double(index)),
-                "participant": .number(Double(entry.load(fromByteOffset: 16, as: Int64.self))),
-                "slot": .number(Double(entry.load(fromByteOffset: 0, as: Int32.self))),
-                "pid": .number(Double(entry.load(fromByteOffset: 4, as: Int32.self))),
+                "participant": .number(Double(entry.participant)),
+                "slot": .number(Double(entry.slot)),
+                "pid": .number(Double(entry.pid)),
                 "waitMicros": .number(Double((started - created) / 1000)),
             ]))
         }
@@ -63,17 +68,18 @@ struct TasksJob: JobPlan {
 
 extension TasksJob: JobParticipantWork {
     static func run(_ context: ParticipantContext) -> WorkerEvent.Outcome {
-        let area = context.segment.kindArea
-        let count = Int(area.load(fromByteOffset: Area.count, as: Int64.self))
+        let area = Self.area(of: context.segment)
+        let count = Int(area.pointee.count)
+        let records = Self.tasks(in: area)
         let pid = Int32(context.mine.pid.load(ordering: .relaxed))
         var done: Int64 = 0
         for index in stride(from: context.participant, to: count, by: context.segment.participants) {
             if context.segment.isCancelled { break }
-            let entry = area + Area.tasks + index * Area.taskSize
-            entry.storeBytes(of: Int32(context.slot), toByteOffset: 0, as: Int32.self)
-            entry.storeBytes(of: pid, toByteOffset: 4, as: Int32.self)
-            entry.storeBytes(of: Int64(context.participant), toByteOffset: 16, as: Int64.self)
-            entry.storeBytes(of: MonotonicClock.nanoseconds, toByteOffset: 8, as: Int64.self)
+            let entry = records + index
+            entry.pointee.slot = Int32(context.slot)
+            entry.pointee.pid = pid
+            entry.pointee.participant = Int64(context.participant)
+            entry.pointee.startedNanos = MonotonicClock.nanoseconds
             context.logger.info("I'm the task \(index)")
             done += 1
             context.mine.done.store(done, ordering: .relaxed)

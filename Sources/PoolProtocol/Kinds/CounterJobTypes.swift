@@ -45,7 +45,9 @@ public struct CounterWorkerResult: Codable, Sendable, Equatable {
     }
 }
 
-public struct CounterResult: Codable, Sendable, Equatable {
+public struct CounterResult: JobResult {
+    public static let kind = "counter"
+
     public var mode: CounterMode
     public var start: Int
     public var expected: Int
@@ -81,4 +83,8 @@ public struct CounterResult: Codable, Sendable, Equatable {
         self.lockRecoveries = lockRecoveries
         self.workers = workers
     }
+}
+
+extension CounterResult {
+    public var summary: String { "\(mode.rawValue): counter = \(actual), expected \(expected), lost \(lost)" }
 }
