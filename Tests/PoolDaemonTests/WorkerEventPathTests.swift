@@ -1,4 +1,5 @@
 import Foundation
+@testable import PoolDaemon
 import PoolProtocol
 import Testing
 #if canImport(Glibc)
@@ -61,5 +62,33 @@ struct WorkerEventPathTests {
         let status = try daemon.waitForStatus { $0.workers.first?.restarts == 1 && $0.workers.first?.state == .ready }
         #expect(status.workers[0].lastExit?.contains("signal 9") == true, "\(String(describing: status.workers[0].lastExit))")
         try daemon.stop()
+    }
+}
+
+/// The reserve of descriptors kept for spawns and job starts gives up only what they open.
+struct DescriptorReserveTests {
+    private static func isOpen(_ descriptor: Int32) -> Bool { fcntl(descriptor, F_GETFD) >= 0 }
+
+    @Test func aJobStartReleasesOnlyWhatItOpens() throws {
+        let reserve = DescriptorReserve(capacity: 8)
+        let held = reserve.held
+        #expect(held.count == 8)
+        let opened: [Int32] = reserve.whileReleased {
+            #expect(held.filter { !Self.isOpen($0) }.count == 2, "the reserve released more than the two descriptors asked for")
+            return [open("/dev/null", O_RDONLY | O_CLOEXEC), open("/dev/null", O_RDONLY | O_CLOEXEC)]
+        }
+        #expect(reserve.held.count == 8 && reserve.held.allSatisfy(Self.isOpen), "the reserve is full again")
+        for descriptor in opened { close(descriptor) }
+    }
+
+    @Test func placesHeldBeyondTheCapacityAreGivenBack() throws {
+        let reserve = DescriptorReserve(capacity: 4)
+        reserve.hold(3)
+        #expect(reserve.held.count == 7)
+        let released = reserve.held.suffix(5)
+        reserve.whileReleased {
+            #expect(released.allSatisfy { !Self.isOpen($0) }, "the surplus and the two needed are free in the body")
+        }
+        #expect(reserve.held.count == 4)
     }
 }
