@@ -137,6 +137,7 @@ struct SharedLayoutTests {
             .init("seed", \.seed),
             .init("producers", \.producers),
             .init("trace", \.trace),
+            .init("transport", \.transport),
             .init("produceLow", \.produceLow),
             .init("produceHigh", \.produceHigh),
             .init("consumeLow", \.consumeLow),
@@ -173,6 +174,29 @@ struct SharedLayoutTests {
             .init("producer", \.producer),
             .init("count", \.count),
             .init("enqueuedNanos", \.enqueuedNanos),
+        ]),
+        LayoutView(pool_ring_header.self, [
+            .init("magic", \.magic),
+            .init("version", \.version),
+            .init("capacity", \.capacity),
+            .init("slot_bytes", \.slot_bytes),
+            .init("owners", \.owners),
+            .init("closed", \.closed),
+            .init("tail", \.tail),
+            .init("head", \.head),
+            .init("not_empty", \.not_empty),
+            .init("consumers_waiting", \.consumers_waiting),
+            .init("not_full", \.not_full),
+            .init("producers_waiting", \.producers_waiting),
+        ]),
+        LayoutView(pool_ring_hand.self, [
+            .init("claimed", \.claimed),
+        ]),
+        LayoutView(pool_ring_slot.self, [
+            .init("state", \.state),
+            .init("enqueued_ns", \.enqueued_ns),
+            .init("producer", \.producer),
+            .init("count", \.count),
         ]),
     ]
 
