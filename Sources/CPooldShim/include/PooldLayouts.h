@@ -30,8 +30,9 @@ typedef struct {
     size_t size;
 } pool_layout_entry;
 
-/// Every layout of this header and its fields (but the reserved bytes) as C sees them, in
-/// declaration order, so that a test can hold Swift's view against it (shim.c keeps the table).
+/// Every layout of this header and the shared-memory ring's (CPooldShim.h), with its fields but
+/// the reserved bytes, as C sees them, so that a test can hold Swift's view against it (shim.c
+/// keeps the table; a new layout or field goes in it and in SharedLayoutTests' list).
 const pool_layout_entry *pool_layout_entries(size_t *count);
 
 // MARK: The job segment
