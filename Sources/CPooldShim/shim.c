@@ -91,6 +91,10 @@ int pool_pidfd_reap(int pidfd, int *code, int *status) {
 /// an empty signal mask, default dispositions for every signal, and a process group of its own (so a
 /// terminal's Ctrl-C reaches the daemon, which stops its workers in order, rather than all at once).
 int pool_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[]) {
+    return pool_spawn_inheriting(pid, path, argv, envp, -1);
+}
+
+int pool_spawn_inheriting(pid_t *pid, const char *path, char *const argv[], char *const envp[], int inherit) {
     posix_spawn_file_actions_t actions;
     posix_spawnattr_t attr;
     sigset_t empty, all;
@@ -100,7 +104,13 @@ int pool_spawn(pid_t *pid, const char *path, char *const argv[], char *const env
     if (rc != 0) { posix_spawn_file_actions_destroy(&actions); return rc; }
     sigemptyset(&empty);
     sigfillset(&all);
-    if ((rc = posix_spawn_file_actions_addclosefrom_np(&actions, 3)) == 0 &&
+    // dup2 clears close-on-exec on the copy (glibc does so even when `inherit` is 3 already).
+    if (inherit >= 0 && (rc = posix_spawn_file_actions_adddup2(&actions, inherit, 3)) != 0) {
+        posix_spawnattr_destroy(&attr);
+        posix_spawn_file_actions_destroy(&actions);
+        return rc;
+    }
+    if ((rc = posix_spawn_file_actions_addclosefrom_np(&actions, inherit >= 0 ? 4 : 3)) == 0 &&
         (rc = posix_spawnattr_setsigmask(&attr, &empty)) == 0 &&
         (rc = posix_spawnattr_setsigdefault(&attr, &all)) == 0 &&
         (rc = posix_spawnattr_setpgroup(&attr, 0)) == 0 &&

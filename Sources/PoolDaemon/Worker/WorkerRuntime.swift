@@ -15,10 +15,13 @@ public struct WorkerRuntime {
     let slot: Int
     let names: IPCNames
     let daemonPID: pid_t
+    /// Rung after each event, to wake the daemon's event loop (nil: the daemon polls the queue).
+    let doorbell: Doorbell?
     let faults: FaultInjection
     let logger: Logger
 
-    public init(slot: Int, names: IPCNames, daemonPID: pid_t, faults: FaultInjection, logger: Logger) {
+    public init(slot: Int, names: IPCNames, daemonPID: pid_t, doorbellDescriptor: Int32? = nil, faults: FaultInjection, logger: Logger) {
+        self.doorbell = doorbellDescriptor.map(Doorbell.init(descriptor:))
         self.faults = faults
         self.slot = slot
         self.names = names
@@ -51,13 +54,14 @@ public struct WorkerRuntime {
         record.pid.store(pid, ordering: .relaxed)
         record.beat()
         do {
-            try events.send(WorkerEvent(kind: .ready, slot: slot, pid: pid))
+            try send(WorkerEvent(kind: .ready, slot: slot, pid: pid), on: events)
         } catch {
             logger.critical("cannot reach the daemon: \(error)")
             return Self.exitDoNotRespawn
         }
         logger.debug("ready")
 
+        var reports = 0
         while true {
             let command: WorkerCommand?
             do {
@@ -78,8 +82,13 @@ public struct WorkerRuntime {
                 let outcome = runJob(command, record: record)
                 let event = WorkerEvent(kind: .jobEnded, slot: slot, pid: pid, jobID: Int(command.jobID),
                                         outcome: outcome.outcome, errorCode: outcome.errorCode, reason: outcome.reason)
+                reports += 1
                 do {
-                    try events.send(event)
+                    if command.attempt == 0, reports == faults.dieAfterReport {
+                        try events.send(event)
+                        FaultInjection.die()
+                    }
+                    try send(event, on: events)
                 } catch {
                     logger.critical("cannot report to the daemon: \(error)")
                     return 1
@@ -88,6 +97,11 @@ public struct WorkerRuntime {
                 logger.error("unknown command \(command.kindRaw); ignored")
             }
         }
+    }
+
+    private func send(_ event: WorkerEvent, on events: MessageQueue) throws(IPCError) {
+        try events.send(event)
+        doorbell?.ring()
     }
 
     private func runJob(_ command: WorkerCommand, record: Scoreboard.Record) -> (outcome: WorkerEvent.Outcome, errorCode: Int32, reason: String) {
