@@ -94,6 +94,19 @@ let package = Package(
             // Run by the tests from the source tree (inside a private mount namespace).
             exclude: ["Scripts"]
         ),
+        // The controller in-process, on NIO's EmbeddedEventLoop with fake workers: its timers
+        // (drain, backoff, cancel grace, heartbeats) in virtual time.
+        .testTarget(
+            name: "PoolControllerTests",
+            dependencies: [
+                "PoolDaemon",
+                "PoolIPC",
+                "PoolProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // Fuzzing, property-based, of what a client controls: varlink framing, call decoding and
         // job parameter validation (POOLD_FUZZ_ITERATIONS sets how long; see the README).
         .testTarget(

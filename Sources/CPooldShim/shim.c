@@ -91,6 +91,10 @@ int pool_pidfd_reap(int pidfd, int *code, int *status) {
 /// an empty signal mask, default dispositions for every signal, and a process group of its own (so a
 /// terminal's Ctrl-C reaches the daemon, which stops its workers in order, rather than all at once).
 int pool_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[]) {
+    return pool_spawn_inheriting(pid, path, argv, envp, -1);
+}
+
+int pool_spawn_inheriting(pid_t *pid, const char *path, char *const argv[], char *const envp[], int inherit) {
     posix_spawn_file_actions_t actions;
     posix_spawnattr_t attr;
     sigset_t empty, all;
@@ -100,7 +104,13 @@ int pool_spawn(pid_t *pid, const char *path, char *const argv[], char *const env
     if (rc != 0) { posix_spawn_file_actions_destroy(&actions); return rc; }
     sigemptyset(&empty);
     sigfillset(&all);
-    if ((rc = posix_spawn_file_actions_addclosefrom_np(&actions, 3)) == 0 &&
+    // dup2 clears close-on-exec on the copy (glibc does so even when `inherit` is 3 already).
+    if (inherit >= 0 && (rc = posix_spawn_file_actions_adddup2(&actions, inherit, 3)) != 0) {
+        posix_spawnattr_destroy(&attr);
+        posix_spawn_file_actions_destroy(&actions);
+        return rc;
+    }
+    if ((rc = posix_spawn_file_actions_addclosefrom_np(&actions, inherit >= 0 ? 4 : 3)) == 0 &&
         (rc = posix_spawnattr_setsigmask(&attr, &empty)) == 0 &&
         (rc = posix_spawnattr_setsigdefault(&attr, &all)) == 0 &&
         (rc = posix_spawnattr_setpgroup(&attr, 0)) == 0 &&
@@ -227,4 +237,152 @@ int pool_restore_affinity(const pool_cpu_mask *saved) {
     cpu_set_t mask;
     memcpy(&mask, saved, sizeof mask);
     return sched_setaffinity(0, sizeof mask, &mask) == 0 ? 0 : errno;
+}
+
+// MARK: The shared-memory layouts, as C sees them (PooldLayouts.h)
+
+#define POOL_LAYOUT(type) { #type, "", 0, sizeof(type) }
+#define POOL_LAYOUT_FIELD(type, name) { #type, #name, offsetof(type, name), sizeof(((type *)0)->name) }
+
+static const pool_layout_entry pool_layout_table[] = {
+    POOL_LAYOUT(pool_job_header),
+    POOL_LAYOUT_FIELD(pool_job_header, magic),
+    POOL_LAYOUT_FIELD(pool_job_header, kind),
+    POOL_LAYOUT_FIELD(pool_job_header, participants),
+    POOL_LAYOUT_FIELD(pool_job_header, cancel),
+    POOL_LAYOUT_FIELD(pool_job_header, barrier),
+    POOL_LAYOUT_FIELD(pool_job_header, running),
+    POOL_LAYOUT_FIELD(pool_job_header, go),
+    POOL_LAYOUT(pool_job_participant),
+    POOL_LAYOUT_FIELD(pool_job_participant, done),
+    POOL_LAYOUT_FIELD(pool_job_participant, startedNanos),
+    POOL_LAYOUT_FIELD(pool_job_participant, finishedNanos),
+    POOL_LAYOUT_FIELD(pool_job_participant, pid),
+    POOL_LAYOUT_FIELD(pool_job_participant, slot),
+    POOL_LAYOUT_FIELD(pool_job_participant, extra),
+    POOL_LAYOUT_FIELD(pool_job_participant, gateStamp),
+    POOL_LAYOUT(pool_scoreboard_header),
+    POOL_LAYOUT_FIELD(pool_scoreboard_header, magic),
+    POOL_LAYOUT_FIELD(pool_scoreboard_header, version),
+    POOL_LAYOUT_FIELD(pool_scoreboard_header, pid),
+    POOL_LAYOUT_FIELD(pool_scoreboard_header, capacity),
+    POOL_LAYOUT(pool_scoreboard_record),
+    POOL_LAYOUT_FIELD(pool_scoreboard_record, pid),
+    POOL_LAYOUT_FIELD(pool_scoreboard_record, jobID),
+    POOL_LAYOUT_FIELD(pool_scoreboard_record, heartbeat),
+    POOL_LAYOUT(pool_counter_area),
+    POOL_LAYOUT_FIELD(pool_counter_area, mode),
+    POOL_LAYOUT_FIELD(pool_counter_area, split),
+    POOL_LAYOUT_FIELD(pool_counter_area, iterations),
+    POOL_LAYOUT_FIELD(pool_counter_area, start),
+    POOL_LAYOUT_FIELD(pool_counter_area, counter),
+    POOL_LAYOUT_FIELD(pool_counter_area, pendingParticipant),
+    POOL_LAYOUT_FIELD(pool_counter_area, pendingBefore),
+    POOL_LAYOUT_FIELD(pool_counter_area, pendingDone),
+    POOL_LAYOUT_FIELD(pool_counter_area, mutex),
+    POOL_LAYOUT(pool_tasks_area),
+    POOL_LAYOUT_FIELD(pool_tasks_area, count),
+    POOL_LAYOUT_FIELD(pool_tasks_area, createdNanos),
+    POOL_LAYOUT(pool_task_record),
+    POOL_LAYOUT_FIELD(pool_task_record, slot),
+    POOL_LAYOUT_FIELD(pool_task_record, pid),
+    POOL_LAYOUT_FIELD(pool_task_record, startedNanos),
+    POOL_LAYOUT_FIELD(pool_task_record, participant),
+    POOL_LAYOUT(pool_event_area),
+    POOL_LAYOUT_FIELD(pool_event_area, timeout),
+    POOL_LAYOUT_FIELD(pool_event_area, waiters),
+    POOL_LAYOUT_FIELD(pool_event_area, event),
+    POOL_LAYOUT_FIELD(pool_event_area, setNanos),
+    POOL_LAYOUT(pool_event_record),
+    POOL_LAYOUT_FIELD(pool_event_record, received),
+    POOL_LAYOUT_FIELD(pool_event_record, timeouts),
+    POOL_LAYOUT_FIELD(pool_event_record, wokeNanos),
+    POOL_LAYOUT(pool_append_area),
+    POOL_LAYOUT_FIELD(pool_append_area, memory),
+    POOL_LAYOUT_FIELD(pool_append_area, length),
+    POOL_LAYOUT_FIELD(pool_append_area, mutex),
+    POOL_LAYOUT(pool_append_writer),
+    POOL_LAYOUT_FIELD(pool_append_writer, character),
+    POOL_LAYOUT_FIELD(pool_append_writer, count),
+    POOL_LAYOUT_FIELD(pool_append_writer, interval),
+    POOL_LAYOUT_FIELD(pool_append_writer, copyOffset),
+    POOL_LAYOUT(pool_lockcell_area),
+    POOL_LAYOUT_FIELD(pool_lockcell_area, increments),
+    POOL_LAYOUT_FIELD(pool_lockcell_area, pauseLow),
+    POOL_LAYOUT_FIELD(pool_lockcell_area, pauseHigh),
+    POOL_LAYOUT_FIELD(pool_lockcell_area, seed),
+    POOL_LAYOUT_FIELD(pool_lockcell_area, counter),
+    POOL_LAYOUT_FIELD(pool_lockcell_area, finished),
+    POOL_LAYOUT_FIELD(pool_lockcell_area, traceNext),
+    POOL_LAYOUT_FIELD(pool_lockcell_area, mutex),
+    POOL_LAYOUT(pool_lockcell_trace_entry),
+    POOL_LAYOUT_FIELD(pool_lockcell_trace_entry, step),
+    POOL_LAYOUT_FIELD(pool_lockcell_trace_entry, participant),
+    POOL_LAYOUT_FIELD(pool_lockcell_trace_entry, value),
+    POOL_LAYOUT_FIELD(pool_lockcell_trace_entry, time),
+    POOL_LAYOUT(pool_prodcons_area),
+    POOL_LAYOUT_FIELD(pool_prodcons_area, items),
+    POOL_LAYOUT_FIELD(pool_prodcons_area, capacity),
+    POOL_LAYOUT_FIELD(pool_prodcons_area, payloadBytes),
+    POOL_LAYOUT_FIELD(pool_prodcons_area, batch),
+    POOL_LAYOUT_FIELD(pool_prodcons_area, seed),
+    POOL_LAYOUT_FIELD(pool_prodcons_area, producers),
+    POOL_LAYOUT_FIELD(pool_prodcons_area, trace),
+    POOL_LAYOUT_FIELD(pool_prodcons_area, transport),
+    POOL_LAYOUT_FIELD(pool_prodcons_area, produceLow),
+    POOL_LAYOUT_FIELD(pool_prodcons_area, produceHigh),
+    POOL_LAYOUT_FIELD(pool_prodcons_area, consumeLow),
+    POOL_LAYOUT_FIELD(pool_prodcons_area, consumeHigh),
+    POOL_LAYOUT_FIELD(pool_prodcons_area, consumed),
+    POOL_LAYOUT_FIELD(pool_prodcons_area, traceNext),
+    POOL_LAYOUT(pool_prodcons_stats),
+    POOL_LAYOUT_FIELD(pool_prodcons_stats, count),
+    POOL_LAYOUT_FIELD(pool_prodcons_stats, sum),
+    POOL_LAYOUT_FIELD(pool_prodcons_stats, waits),
+    POOL_LAYOUT_FIELD(pool_prodcons_stats, countBefore),
+    POOL_LAYOUT_FIELD(pool_prodcons_stats, sumBefore),
+    POOL_LAYOUT_FIELD(pool_prodcons_stats, recovered),
+    POOL_LAYOUT_FIELD(pool_prodcons_stats, receives),
+    POOL_LAYOUT(pool_latency_histogram),
+    POOL_LAYOUT_FIELD(pool_latency_histogram, counts),
+    POOL_LAYOUT_FIELD(pool_latency_histogram, maximum),
+    POOL_LAYOUT(pool_prodcons_parked),
+    POOL_LAYOUT_FIELD(pool_prodcons_parked, state),
+    POOL_LAYOUT_FIELD(pool_prodcons_parked, items),
+    POOL_LAYOUT_FIELD(pool_prodcons_parked, sum),
+    POOL_LAYOUT(pool_prodcons_trace_entry),
+    POOL_LAYOUT_FIELD(pool_prodcons_trace_entry, kind),
+    POOL_LAYOUT_FIELD(pool_prodcons_trace_entry, participant),
+    POOL_LAYOUT_FIELD(pool_prodcons_trace_entry, value),
+    POOL_LAYOUT_FIELD(pool_prodcons_trace_entry, queueLength),
+    POOL_LAYOUT_FIELD(pool_prodcons_trace_entry, time),
+    POOL_LAYOUT(pool_prodcons_message_header),
+    POOL_LAYOUT_FIELD(pool_prodcons_message_header, producer),
+    POOL_LAYOUT_FIELD(pool_prodcons_message_header, count),
+    POOL_LAYOUT_FIELD(pool_prodcons_message_header, enqueuedNanos),
+    POOL_LAYOUT(pool_ring_header),
+    POOL_LAYOUT_FIELD(pool_ring_header, magic),
+    POOL_LAYOUT_FIELD(pool_ring_header, version),
+    POOL_LAYOUT_FIELD(pool_ring_header, capacity),
+    POOL_LAYOUT_FIELD(pool_ring_header, slot_bytes),
+    POOL_LAYOUT_FIELD(pool_ring_header, owners),
+    POOL_LAYOUT_FIELD(pool_ring_header, closed),
+    POOL_LAYOUT_FIELD(pool_ring_header, tail),
+    POOL_LAYOUT_FIELD(pool_ring_header, head),
+    POOL_LAYOUT_FIELD(pool_ring_header, not_empty),
+    POOL_LAYOUT_FIELD(pool_ring_header, consumers_waiting),
+    POOL_LAYOUT_FIELD(pool_ring_header, not_full),
+    POOL_LAYOUT_FIELD(pool_ring_header, producers_waiting),
+    POOL_LAYOUT(pool_ring_hand),
+    POOL_LAYOUT_FIELD(pool_ring_hand, claimed),
+    POOL_LAYOUT(pool_ring_slot),
+    POOL_LAYOUT_FIELD(pool_ring_slot, state),
+    POOL_LAYOUT_FIELD(pool_ring_slot, enqueued_ns),
+    POOL_LAYOUT_FIELD(pool_ring_slot, producer),
+    POOL_LAYOUT_FIELD(pool_ring_slot, count),
+};
+
+const pool_layout_entry *pool_layout_entries(size_t *count) {
+    *count = sizeof pool_layout_table / sizeof pool_layout_table[0];
+    return pool_layout_table;
 }

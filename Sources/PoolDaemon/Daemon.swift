@@ -77,13 +77,26 @@ public enum Daemon {
             return 1
         }
 
+        // The workers ring it after each event they send; the event loop waits on it (not on the
+        // queue, which NIO cannot wait on) and takes the events itself.
+        let doorbell: Doorbell
+        do {
+            doorbell = try Doorbell.make()
+        } catch {
+            logger.critical("cannot create the workers' doorbell: \(error)")
+            MessageQueue.unlink(name: names.events)
+            SharedSegment.unlink(name: names.scoreboard)
+            try? group.syncShutdownGracefully()
+            return 1
+        }
+
         let notifier = ServiceNotifier(environment: environment)
         let stopped = loop.makePromise(of: Void.self)
 
         let setUp: EventLoopFuture<NIOLoopBound<PoolController>> = loop.submit {
             let controller = PoolController(configuration: configuration, eventLoop: loop, logger: logger,
                                             scoreboard: scoreboard, events: events, notifier: notifier,
-                                            launcher: ProcessLauncher(configuration: configuration))
+                                            launcher: ProcessLauncher(configuration: configuration, doorbell: doorbell))
             if let history { controller.adoptHistory(history.store, recovered: history.recovered) }
             return NIOLoopBound(controller, eventLoop: loop)
         }
@@ -97,6 +110,14 @@ public enum Daemon {
                 bound.value.watcher = watcher
                 bound.value.onStopped = { stopped.succeed() }
             }.wait()
+            // The workers' events are read on the loop itself, woken by the doorbell they ring.
+            _ = try NIOPipeBootstrap(group: loop)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(WorkerEventReader(events: events) { bound.value.receive($0) })
+                    }
+                }
+                .takingOwnershipOfDescriptor(input: doorbell.descriptor).wait()
             watcher.start()
             // Now that the daemon's own descriptors are open: the connections get what is left.
             var fitted = configuration.control

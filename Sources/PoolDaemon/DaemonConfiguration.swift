@@ -48,7 +48,7 @@ public struct DaemonConfiguration: Sendable {
     public var stateDirectory: String?
     public var maxQueuedJobs: Int = 1000
     /// How many later jobs may start before a queued one that is waiting for workers; after that,
-    /// the workers that free up are kept for it (PoolController.dispatch).
+    /// the workers that free up are kept for it (JobScheduler.dispatch).
     public var overtakeLimit: Int = 8
     /// How often a running job's followers (Run and GetJob with `more`), and Status followers while
     /// jobs run, are sent its progress: a few times a second, for poolctl's live line.

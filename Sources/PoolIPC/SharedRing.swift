@@ -166,10 +166,11 @@ public struct SharedRing: @unchecked Sendable {
         UnsafeAtomic(at: UnsafeMutableRawPointer(hands + owner).assumingMemoryBound(to: UInt64.AtomicRepresentation.self))
     }
 
-    /// Slots published and not yet claimed by a consumer, give or take the ones being claimed now.
+    /// Slots published and not yet claimed by a consumer, give or take the ones being claimed now
+    /// (and at most the capacity: `head` may lag behind a consumer that died claiming).
     public var length: Int {
         let head = head.load(ordering: .relaxed), tail = tail.load(ordering: .relaxed)
-        return tail > head ? Int(tail - head) : 0
+        return tail > head ? Int(min(tail - head, capacity)) : 0
     }
 
     // MARK: Producing

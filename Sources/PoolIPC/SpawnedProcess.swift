@@ -12,10 +12,12 @@ public struct SpawnedProcess: Sendable {
 
     /// Spawns `path` with `arguments` (argv[0] included) and `environment`: every descriptor above
     /// stderr closed, signal mask emptied, dispositions reset, in a process group of its own.
-    public static func spawn(path: String, arguments: [String], environment: [String]) throws(IPCError) -> SpawnedProcess {
+    /// `inheriting`, when given, is the child's fd 3 (`inheritedDescriptor`).
+    public static func spawn(path: String, arguments: [String], environment: [String],
+                             inheriting descriptor: Int32? = nil) throws(IPCError) -> SpawnedProcess {
         var pid: pid_t = 0
         let rc = withCStrings(arguments) { argv in
-            withCStrings(environment) { envp in pool_spawn(&pid, path, argv, envp) }
+            withCStrings(environment) { envp in pool_spawn_inheriting(&pid, path, argv, envp, descriptor ?? -1) }
         }
         guard rc == 0 else { throw IPCError("posix_spawn(\(path))", errno: rc) }
         let pidfd = pool_pidfd_open(pid)
@@ -28,6 +30,9 @@ public struct SpawnedProcess: Sendable {
         }
         return SpawnedProcess(pid: pid, pidfd: pidfd)
     }
+
+    /// Where a child finds the descriptor it was spawned `inheriting`.
+    public static let inheritedDescriptor: Int32 = 3
 
     /// Sends a signal through the pidfd, so it can never hit a recycled pid.
     @discardableResult

@@ -233,6 +233,8 @@ struct Worker: ParsableCommand {
     @Option var logLevel: String = "info"
     @Option var logTarget: LogTarget = .stderr
     @Option var instance: String?
+    /// The daemon's doorbell (an eventfd), rung after each event sent.
+    @Option var doorbellFd: Int32?
     @Flag var crashAtStart = false
     @Option var fault: [String] = []
 
@@ -241,7 +243,8 @@ struct Worker: ParsableCommand {
         let faults = (try? FaultInjection(specifications: fault)) ?? FaultInjection()
         let level = Logger.Level(rawValue: logLevel) ?? .info
         let logger = logTarget.logger(label: "worker-\(slot)", level: level, isWorker: true, slot: slot, instance: instance)
-        let runtime = WorkerRuntime(slot: slot, names: IPCNames(prefix: prefix), daemonPID: daemonPid, faults: faults, logger: logger)
+        let runtime = WorkerRuntime(slot: slot, names: IPCNames(prefix: prefix), daemonPID: daemonPid,
+                                    doorbellDescriptor: doorbellFd, faults: faults, logger: logger)
         throw ExitCode(runtime.run())
     }
 }

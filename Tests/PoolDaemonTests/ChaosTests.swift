@@ -8,7 +8,8 @@ import Glibc
 #endif
 
 /// `make chaos`: randomized trials that SIGKILL one or two busy workers at random moments of a
-/// prodcons job (2 producers, 2 consumers) or a locked counter (4 workers), the same participant
+/// prodcons job (2 producers, 2 consumers, over the message queue or the shared-memory ring) or a
+/// locked counter (4 workers), the same participant
 /// twice included (the replacement is killed too), and a first death at a fault point (inside a
 /// window a SIGKILL from outside rarely hits) followed by a SIGKILL. Each trial runs on a daemon of its own (so that
 /// no slot reaches its crash limit) and must end exact, or failed with a reason the README gives
@@ -19,6 +20,7 @@ import Glibc
 struct ChaosTests {
     enum Kind: String, CaseIterable {
         case prodcons = "prodcons 2x2"
+        case prodconsShm = "prodcons shm 2x2"
         case counter = "counter locked"
     }
 
@@ -110,7 +112,7 @@ struct ChaosTests {
         var faulty = 0
         if pattern == .faultThenKill {
             switch kind {
-            case .prodcons:
+            case .prodcons, .prodconsShm:
                 let messages = Int.random(in: 1...(items / 2 / batch / 2), using: &random)
                 if Bool.random(using: &random) {
                     fault = ["--fault", "die-producing=\(messages)"]
@@ -127,15 +129,16 @@ struct ChaosTests {
         defer { try? daemon.stop() }
         let parameters: [String: JSONValue]
         switch kind {
-        case .prodcons:
-            parameters = ["producers": .number(2), "consumers": .number(2), "items": .number(Double(items)), "batch": .number(Double(batch))]
+        case .prodcons, .prodconsShm:
+            parameters = ["producers": .number(2), "consumers": .number(2), "items": .number(Double(items)), "batch": .number(Double(batch)),
+                          "transport": .string(kind == .prodconsShm ? "shm" : "mq")]
         case .counter:
             parameters = ["mode": .string("locked"), "workers": .number(4), "iterations": .number(Double(iterations))]
         }
         let id = try daemon.client().call(PoolInterface.Method.run.qualifiedName,
-                                          RunRequest(kind: kind == .prodcons ? "prodcons" : "counter", parameters: .object(parameters), detach: true),
+                                          RunRequest(kind: kind == .counter ? "counter" : "prodcons", parameters: .object(parameters), detach: true),
                                           returning: JobReply.self).job.id
-        let total = kind == .prodcons ? 2 * items : 4 * iterations + 1
+        let total = kind == .counter ? 4 * iterations + 1 : 2 * items
         let first = Int.random(in: 0..<4, using: &random)
         var late = false
         func moment(after fraction: Double) -> Double { Double.random(in: fraction...min(fraction + 0.3, 0.7), using: &random) }
@@ -175,7 +178,7 @@ struct ChaosTests {
         switch job.state {
         case .succeeded:
             switch kind {
-            case .prodcons:
+            case .prodcons, .prodconsShm:
                 let produced = result?["produced"]?.intValue, consumed = result?["consumed"]?.intValue
                 let exact = produced == items && consumed == items && result?["producedSum"] == result?["consumedSum"]
                     && result?["checksumOK"] == .bool(true) && result?["unsettled"] == nil

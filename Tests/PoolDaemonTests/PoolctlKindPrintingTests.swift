@@ -7,6 +7,13 @@ import Testing
 /// would be printed raw, as `result: {...}`), and `poolctl jobs` lists each one's summary.
 @Suite(.timeLimit(.minutes(3)))
 struct PoolctlKindPrintingTests {
+    /// poolctl's kinds (its `run` subcommands, from its list of kind printers) are PoolProtocol's.
+    @Test func poolctlHasACommandForEveryKindPoolProtocolLists() throws {
+        let result = try runProgram(Binaries.poolctl, ["--socket", "/nonexistent/p.sock", "run", "frobnicate"])
+        let kinds = JobResults.all.map { $0.kind }.joined(separator: ", ")
+        #expect(result.status == 2 && result.stderr.contains("the kinds are \(kinds) "), "\(result.stderr)")
+    }
+
     @Test func everyKindsResultIsPrintedFromItsType() throws {
         let daemon = try DaemonHarness.start(workers: 2)
         defer { try? daemon.stop() }

@@ -120,6 +120,18 @@ struct SharedRingTests {
         #expect(MonotonicClock.nanoseconds - start >= 20_000_000)
     }
 
+    @Test("a closed ring hands out what is left, then returns at once instead of sleeping")
+    func closedRingDoesNotSleep() throws {
+        let shared = try RingSegment("ring-closed", capacity: 4)
+        shared.produce(5)
+        shared.ring.close()
+        #expect(shared.ring.isClosed)
+        #expect(shared.ring.claimForReading(owner: 1, timeoutNanos: 30_000_000_000).map { $0.items.load(as: Int64.self) } == 5)
+        let start = MonotonicClock.nanoseconds
+        #expect(shared.ring.claimForReading(owner: 1, timeoutNanos: 30_000_000_000) == nil)
+        #expect(MonotonicClock.nanoseconds - start < 10_000_000_000, "returned without waiting out its 30 s")
+    }
+
     @Test("attach refuses memory that holds no ring")
     func attachChecksMagic() throws {
         let name = TestNames.unique("ring-none")

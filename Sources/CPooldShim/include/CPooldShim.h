@@ -38,6 +38,10 @@ int pool_pidfd_reap(int pidfd, int *code, int *status);
 /// terminal's Ctrl-C reaches the daemon, which stops its workers in order, rather than all at once).
 int pool_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[]);
 
+/// pool_spawn that hands the child one more descriptor: `inherit` (unless -1) becomes its fd 3,
+/// and every descriptor above that is closed.
+int pool_spawn_inheriting(pid_t *pid, const char *path, char *const argv[], char *const envp[], int inherit);
+
 /// Asks the kernel to send `sig` to this process when its parent thread exits.
 int pool_set_parent_death_signal(int sig);
 

@@ -22,6 +22,100 @@
 #define POOL_MUTEX_LINE_PADDING (POOL_CACHE_LINE - sizeof(pthread_mutex_t))
 _Static_assert(sizeof(pthread_mutex_t) < POOL_CACHE_LINE, "a mutex fits in a cache line");
 
+/// One entry of the table below: a layout's size (`field` empty), or one field's offset and size.
+typedef struct {
+    const char *layout;
+    const char *field;
+    size_t offset;
+    size_t size;
+} pool_layout_entry;
+
+/// Every layout of this header and its fields (but the reserved bytes) as C sees them, in
+/// declaration order, so that a test can hold Swift's view against it (shim.c keeps the table).
+const pool_layout_entry *pool_layout_entries(size_t *count);
+
+// MARK: The job segment
+
+#define POOL_JOB_MAGIC 0x504F4F4Cu  // "POOL"
+
+/// The header every job's segment starts with; a `pool_job_participant` per participant follows,
+/// then the kind's own area (on a cache line).
+typedef struct {
+    uint32_t magic;          // POOL_JOB_MAGIC
+    uint32_t kind;           // a JobKindCode
+    uint32_t participants;
+    uint32_t cancel;         // a futex word, set by the daemon to stop the job
+    uint32_t barrier;        // a futex word: participants that reached the start line
+    uint32_t running;        // participants past the start gate and running
+    uint32_t go;             // set once all were seen running: they leave the gate together
+    uint8_t reserved[36];
+} pool_job_header;
+
+/// One participant's record: its progress and timing, and who runs it.
+typedef struct {
+    int64_t done;            // operations or items done so far
+    int64_t startedNanos;
+    int64_t finishedNanos;
+    int64_t pid;
+    int64_t slot;
+    int64_t extra;           // kind-specific (lock recoveries)
+    int64_t gateStamp;       // when it last spun at the start gate
+    int64_t reserved;
+} pool_job_participant;
+
+_Static_assert(offsetof(pool_job_header, magic) == 0, "job segment layout");
+_Static_assert(offsetof(pool_job_header, kind) == 4, "job segment layout");
+_Static_assert(offsetof(pool_job_header, participants) == 8, "job segment layout");
+_Static_assert(offsetof(pool_job_header, cancel) == 12, "job segment layout");
+_Static_assert(offsetof(pool_job_header, barrier) == 16, "job segment layout");
+_Static_assert(offsetof(pool_job_header, running) == 20, "job segment layout");
+_Static_assert(offsetof(pool_job_header, go) == 24, "job segment layout");
+_Static_assert(sizeof(pool_job_header) == POOL_CACHE_LINE, "job segment layout");
+_Static_assert(offsetof(pool_job_participant, done) == 0, "job segment layout");
+_Static_assert(offsetof(pool_job_participant, startedNanos) == 8, "job segment layout");
+_Static_assert(offsetof(pool_job_participant, finishedNanos) == 16, "job segment layout");
+_Static_assert(offsetof(pool_job_participant, pid) == 24, "job segment layout");
+_Static_assert(offsetof(pool_job_participant, slot) == 32, "job segment layout");
+_Static_assert(offsetof(pool_job_participant, extra) == 40, "job segment layout");
+_Static_assert(offsetof(pool_job_participant, gateStamp) == 48, "job segment layout");
+_Static_assert(sizeof(pool_job_participant) == POOL_CACHE_LINE, "job segment layout");
+
+// MARK: The scoreboard
+
+#define POOL_SCOREBOARD_MAGIC 0x50534231u  // "PSB1"
+/// Raised whenever this section's layout changes (2: no state, progress or jobs-done count, which
+/// nobody read).
+#define POOL_SCOREBOARD_VERSION 2u
+
+/// The scoreboard's header, written once by its creator after it took the instance's lock; a
+/// `pool_scoreboard_record` per slot follows.
+typedef struct {
+    uint32_t magic;          // POOL_SCOREBOARD_MAGIC, written last (release): the header is complete
+    uint32_t version;        // POOL_SCOREBOARD_VERSION
+    int32_t pid;             // the creator's
+    uint32_t capacity;       // slots
+    uint8_t reserved[48];
+} pool_scoreboard_header;
+
+/// What a slot's worker says about itself: who it is, the job it runs, that it lives.
+typedef struct {
+    int32_t pid;
+    uint32_t reserved0;
+    uint64_t jobID;          // the job it runs, 0 when none
+    int64_t heartbeat;       // CLOCK_MONOTONIC of its last sign of life
+    uint8_t reserved1[40];
+} pool_scoreboard_record;
+
+_Static_assert(offsetof(pool_scoreboard_header, magic) == 0, "scoreboard layout");
+_Static_assert(offsetof(pool_scoreboard_header, version) == 4, "scoreboard layout");
+_Static_assert(offsetof(pool_scoreboard_header, pid) == 8, "scoreboard layout");
+_Static_assert(offsetof(pool_scoreboard_header, capacity) == 12, "scoreboard layout");
+_Static_assert(sizeof(pool_scoreboard_header) == POOL_CACHE_LINE, "scoreboard layout");
+_Static_assert(offsetof(pool_scoreboard_record, pid) == 0, "scoreboard layout");
+_Static_assert(offsetof(pool_scoreboard_record, jobID) == 8, "scoreboard layout");
+_Static_assert(offsetof(pool_scoreboard_record, heartbeat) == 16, "scoreboard layout");
+_Static_assert(sizeof(pool_scoreboard_record) == POOL_CACHE_LINE, "scoreboard layout");
+
 // MARK: Kind area: counter
 
 /// The counter race's area: parameters, then the counter and the locked mode's intent record,

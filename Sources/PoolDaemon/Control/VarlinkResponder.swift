@@ -85,7 +85,8 @@ final class VarlinkResponder {
 
     private func encode<P: Encodable & Sendable>(_ reply: VarlinkReply<P>) -> ByteBuffer? {
         do {
-            var buffer = try encoder.encodeAsByteBuffer(reply, allocator: context.channel.allocator)
+            let allocator = context.channel.allocator
+            var buffer = try JSONStreamEncoder.encode(reply, allocator: allocator) ?? encoder.encodeAsByteBuffer(reply, allocator: allocator)
             buffer.writeInteger(UInt8(0))
             return buffer
         } catch {

@@ -7,32 +7,33 @@ import Glibc
 
 /// A job's shared-memory segment: a header every kind shares (participants, a cancel flag, a start
 /// barrier), one record per participant (progress, timing) and an area of the kind's own. The
-/// daemon creates and fills it before dispatching; workers map it by name and read it.
+/// daemon creates and fills it before dispatching; workers map it by name and read it. The header
+/// and the records are `pool_job_header` and `pool_job_participant` (PooldLayouts.h).
 public final class JobSegment: Sendable {
     public let segment: SharedSegment
     public let participants: Int
     /// Where the kind's own area starts.
     public let kindAreaOffset: Int
 
-    static let magic: UInt32 = 0x504F_4F4C  // "POOL"
-    static let headerSize = 64
-    static let participantSize = 64
+    static let magic: UInt32 = POOL_JOB_MAGIC
+    static let headerSize = MemoryLayout<pool_job_header>.size
+    static let participantSize = MemoryLayout<pool_job_participant>.stride
 
     /// One participant's record.
     public struct Participant: @unchecked Sendable {
         // @unchecked: atomics over shared memory.
-        let base: UnsafeMutableRawPointer
+        let record: UnsafeMutablePointer<pool_job_participant>
 
         /// Operations or items done so far: read by the daemon for progress.
-        public var done: UnsafeAtomic<Int64> { .init(at: (base + 0).assumingMemoryBound(to: Int64.AtomicRepresentation.self)) }
-        public var startedNanos: UnsafeAtomic<Int64> { .init(at: (base + 8).assumingMemoryBound(to: Int64.AtomicRepresentation.self)) }
-        public var finishedNanos: UnsafeAtomic<Int64> { .init(at: (base + 16).assumingMemoryBound(to: Int64.AtomicRepresentation.self)) }
-        public var pid: UnsafeAtomic<Int64> { .init(at: (base + 24).assumingMemoryBound(to: Int64.AtomicRepresentation.self)) }
-        public var slot: UnsafeAtomic<Int64> { .init(at: (base + 32).assumingMemoryBound(to: Int64.AtomicRepresentation.self)) }
+        public var done: UnsafeAtomic<Int64> { record.atomic(\.done) }
+        public var startedNanos: UnsafeAtomic<Int64> { record.atomic(\.startedNanos) }
+        public var finishedNanos: UnsafeAtomic<Int64> { record.atomic(\.finishedNanos) }
+        public var pid: UnsafeAtomic<Int64> { record.atomic(\.pid) }
+        public var slot: UnsafeAtomic<Int64> { record.atomic(\.slot) }
         /// Kind-specific counters (lock recoveries for the counter job).
-        public var extra: UnsafeAtomic<Int64> { .init(at: (base + 40).assumingMemoryBound(to: Int64.AtomicRepresentation.self)) }
+        public var extra: UnsafeAtomic<Int64> { record.atomic(\.extra) }
         /// When this participant last spun at the start gate: fresh while it runs there.
-        var gateStamp: UnsafeAtomic<Int64> { .init(at: (base + 48).assumingMemoryBound(to: Int64.AtomicRepresentation.self)) }
+        var gateStamp: UnsafeAtomic<Int64> { record.atomic(\.gateStamp) }
     }
 
     static func layout(participants: Int, kindAreaSize: Int) -> (size: Int, kindAreaOffset: Int) {
@@ -47,20 +48,21 @@ public final class JobSegment: Sendable {
     public static func create(name: String, kind: UInt32, participants: Int, kindAreaSize: Int) throws(IPCError) -> JobSegment {
         let (size, kindArea) = layout(participants: participants, kindAreaSize: kindAreaSize)
         let segment = try SharedSegment.create(name: name, size: size)
-        let header = segment.base
-        header.storeBytes(of: magic, toByteOffset: 0, as: UInt32.self)
-        header.storeBytes(of: kind, toByteOffset: 4, as: UInt32.self)
-        header.storeBytes(of: UInt32(participants), toByteOffset: 8, as: UInt32.self)
+        let header = segment.base.layout(pool_job_header.self)
+        header.pointee.magic = magic
+        header.pointee.kind = kind
+        header.pointee.participants = UInt32(participants)
         return JobSegment(segment: segment, participants: participants, kindAreaOffset: kindArea)
     }
 
     /// Maps a job's segment in a worker.
     public static func open(name: String) throws(IPCError) -> JobSegment {
         let segment = try SharedSegment.open(name: name)
-        guard segment.size >= headerSize, segment.base.load(fromByteOffset: 0, as: UInt32.self) == magic else {
-            throw IPCError("open job segment \(name)", errno: 74 /* EBADMSG */, hint: "not a poold job segment")
+        let header = segment.base.layout(pool_job_header.self)
+        guard segment.size >= headerSize, header.pointee.magic == magic else {
+            throw IPCError("open job segment \(name)", errno: EBADMSG, hint: "not a poold job segment")
         }
-        let participants = Int(segment.base.load(fromByteOffset: 8, as: UInt32.self))
+        let participants = Int(header.pointee.participants)
         let (_, kindArea) = layout(participants: participants, kindAreaSize: 0)
         return JobSegment(segment: segment, participants: participants, kindAreaOffset: kindArea)
     }
@@ -71,15 +73,15 @@ public final class JobSegment: Sendable {
         self.kindAreaOffset = kindAreaOffset
     }
 
-    public var kind: UInt32 { segment.base.load(fromByteOffset: 4, as: UInt32.self) }
+    private var header: UnsafeMutablePointer<pool_job_header> { segment.base.layout(pool_job_header.self) }
+
+    public var kind: UInt32 { header.pointee.kind }
 
     /// Set by the daemon to stop the job; workers check it between chunks of work.
-    public var cancelFlag: UnsafeAtomic<UInt32> {
-        .init(at: (segment.base + 12).assumingMemoryBound(to: UInt32.AtomicRepresentation.self))
-    }
+    public var cancelFlag: UnsafeAtomic<UInt32> { header.atomic(\.cancel) }
 
     /// Counts participants that reached the start line; the futex the barrier sleeps on.
-    public var barrier: FutexWord { FutexWord(at: segment.base + 16) }
+    public var barrier: FutexWord { FutexWord(header.field(\.barrier)) }
 
     public var isCancelled: Bool { cancelFlag.load(ordering: .relaxed) != 0 }
 
@@ -90,7 +92,7 @@ public final class JobSegment: Sendable {
         cancelWord.wake()
     }
 
-    private var cancelWord: FutexWord { FutexWord(at: segment.base + 12) }
+    private var cancelWord: FutexWord { FutexWord(header.field(\.cancel)) }
 
     /// Sleeps for `nanoseconds` unless the job is cancelled meanwhile (then returns false at once):
     /// the notebook's `time.sleep`, interruptible. The sleep is sliced so that the worker's heartbeat
@@ -112,7 +114,7 @@ public final class JobSegment: Sendable {
 
     public func participant(_ index: Int) -> Participant {
         precondition(index >= 0 && index < participants, "participant \(index) outside the job")
-        return Participant(base: segment.base + Self.headerSize + index * Self.participantSize)
+        return Participant(record: header.end.layout(pool_job_participant.self) + index)
     }
 
     public var kindArea: UnsafeMutableRawPointer { segment.base + kindAreaOffset }
@@ -187,14 +189,10 @@ public final class JobSegment: Sendable {
     }
 
     /// Counts participants past the gate and running (see `arriveAndWaitForAll`).
-    var runningCount: UnsafeAtomic<UInt32> {
-        .init(at: (segment.base + 20).assumingMemoryBound(to: UInt32.AtomicRepresentation.self))
-    }
+    var runningCount: UnsafeAtomic<UInt32> { header.atomic(\.running) }
 
     /// Set once every participant was seen running at the start gate: they leave it together.
-    var goFlag: UnsafeAtomic<UInt32> {
-        .init(at: (segment.base + 24).assumingMemoryBound(to: UInt32.AtomicRepresentation.self))
-    }
+    var goFlag: UnsafeAtomic<UInt32> { header.atomic(\.go) }
 
     /// How long an arriving participant spins before it sleeps.
     static let arrivalSpin: Int64 = 200_000

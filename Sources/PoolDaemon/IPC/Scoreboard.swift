@@ -1,18 +1,21 @@
 import Atomics
+import CPooldShim
 import PoolIPC
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// The pool's shared-memory scoreboard: one cache-line record per slot that its worker keeps
-/// current (pid, state, job, heartbeat, progress), readable by the daemon at any time without a
-/// message. The daemon's own state machine stays authoritative; the scoreboard is what a worker
-/// says about itself.
+/// current (pid, job, heartbeat), readable by the daemon at any time without a message (the
+/// heartbeat check) and by a later instance after a crash (whose workers and jobs to clean up).
+/// The daemon's own state machine stays authoritative for a slot's state, the job's segment for
+/// its progress; the scoreboard is what a worker says about itself.
 ///
 /// The scoreboard also tells a live instance from a dead one: its creator holds an exclusive
 /// `flock` on it for as long as it lives (the kernel drops the lock when the process dies, however
 /// it dies) and, once it holds the lock, stamps the header with a magic number, its pid and the
-/// capacity. `StaleInstanceCleaner` relies on both.
+/// capacity. `StaleInstanceCleaner` relies on both. The header and the records are
+/// `pool_scoreboard_header` and `pool_scoreboard_record` (PooldLayouts.h).
 public final class Scoreboard: Sendable {
     public let segment: SharedSegment
     public let capacity: Int
@@ -23,37 +26,24 @@ public final class Scoreboard: Sendable {
     /// Fields of one slot record, each an atomic in shared memory.
     public struct Record: @unchecked Sendable {
         // @unchecked: atomics over shared memory.
-        let base: UnsafeMutableRawPointer
+        let record: UnsafeMutablePointer<pool_scoreboard_record>
 
-        public var pid: UnsafeAtomic<Int32> { .init(at: (base + 0).assumingMemoryBound(to: Int32.AtomicRepresentation.self)) }
-        /// A `WorkerScoreboardState` raw value.
-        public var state: UnsafeAtomic<UInt32> { .init(at: (base + 4).assumingMemoryBound(to: UInt32.AtomicRepresentation.self)) }
-        public var jobID: UnsafeAtomic<UInt64> { .init(at: (base + 8).assumingMemoryBound(to: UInt64.AtomicRepresentation.self)) }
+        public var pid: UnsafeAtomic<Int32> { record.atomic(\.pid) }
+        public var jobID: UnsafeAtomic<UInt64> { record.atomic(\.jobID) }
         /// CLOCK_MONOTONIC nanoseconds of the worker's last sign of life.
-        public var heartbeat: UnsafeAtomic<Int64> { .init(at: (base + 16).assumingMemoryBound(to: Int64.AtomicRepresentation.self)) }
-        /// Items or operations done in the current job.
-        public var progress: UnsafeAtomic<Int64> { .init(at: (base + 24).assumingMemoryBound(to: Int64.AtomicRepresentation.self)) }
-        public var jobsDone: UnsafeAtomic<Int64> { .init(at: (base + 32).assumingMemoryBound(to: Int64.AtomicRepresentation.self)) }
+        public var heartbeat: UnsafeAtomic<Int64> { record.atomic(\.heartbeat) }
 
         public func beat() { heartbeat.store(MonotonicClock.nanoseconds, ordering: .relaxed) }
     }
 
-    public enum WorkerScoreboardState: UInt32, Sendable { case empty = 0, idle = 1, running = 2, exiting = 3 }
+    static let recordSize = MemoryLayout<pool_scoreboard_record>.stride
 
-    static let recordSize = 64
-
-    /// The header, the first 64 bytes: written once by the creator, after it took the lock.
+    /// The header: written once by the creator, after it took the lock. Its magic is written last:
+    /// the header is complete (and the lock was taken) once it is there.
     enum Header {
-        static let size = 64
-        /// UInt32, written last: the header is complete (and the lock was taken) once it is `magic`.
-        static let magicOffset = 0
-        static let versionOffset = 4
-        /// Int32: the creator's pid.
-        static let pidOffset = 8
-        /// UInt32: slots in the scoreboard.
-        static let capacityOffset = 12
-        static let magic: UInt32 = 0x5053_4231  // "PSB1"
-        static let version: UInt32 = 1
+        static let size = MemoryLayout<pool_scoreboard_header>.size
+        static let magic = POOL_SCOREBOARD_MAGIC
+        static let version = POOL_SCOREBOARD_VERSION
     }
 
     /// Creates the scoreboard for up to `capacity` slots, takes the instance's lock on it and
@@ -80,19 +70,42 @@ public final class Scoreboard: Sendable {
                 throw error
             }
         }
-        let header = segment.base
-        header.storeBytes(of: Header.version, toByteOffset: Header.versionOffset, as: UInt32.self)
-        header.storeBytes(of: getpid(), toByteOffset: Header.pidOffset, as: Int32.self)
-        header.storeBytes(of: UInt32(capacity), toByteOffset: Header.capacityOffset, as: UInt32.self)
-        UnsafeAtomic<UInt32>(at: (header + Header.magicOffset).assumingMemoryBound(to: UInt32.AtomicRepresentation.self))
-            .store(Header.magic, ordering: .releasing)
+        let header = segment.base.layout(pool_scoreboard_header.self)
+        header.pointee.version = Header.version
+        header.pointee.pid = getpid()
+        header.pointee.capacity = UInt32(capacity)
+        header.atomic(\.magic).store(Header.magic, ordering: .releasing)
         return Scoreboard(segment: segment, capacity: capacity, lockDescriptor: lock)
     }
 
+    /// Maps the scoreboard a worker's daemon made, once its header says it is one of this build's:
+    /// a segment of another kind or layout is refused, not misread.
     public static func open(name: String) throws(IPCError) -> Scoreboard {
         let segment = try SharedSegment.open(name: name)
-        return Scoreboard(segment: segment, capacity: (segment.size - Header.size) / recordSize, lockDescriptor: -1)
+        guard segment.size >= Header.size else {
+            throw IPCError("open scoreboard \(name)", errno: EBADMSG,
+                           hint: "it is \(segment.size) bytes, smaller than a scoreboard's \(Header.size)-byte header: not a poold scoreboard")
+        }
+        let header = segment.base.layout(pool_scoreboard_header.self)
+        let magic = header.atomic(\.magic).load(ordering: .acquiring)
+        guard magic == Header.magic else {
+            throw IPCError("open scoreboard \(name)", errno: EBADMSG,
+                           hint: "its magic number is \(hex(magic)), expected \(hex(Header.magic)): not a poold scoreboard, or one whose daemon has not finished making it")
+        }
+        let version = header.pointee.version
+        guard version == Header.version else {
+            throw IPCError("open scoreboard \(name)", errno: EBADMSG,
+                           hint: "its layout version is \(version), expected \(Header.version): it was made by another poold build; a worker must run its daemon's own binary")
+        }
+        let capacity = Int(header.pointee.capacity)
+        guard Header.size + capacity * recordSize <= segment.size else {
+            throw IPCError("open scoreboard \(name)", errno: EBADMSG,
+                           hint: "its header says \(capacity) slots, but its \(segment.size) bytes hold \((segment.size - Header.size) / recordSize)")
+        }
+        return Scoreboard(segment: segment, capacity: capacity, lockDescriptor: -1)
     }
+
+    private static func hex(_ value: UInt32) -> String { "0x" + String(value, radix: 16, uppercase: true) }
 
     private init(segment: SharedSegment, capacity: Int, lockDescriptor: Int32) {
         self.segment = segment
@@ -102,11 +115,16 @@ public final class Scoreboard: Sendable {
 
     public func record(slot: Int) -> Record {
         precondition(slot >= 0 && slot < capacity, "slot \(slot) outside the scoreboard")
-        return Record(base: segment.base + Header.size + slot * Self.recordSize)
+        return Record(record: records + slot)
+    }
+
+    private var records: UnsafeMutablePointer<pool_scoreboard_record> {
+        segment.base.layout(pool_scoreboard_header.self).end.layout(pool_scoreboard_record.self)
     }
 
     /// Clears a record before a new worker takes the slot.
     public func reset(slot: Int) {
-        (segment.base + Header.size + slot * Self.recordSize).initializeMemory(as: UInt8.self, repeating: 0, count: Self.recordSize)
+        precondition(slot >= 0 && slot < capacity, "slot \(slot) outside the scoreboard")
+        (records + slot).pointee = pool_scoreboard_record()
     }
 }

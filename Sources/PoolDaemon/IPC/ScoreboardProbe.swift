@@ -1,3 +1,4 @@
+import CPooldShim
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -52,10 +53,8 @@ final class ScoreboardProbe {
 
     /// The header, if its creator finished writing it (the magic is written last).
     var header: Header? {
-        guard let magic = read(UInt32.self, at: Scoreboard.Header.magicOffset), magic == Scoreboard.Header.magic,
-              let pid = read(Int32.self, at: Scoreboard.Header.pidOffset),
-              let capacity = read(UInt32.self, at: Scoreboard.Header.capacityOffset) else { return nil }
-        return Header(pid: pid, capacity: Int(capacity))
+        guard let header = read(pool_scoreboard_header(), at: 0), header.magic == Scoreboard.Header.magic else { return nil }
+        return Header(pid: header.pid, capacity: Int(header.capacity))
     }
 
     /// Slots the segment has room for, from its size (also without a header).
@@ -67,16 +66,16 @@ final class ScoreboardProbe {
 
     /// The worker pids its slot records name (0s left out).
     var workerPIDs: [Int32] {
-        (0..<slotCount).compactMap { slot in
-            read(Int32.self, at: Scoreboard.Header.size + slot * Scoreboard.recordSize).flatMap { $0 > 0 ? $0 : nil }
-        }
+        records.compactMap { $0.pid > 0 ? $0.pid : nil }
     }
 
     /// The jobs its slot records say their workers were running.
     var jobIDs: [Int] {
-        (0..<slotCount).compactMap { slot in
-            read(UInt64.self, at: Scoreboard.Header.size + slot * Scoreboard.recordSize + 8).flatMap { $0 > 0 ? Int($0) : nil }
-        }
+        records.compactMap { $0.jobID > 0 ? Int($0.jobID) : nil }
+    }
+
+    private var records: [pool_scoreboard_record] {
+        (0..<slotCount).compactMap { read(pool_scoreboard_record(), at: Scoreboard.Header.size + $0 * Scoreboard.recordSize) }
     }
 
     /// Lets go of the lock (if held) and the descriptor.
@@ -86,9 +85,9 @@ final class ScoreboardProbe {
         descriptor = -1
     }
 
-    /// Reads with pread: a few bytes need no mapping.
-    private func read<T: FixedWidthInteger>(_ type: T.Type, at offset: Int) -> T? {
-        var value = T.zero
+    /// Reads a header or a record with pread: a few bytes need no mapping.
+    private func read<T: BitwiseCopyable>(_ empty: T, at offset: Int) -> T? {
+        var value = empty
         let count = withUnsafeMutableBytes(of: &value) { pread(descriptor, $0.baseAddress, $0.count, off_t(offset)) }
         return count == MemoryLayout<T>.size ? value : nil
     }

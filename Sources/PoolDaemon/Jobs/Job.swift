@@ -46,7 +46,7 @@ final class Job {
     var replacements: [Int: Int] = [:]
     /// While queued: what the job waits for, as the scheduler last saw it.
     var waiting: String?
-    /// Jobs submitted after this one that started before it (see `PoolController.dispatch`).
+    /// Jobs submitted after this one that started before it (see `JobScheduler.dispatch`).
     var overtaken = 0
 
     struct DeadWorker {

@@ -5,7 +5,7 @@ import PoolProtocol
 /// A validated job, ready to be dispatched: what it needs from the pool, how to lay out its shared
 /// segment, and how to read its result back once every participant has ended.
 protocol JobPlan: Sendable {
-    var kind: JobKindCode { get }
+    var kind: any JobKind.Type { get }
     /// The parameters as they will be reported (defaults filled in).
     var parameters: JSONValue { get }
     /// Workers the job occupies at once.
@@ -77,66 +77,6 @@ extension JobMonitor {
     func close() {}
 }
 
-/// The job kinds, with the number that tags their segments and the name clients use.
-enum JobKindCode: UInt32, Sendable, CaseIterable {
-    case counter = 1
-    case prodcons = 2
-    case event = 3
-    case tasks = 4
-    case append = 5
-    case lockcell = 6
-
-    var name: String {
-        switch self {
-        case .counter: return "counter"
-        case .prodcons: return "prodcons"
-        case .event: return "event"
-        case .tasks: return "tasks"
-        case .append: return "append"
-        case .lockcell: return "lockcell"
-        }
-    }
-
-    /// The worker side of the kind.
-    var work: any JobParticipantWork.Type {
-        switch self {
-        case .counter: return CounterJob.self
-        case .prodcons: return ProdConsJob.self
-        case .event: return EventJob.self
-        case .tasks: return TasksJob.self
-        case .append: return AppendJob.self
-        case .lockcell: return LockCellJob.self
-        }
-    }
-
-    init?(name: String) {
-        guard let match = Self.allCases.first(where: { $0.name == name }) else { return nil }
-        self = match
-    }
-}
-
-/// Turns a Run call into a plan, or a precise error.
-enum JobCatalog {
-    static func kind(named name: String) -> JobKindCode? { JobKindCode(name: name) }
-
-    /// The kinds' names, for refusals: "counter, prodcons, ...".
-    static var names: String { JobKindCode.allCases.map(\.name).joined(separator: ", ") }
-
-    static func plan(kind: String, parameters: JSONValue?, limits: JobLimits) throws(PoolError) -> any JobPlan {
-        guard let code = JobKindCode(name: kind) else {
-            throw PoolError.invalidParameter("kind", "unknown job kind '\(kind)'; this daemon runs: \(names)")
-        }
-        switch code {
-        case .counter: return try CounterJob.plan(parameters, limits: limits)
-        case .prodcons: return try ProdConsJob.plan(parameters, limits: limits)
-        case .event: return try EventJob.plan(parameters, limits: limits)
-        case .tasks: return try TasksJob.plan(parameters, limits: limits)
-        case .append: return try AppendJob.plan(parameters, limits: limits)
-        case .lockcell: return try LockCellJob.plan(parameters, limits: limits)
-        }
-    }
-}
-
 /// Upper bounds on what one job may ask for, so that no request means an unbounded allocation or a
 /// job that runs for days.
 struct JobLimits: Sendable {
@@ -155,11 +95,6 @@ struct JobLimits: Sendable {
     }
 }
 
-/// The worker side of a job kind: does one participant's share.
-protocol JobParticipantWork {
-    static func run(_ context: ParticipantContext) -> WorkerEvent.Outcome
-}
-
 /// What a worker's share of a job works with.
 struct ParticipantContext {
     let segment: JobSegment
@@ -167,7 +102,7 @@ struct ParticipantContext {
     /// 0 for the participant's first worker, n for its n-th replacement.
     let attempt: Int
     let slot: Int
-    /// The worker's scoreboard record: progress and heartbeat go here.
+    /// The worker's scoreboard record: its heartbeat goes here.
     let record: Scoreboard.Record
     /// Testing only: where this worker is to die (none in a replacement).
     let faults: FaultInjection

@@ -18,17 +18,12 @@ extension PoolController {
 
     /// The history was made again: every job this daemon holds is saved to it.
     private func rewriteHistory() {
-        let saved = history.saveEveryJob(current: jobs)
+        let saved = history.saveEveryJob(current: scheduler.jobs)
         logger.info("job history: every job held in memory is saved again", metadata: ["jobs": "\(saved)"])
-    }
-
-    /// Forgets the finished jobs beyond `historyLimit` (see `HistoryIndex.prune`).
-    func pruneHistory() {
-        for id in history.prune(limit: configuration.historyLimit, current: jobs) { jobs[id] = nil }
     }
 
     /// A job from an earlier run of the daemon (final: it cannot change any more).
     func pastJobRecord(_ id: Int) -> JobRecord? {
-        jobs[id] == nil ? history.pastRecord(id) : nil
+        scheduler.jobs[id] == nil ? history.pastRecord(id) : nil
     }
 }

@@ -14,7 +14,7 @@ import Glibc
 extension PoolController {
     /// A busy worker died (`replaceable` when the slot will be respawned).
     func participantDied(slot index: Int, pid: Int32, jobID: Int, exit: String, replaceable: Bool) {
-        guard let job = jobs[jobID], let participant = job.slots.firstIndex(of: index) else { return }
+        guard let job = scheduler.jobs[jobID], let participant = job.slots.firstIndex(of: index) else { return }
         let attempts = job.replacements[participant] ?? 0
         let resumes = replaceable && job.plan.resumesAfterWorkerDeath && job.state == .running
             && job.cancelReason == nil && job.failure == nil && attempts < configuration.failureLimit
@@ -28,19 +28,14 @@ extension PoolController {
             job.notifyWatchers()
             return
         }
-        job.ended.insert(participant)
-        job.failure = job.failure ?? "the worker in slot \(index) (pid \(pid)) died: \(exit)"
-        job.segment?.cancel()
-        if job.ended.count == job.slots.count { finish(job) }
+        scheduler.endParticipant(participant, of: job, failure: "the worker in slot \(index) (pid \(pid)) died: \(exit)")
     }
 
     /// The slot's new worker is ready: hand it the participant its predecessor left.
     func takeOver(slot index: Int) {
-        guard let takeover = slotTable.update(index, { slot in
-            defer { slot.takeover = nil }
-            return slot.takeover
-        }) ?? nil else { return }
-        guard let job = jobs[takeover.job], job.state == .running, job.cancelReason == nil, job.failure == nil else {
+        guard let takeover = slotTable[index]?.takeover else { return }
+        slotTable.update(index) { $0.takeover = nil }
+        guard let job = scheduler.jobs[takeover.job], job.state == .running, job.cancelReason == nil, job.failure == nil else {
             if lifecycle.isDraining { stopWorker(slot: index) } else { dispatchJobs() }
             return
         }
@@ -48,7 +43,8 @@ extension PoolController {
         do {
             try slotTable.send(command, to: index)
         } catch {
-            endParticipant(takeover.participant, of: job, failure: "cannot hand participant \(takeover.participant) to the new worker in slot \(index): \(error)")
+            scheduler.endParticipant(takeover.participant, of: job, failure: "cannot hand participant \(takeover.participant) to the new worker in slot \(index): \(error)")
+            noteChange()
             return
         }
         let pid = slotTable.update(index) { slot in
@@ -68,19 +64,12 @@ extension PoolController {
     func abandonTakeover(slot index: Int, reason: String) {
         guard let takeover = slotTable[index]?.takeover else { return }
         slotTable.update(index) { $0.takeover = nil }
-        guard let job = jobs[takeover.job], !job.state.isFinished else { return }
+        guard let job = scheduler.jobs[takeover.job], !job.state.isFinished else { return }
         if let last = job.deadWorkers.lastIndex(where: { $0.participant == takeover.participant }) {
             job.deadWorkers[last].replaced = false
         }
-        endParticipant(takeover.participant, of: job,
-                       failure: "the worker for participant \(takeover.participant) in slot \(index) died and no replacement can start: \(reason)")
-    }
-
-    private func endParticipant(_ participant: Int, of job: Job, failure: String) {
-        job.ended.insert(participant)
-        job.failure = job.failure ?? failure
-        job.segment?.cancel()
-        if job.ended.count == job.slots.count { finish(job) }
+        scheduler.endParticipant(takeover.participant, of: job,
+                                 failure: "the worker for participant \(takeover.participant) in slot \(index) died and no replacement can start: \(reason)")
         noteChange()
     }
 

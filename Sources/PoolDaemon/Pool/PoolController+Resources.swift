@@ -13,8 +13,8 @@ extension PoolController {
         let commands = slotTable.heldCommandQueues
         count += commands.count
         bytes += commands.bytes
-        for id in runningJobIDs {
-            guard let job = jobs[id], job.segment != nil, let queue = job.plan.messageQueue else { continue }
+        for id in scheduler.running {
+            guard let job = scheduler.jobs[id], job.segment != nil, let queue = job.plan.messageQueue else { continue }
             count += 1
             bytes += SystemLimits.messageQueueCost(depth: queue.depth, messageSize: queue.messageSize)
         }

@@ -1,4 +1,3 @@
-import Foundation
 import Logging
 import NIOCore
 import PoolIPC
@@ -7,280 +6,59 @@ import PoolProtocol
 import Glibc
 #endif
 
-/// Jobs: a FIFO queue, dispatch onto disjoint idle workers, completion, cancellation, history.
+/// Where jobs meet the rest of the pool: a job is dispatched only while the pool runs, gets its
+/// timeout, and a part that ends frees its worker (which may then stop); a cancelled job's
+/// released slots stay down while the daemon drains. The jobs themselves are the scheduler's.
 extension PoolController {
     /// Queues a job made with the next id (`history.takeJobID()`), possibly watched already.
     func enqueue(_ job: Job) {
-        jobs[job.id] = job
-        history.add(job)
-        queue.append(job.id)
-        logger.info("job \(job.id) (\(job.plan.kind.name)) queued: needs \(Self.workers(job.plan.workers))",
-                    metadata: ["job": "\(job.id)", "kind": "\(job.plan.kind.name)", "workers": "\(job.plan.workers)"])
+        scheduler.enqueue(job)
         dispatchJobs()
         noteChange()
     }
 
-    /// Starts queued jobs on idle workers, oldest first, with backfill and a fairness rule. A job
-    /// that cannot start yet (too few idle workers) does not hold back a smaller one behind it that
-    /// can; but each job may be overtaken so only `overtakeLimit` times. After that, no job behind
-    /// it starts before it does, so the workers that free up gather for it and a large job cannot
-    /// starve behind a stream of small ones. Every job left waiting is told why (`waiting`).
+    /// Starts what the queue can start on the idle workers (see `JobScheduler.dispatch`).
     func dispatchJobs() {
         guard lifecycle.isRunning else { return }
-        var idle = slotTable.idle
-        var passed: [Job] = []
-        var firstClaim: Job?
-        for id in queue {
-            // Starting a job can reply to a client, whose next call may dispatch in turn: what
-            // that started is no longer queued or idle here.
-            // A job whose record is not written yet is not started (and not overtaken).
-            guard let job = jobs[id], job.state == .queued, !job.awaitingRecord else { continue }
-            idle.removeAll { slotTable[$0]?.state != .ready }
-            if firstClaim == nil, idle.count >= job.plan.workers {
-                queue.removeAll { $0 == id }
-                let assigned = Array(idle.prefix(job.plan.workers))
-                idle.removeFirst(job.plan.workers)
-                for earlier in passed { earlier.overtaken += 1 }
-                startJob(job, on: assigned)
-                continue
-            }
-            if firstClaim == nil, job.overtaken >= configuration.overtakeLimit { firstClaim = job }
-            passed.append(job)
-        }
-        describeWaits(passed, firstClaim: firstClaim)
-    }
-
-    /// Tells each queued job's watchers what it waits for, when that changed.
-    private func describeWaits(_ waiting: [Job], firstClaim: Job?) {
-        guard !waiting.isEmpty else { return }
-        let pool = slotTable.occupancy
-        var behindFirstClaim = false
-        for job in waiting where job.state == .queued {
-            var text: String
-            if behindFirstClaim, let firstClaim {
-                text = "waiting behind job \(firstClaim.id), which was overtaken \(firstClaim.overtaken) times and gets the next free workers"
-            } else {
-                let workers = job.plan.workers
-                text = "waiting for \(workers) idle worker\(workers == 1 ? "" : "s"); \(pool)"
-                if job === firstClaim {
-                    text += "; overtaken \(job.overtaken) times, it now gets the next free workers"
-                    behindFirstClaim = true
-                }
-            }
-            guard job.waiting != text else { continue }
-            job.waiting = text
-            job.notifyWatchers()
-        }
-    }
-
-    /// Why a job of `workers` cannot run on the pool as it stands (failed slots do not count), or
-    /// nil when it can, now or once busy workers are free.
-    func poolTooSmall(forWorkers workers: Int) -> PoolError? {
-        let usable = slotTable.usableCount
-        guard workers > usable else { return nil }
-        let failed = slotTable.failedServing
-        guard !failed.isEmpty else { return .poolTooSmall(requested: workers, poolSize: usable) }
-        return .poolTooSmall(requested: workers, poolSize: slotTable.targetSize, usable: usable, failedSlots: failed)
+        scheduler.dispatch(start: startJob)
     }
 
     private func startJob(_ job: Job, on assigned: [Int]) {
-        let segment: JobSegment
-        do {
-            segment = try slotTable.descriptorReserve.whileReleased { () throws(IPCError) in
-                try job.plan.createSegment(name: configuration.names.job(job.id))
-            }
-        } catch {
-            job.failure = "cannot create the job's \(error.operation.hasPrefix("mq_") ? "message queue" : "shared memory"): \(error)"
-            finish(job)
-            return
-        }
-        job.segment = segment
-        job.slots = assigned
-        job.state = .running
-        runningJobIDs.insert(job.id)
-        job.startedAt = Date()
-        for (participant, index) in assigned.enumerated() {
-            slotTable.update(index) { slot in
-                slot.state = .busy
-                slot.job = job.id
-            }
-            do {
-                try slotTable.send(WorkerCommand(kind: .runJob, jobID: job.id, participant: participant), to: index)
-            } catch {
-                // The worker cannot be reached; the job cannot complete. Stop the others.
-                slotTable.update(index) { slot in
-                    slot.state = .ready
-                    slot.job = nil
-                }
-                job.ended.insert(participant)
-                job.failure = job.failure ?? "cannot send the job to slot \(index): \(error)"
-                segment.cancel()
-            }
-        }
-        let on = assigned.count == 1 ? "slot \(assigned[0])" : "slots " + assigned.map(String.init).joined(separator: ", ")
-        logger.info("job \(job.id) (\(job.plan.kind.name)) started on \(on)",
-                    metadata: ["job": "\(job.id)", "kind": "\(job.plan.kind.name)", "slots": "\(assigned)", MessageID.key: MessageID.jobStarted])
-        history.save(job)
-        if let monitor = job.plan.makeMonitor(segment: segment) {
-            job.monitor = monitor
-            scheduleMonitor(for: job, monitor: monitor, after: monitor.initialDelay)
-        }
-        if let timeout = job.timeout {
+        scheduler.start(job, on: assigned)
+        if job.state == .running, let timeout = job.timeout {
             job.timeoutTimer = eventLoop.assumeIsolated().scheduleTask(in: timeAmount(timeout)) { [self] in
                 timedOut(job, after: timeout)
             }
         }
-        job.notifyWatchers()
-        if job.ended.count == assigned.count { finish(job) }
-        noteChange()
+        scheduler.announceStart(of: job)
     }
 
     /// A worker reports that its part of a job ended.
     func participantEnded(slot index: Int, pid: Int32, jobID: Int, outcome: WorkerEvent.Outcome, errorCode: Int32, reason: String) {
-        let ended = slotTable.update(index) { slot -> Slot? in
-            guard slot.process?.pid == pid, slot.job == jobID else { return nil }
-            slot.job = nil
-            if slot.state == .busy { slot.state = .ready }
-            return slot
-        }
-        guard let slot = ended ?? nil else { return }
-        if let job = jobs[jobID], let participant = job.slots.firstIndex(of: index) {
-            job.ended.insert(participant)
+        guard let slot = slotTable.jobEnded(index, pid: pid, job: jobID) else { return }
+        if let job = scheduler.jobs[jobID], let participant = job.slots.firstIndex(of: index) {
+            var failure: String?
             if outcome == .failed {
                 // The reason names the errno already when there was one.
                 let reason = !reason.isEmpty ? reason : errorCode != 0 ? String(cString: strerror(errorCode)) : "it gave no reason"
-                job.failure = job.failure ?? "participant \(participant) (slot \(index), pid \(pid)) failed: \(reason)"
-                job.segment?.cancel()
+                failure = "participant \(participant) (slot \(index), pid \(pid)) failed: \(reason)"
             }
-            if job.ended.count == job.slots.count { finish(job) }
+            scheduler.endParticipant(participant, of: job, failure: failure)
         }
         if slot.retiring || slot.replaceAfterJob || lifecycle.isDraining { stopWorker(slot: index) }
         noteChange()
         dispatchJobs()
     }
 
-    /// Stops a job. A queued one is simply dropped; a running one has its cancel flag set and its
-    /// workers are given `cancelGrace` to notice before they are killed.
+    /// Stops a job (see `JobScheduler.cancel`); while the daemon drains, a slot whose takeover
+    /// the cancel dropped is not respawned.
     func cancel(_ job: Job, reason: String) {
-        switch job.state {
-        case .queued:
-            queue.removeAll { $0 == job.id }
-            job.cancelReason = reason
-            finish(job)
-        case .running:
-            guard job.cancelReason == nil else { return }
-            job.cancelReason = reason
-            job.segment?.cancel()
-            // Participants waiting for a replacement worker have nothing left to stop.
-            for (index, takeover) in slotTable.takeovers(of: job.id) {
-                slotTable.update(index) { $0.takeover = nil }
-                job.ended.insert(takeover.participant)
-                if lifecycle.isDraining { stopBackedOffSlot(index) }
-            }
-            if job.ended.count == job.slots.count {
-                finish(job)
-                return
-            }
-            job.cancelTimer = eventLoop.assumeIsolated().scheduleTask(in: timeAmount(configuration.cancelGrace)) { [self] in
-                for (participant, index) in job.slots.enumerated() where !job.ended.contains(participant) {
-                    logger.warning("the worker in slot \(index) did not stop job \(job.id) within \(DurationText.format(nanoseconds(configuration.cancelGrace))) of its cancellation; killing it",
-                                   metadata: ["job": "\(job.id)", "slot": "\(index)"])
-                    slotTable.kill(index)
-                }
-            }
-            logger.info("cancelling job \(job.id) (\(job.plan.kind.name)): \(reason)", metadata: ["job": "\(job.id)", "reason": "\(reason)"])
-        case .succeeded, .failed, .cancelled, .interrupted:
-            return
-        }
-        noteChange()
-    }
-
-    /// Every participant has ended (or the job never started): settle the state, read the result,
-    /// remove the segment, tell the watchers, keep the record in the bounded history.
-    func finish(_ job: Job) {
-        job.cancelTimer?.cancel()
-        job.timeoutTimer?.cancel()
-        job.progressTimer?.cancel()
-        job.monitorTimer?.cancel()
-        var fullLog: [String] = []
-        if let segment = job.segment {
-            job.result = job.plan.result(from: segment, monitor: job.monitor).adding(deadWorkers: job.deadWorkers)
-            fullLog = job.plan.logLines(segment: segment, from: 0)
-            job.finalLog = KeptJobLog.bounded(fullLog, jobID: job.id)
-            job.plan.removeResources(segmentName: segment.segment.name)
-            SharedSegment.unlink(name: segment.segment.name)
-            job.segment = nil
-        }
-        // A finished job holds nothing: the record kept in the history is plain values. (The
-        // monitor may hold the queue open or the segment mapped.)
-        job.monitor?.close()
-        job.monitor = nil
-        if job.failure != nil {
-            job.state = .failed
-        } else if job.cancelReason != nil {
-            job.state = .cancelled
-        } else {
-            job.state = .succeeded
-        }
-        job.finishedAt = Date()
-        runningJobIDs.remove(job.id)
-        jobsFinished += 1
-        history.save(job)
-        pruneHistory()
-        let elapsed = job.startedAt.map { job.finishedAt!.timeIntervalSince($0) }
-        var metadata: Logger.Metadata = ["job": "\(job.id)", "kind": "\(job.plan.kind.name)", "state": "\(job.state.rawValue)",
-                                         "seconds": "\(String(format: "%.3f", elapsed ?? 0))"]
-        if let failure = job.failure { metadata["error"] = "\(failure)" }
-        // "job 7 (prodcons) succeeded in 1.20s: checksum OK, 1000000 items": what and how, in the text.
-        let when = elapsed.map { job.state == .succeeded ? " in \(Self.seconds($0))" : " after \(Self.seconds($0))" } ?? " before it started"
-        let summary = job.record(includingLog: false).summary
-        let message = "job \(job.id) (\(job.plan.kind.name)) \(job.state.rawValue)\(when)" + (summary.isEmpty ? "" : ": " + summary)
-        if job.state == .failed {
-            metadata[MessageID.key] = MessageID.jobFailed
-            logger.error("\(message)", metadata: metadata)
-        } else {
-            metadata[MessageID.key] = MessageID.jobFinished
-            logger.info("\(message)", metadata: metadata)
-        }
-        job.notifyWatchers(fullLog: fullLog)
-        noteChange()
+        for index in scheduler.cancel(job, reason: reason) where lifecycle.isDraining { stopBackedOffSlot(index) }
     }
 
     /// Fails queued jobs that ask for more workers than the pool can now offer (a slot failed, the
-    /// pool shrank), with the reason `Run` would refuse them with, rather than leaving them queued
-    /// forever.
+    /// pool shrank), with the reason `Run` would refuse them with.
     func failQueuedJobsThatCannotRun() {
-        for id in queue {
-            guard let job = jobs[id], let refusal = poolTooSmall(forWorkers: job.plan.workers) else { continue }
-            queue.removeAll { $0 == id }
-            job.failure = "\(refusal.shortName): \(refusal.parameters.reason ?? "")"
-            finish(job)
-        }
-    }
-
-    /// Streams progress to a job's watchers while it is queued or runs (one timer per job).
-    func scheduleProgress(for job: Job) {
-        guard job.progressTimer == nil else { return }
-        job.progressTimer = eventLoop.assumeIsolated().scheduleTask(in: timeAmount(configuration.progressInterval)) { [self] in
-            job.progressTimer = nil
-            guard !job.state.isFinished, !job.watchers.isEmpty else { return }
-            if job.state == .running { job.notifyWatchers() }
-            scheduleProgress(for: job)
-        }
-    }
-
-    private func scheduleMonitor(for job: Job, monitor: any JobMonitor, after delay: Duration) {
-        job.monitorTimer = eventLoop.assumeIsolated().scheduleTask(in: timeAmount(delay)) { [self] in
-            guard job.state == .running, job.cancelReason == nil, job.failure == nil else { return }
-            if let next = monitor.tick() { scheduleMonitor(for: job, monitor: monitor, after: next) }
-        }
-    }
-
-    /// `2 workers`, `1 worker`.
-    static func workers(_ count: Int) -> String { count == 1 ? "1 worker" : "\(count) workers" }
-
-    /// `1.20s`, `350ms`: a duration in a message.
-    static func seconds(_ value: Double) -> String {
-        value >= 1 ? String(format: "%.2fs", value) : String(format: "%.0fms", value * 1000)
+        scheduler.failQueued { slotTable.refusal(forWorkers: $0.plan.workers) }
     }
 }

@@ -8,7 +8,7 @@ extension PoolController {
     /// SIGTERM, SIGINT, the Shutdown call.
     func requestStop(reason: String) {
         perform(lifecycle.transition(on: .stopRequested(reason: reason, now: eventLoop.monotonicNanoseconds,
-                                                         drainTimeout: configuration.drainTimeout, runningJobs: runningJobIDs.count)))
+                                                         drainTimeout: configuration.drainTimeout, runningJobs: scheduler.running.count)))
     }
 
     /// Sends `READY=1` (via `onReady`) once no initial worker is still starting.
@@ -59,16 +59,16 @@ extension PoolController {
     private func beginDrain(_ drain: Lifecycle.Drain) {
         notifier.notify("STOPPING=1")
         extendStopTimeout(drainLeft: nanoseconds(drain.timeout))
-        let running = runningJobIDs.count
+        let running = scheduler.running.count
         let timeout = DurationText.format(nanoseconds(drain.timeout))
         let plan = running == 0 ? "no job is running" : drain.timeout == .zero ? "cancelling \(running) running job(s) now (--drain-timeout 0)"
             : "\(running) running job(s) may finish within \(timeout)"
-        let queued = queue.isEmpty ? "" : "; cancelling \(queue.count) queued job(s)"
+        let queued = scheduler.queue.isEmpty ? "" : "; cancelling \(scheduler.queue.count) queued job(s)"
         logger.info("shutting down (\(drain.reason)): \(plan)\(queued)",
-                    metadata: ["reason": "\(drain.reason)", "runningJobs": "\(running)", "queuedJobs": "\(queue.count)",
+                    metadata: ["reason": "\(drain.reason)", "runningJobs": "\(running)", "queuedJobs": "\(scheduler.queue.count)",
                                "drainTimeout": "\(timeout)"])
-        for id in queue {
-            if let job = jobs[id] { cancel(job, reason: "the daemon is shutting down (\(drain.reason)); the job had not started") }
+        for id in scheduler.queue {
+            if let job = scheduler.jobs[id] { cancel(job, reason: "the daemon is shutting down (\(drain.reason)); the job had not started") }
         }
         for index in slotTable.indices {
             guard let slot = slotTable[index] else { continue }
@@ -86,7 +86,7 @@ extension PoolController {
         drainDeadlineTimer?.cancel()
         drainDeadlineTimer = nil
         extendStopTimeout(drainLeft: 0)
-        let running = runningJobIDs.sorted().compactMap { jobs[$0] }
+        let running = scheduler.running.sorted().compactMap { scheduler.jobs[$0] }
         if !running.isEmpty {
             logger.notice("cancelling the jobs still running: \(running.map { "job \($0.id) (\($0.plan.kind.name))" }.joined(separator: ", "))",
                           metadata: ["jobs": "\(running.map(\.id))"])
@@ -133,7 +133,7 @@ extension PoolController {
     func removeIPCObjects() {
         let names = configuration.names
         slotTable.removeCommandQueues(capacity: configuration.maxWorkers)
-        for id in jobs.keys { SharedSegment.unlink(name: names.job(id)) }
+        for id in scheduler.jobs.keys { SharedSegment.unlink(name: names.job(id)) }
         events.close()
         MessageQueue.unlink(name: names.events)
         SharedSegment.unlink(name: names.scoreboard)
@@ -148,6 +148,6 @@ extension PoolController {
 
     /// Why `Run` is refused during a shutdown.
     var shutdownRefusal: String {
-        lifecycle.shutdownRefusal(runningJobs: runningJobIDs.count, now: eventLoop.monotonicNanoseconds)
+        lifecycle.shutdownRefusal(runningJobs: scheduler.running.count, now: eventLoop.monotonicNanoseconds)
     }
 }

@@ -183,7 +183,7 @@ extension PoolController {
             case .busy, .stopping: break
             }
         }
-        logger.info("pool resized to \(Self.workers(size))", metadata: ["workers": "\(size)"])
+        logger.info("pool resized to \(JobScheduler.workers(size))", metadata: ["workers": "\(size)"])
         failQueuedJobsThatCannotRun()
         noteChange()
         dispatchJobs()

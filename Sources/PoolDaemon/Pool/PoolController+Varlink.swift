@@ -3,116 +3,158 @@ import NIOCore
 import NIOFoundationCompat
 import PoolProtocol
 
-/// The varlink methods: `io.poold.Pool` and `org.varlink.service`.
+/// One varlink call as a method sees it: its parameters, decoded on demand, and its replies.
+struct VarlinkCall {
+    let message: ByteBuffer
+    let decoder: JSONDecoder
+    let responder: VarlinkResponder
+
+    func parameters<P: Decodable>(_ type: P.Type) throws(PoolError) -> P {
+        try VarlinkCallDecoding.parameters(type, from: message, decoder: decoder)
+    }
+}
+
+/// The varlink methods, `io.poold.Pool` and `org.varlink.service`, bound by name in one table.
 extension PoolController {
+    typealias VarlinkMethod = @Sendable (PoolController, VarlinkCall) throws(PoolError) -> Void
+
+    static let varlinkMethods: [String: VarlinkMethod] = [
+        "org.varlink.service.GetInfo": { controller, call throws(PoolError) in controller.serveGetInfo(call) },
+        "org.varlink.service.GetInterfaceDescription": { controller, call throws(PoolError) in try controller.serveGetInterfaceDescription(call) },
+        PoolInterface.Method.status.qualifiedName: { controller, call throws(PoolError) in try controller.serveStatus(call) },
+        PoolInterface.Method.run.qualifiedName: { controller, call throws(PoolError) in
+            try controller.serveRun(call.parameters(RunRequest.self), responder: call.responder)
+        },
+        PoolInterface.Method.listJobs.qualifiedName: { controller, call throws(PoolError) in try controller.serveListJobs(call) },
+        PoolInterface.Method.getJob.qualifiedName: { controller, call throws(PoolError) in try controller.serveGetJob(call) },
+        PoolInterface.Method.cancel.qualifiedName: { controller, call throws(PoolError) in try controller.serveCancel(call) },
+        PoolInterface.Method.resize.qualifiedName: { controller, call throws(PoolError) in try controller.serveResize(call) },
+        PoolInterface.Method.restartWorkers.qualifiedName: { controller, call throws(PoolError) in try controller.serveRestartWorkers(call) },
+        PoolInterface.Method.reload.qualifiedName: { controller, call throws(PoolError) in try controller.serveReload(call) },
+        PoolInterface.Method.shutdown.qualifiedName: { controller, call throws(PoolError) in try controller.serveShutdown(call) },
+    ]
+
+    /// Serves one call: the method its name binds, or the error that says why there is none.
     func serve(call header: VarlinkCallHeader, message: ByteBuffer, decoder: JSONDecoder, responder: VarlinkResponder) {
         do throws(PoolError) {
-            try dispatch(call: header, message: message, decoder: decoder, responder: responder)
+            if header.upgrade == true {
+                throw PoolError.invalidRequest("this service does not support connection upgrades")
+            }
+            guard let method = Self.varlinkMethods[header.method] else {
+                if header.method.hasPrefix(PoolInterface.name + ".") || header.method.hasPrefix("org.varlink.service.") {
+                    throw PoolError.methodNotFound(header.method)
+                }
+                let interface = header.method.split(separator: ".").dropLast().joined(separator: ".")
+                throw PoolError.interfaceNotFound(interface)
+            }
+            try method(self, VarlinkCall(message: message, decoder: decoder, responder: responder))
         } catch {
             responder.fail(error)
         }
     }
 
-    private func dispatch(call header: VarlinkCallHeader, message: ByteBuffer, decoder: JSONDecoder,
-                          responder: VarlinkResponder) throws(PoolError) {
-        func parameters<P: Decodable>(_ type: P.Type) throws(PoolError) -> P {
-            try VarlinkCallDecoding.parameters(type, from: message, decoder: decoder)
-        }
+    private func serveGetInfo(_ call: VarlinkCall) {
+        call.responder.reply(ServiceInfo(vendor: "poold", product: "poold", version: PooldVersion.string, url: "",
+                                         interfaces: ["org.varlink.service", PoolInterface.name]))
+    }
 
-        if header.upgrade == true {
-            throw PoolError.invalidRequest("this service does not support connection upgrades")
-        }
-        switch header.method {
-        case "org.varlink.service.GetInfo":
-            responder.reply(ServiceInfo(vendor: "poold", product: "poold", version: PooldVersion.string, url: "",
-                                        interfaces: ["org.varlink.service", PoolInterface.name]))
-        case "org.varlink.service.GetInterfaceDescription":
-            let request = try parameters(InterfaceDescriptionRequest.self)
-            switch request.interface {
-            case PoolInterface.name: responder.reply(InterfaceDescriptionReply(description: PoolInterface.description))
-            case "org.varlink.service": responder.reply(InterfaceDescriptionReply(description: PoolInterface.serviceDescription))
-            default: throw PoolError.interfaceNotFound(request.interface)
-            }
-        case PoolInterface.Method.status.qualifiedName:
-            _ = try parameters(NoParameters.self)
-            responder.reply(statusReply(), continues: responder.more)
-            guard responder.more, !responder.isDone else { return }
-            let id = publisher.follow { status in responder.reply(status, continues: true) }
-            responder.onClose = { [publisher] in publisher.unfollow(id) }
-        case PoolInterface.Method.run.qualifiedName:
-            try run(parameters(RunRequest.self), responder: responder)
-        case PoolInterface.Method.listJobs.qualifiedName:
-            let request = try parameters(ListJobsRequest.self)
-            let limit = request.limit ?? 100
-            guard limit >= 1 else { throw PoolError.invalidParameter("limit", "must be at least 1") }
-            if let state = request.state, JobState(rawValue: state) == nil {
-                throw PoolError.invalidParameter("state", "'\(state)' is no job state; one of \(JobState.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            if let kind = request.kind, JobCatalog.kind(named: kind) == nil {
-                throw PoolError.invalidParameter("kind", "'\(kind)' is no job kind; one of \(JobCatalog.names)")
-            }
-            responder.reply(ListJobsReply(jobs: history.recentRecords(limit: limit, state: request.state, kind: request.kind, current: jobs)))
-        case PoolInterface.Method.getJob.qualifiedName:
-            let id = try parameters(JobIDRequest.self).id
-            if let past = pastJobRecord(id) { return responder.reply(JobReply(job: past)) }
-            let job = try existingJob(id)
-            responder.reply(JobReply(job: job.record), continues: !job.state.isFinished)
-            guard responder.more, !responder.isDone else { return }
-            // With `more`: follow the job to its end, like a Run that was detached.
-            let watcherID = job.addWatcher { record in responder.reply(JobReply(job: record), continues: !record.state.isFinished) }
-            responder.onClose = { job.watchers[watcherID] = nil }
-            scheduleProgress(for: job)
-        case PoolInterface.Method.cancel.qualifiedName:
-            let id = try parameters(JobIDRequest.self).id
-            // A job from an earlier run has ended; like any ended job, it stays as it is.
-            if let past = pastJobRecord(id) { return responder.reply(JobReply(job: past)) }
-            let job = try existingJob(id)
-            cancel(job, reason: "cancelled by a client")
-            responder.reply(JobReply(job: job.record))
-        case PoolInterface.Method.resize.qualifiedName:
-            let request = try parameters(ResizeRequest.self)
-            guard (1...configuration.maxWorkers).contains(request.workers) else {
-                throw PoolError.invalidParameter("workers", "must be from 1 to \(configuration.maxWorkers) (--max-workers), not \(request.workers)")
-            }
-            guard lifecycle.isRunning else { throw PoolError.shuttingDown(lifecycle.notRunningReason) }
-            try checkResources(forPoolSize: request.workers)
-            resize(to: request.workers)
-            responder.reply(ResizeReply(poolSize: slotTable.targetSize, workers: slotTable.info))
-        case PoolInterface.Method.restartWorkers.qualifiedName:
-            let request = try parameters(RestartWorkersRequest.self)
-            guard lifecycle.isRunning else { throw PoolError.shuttingDown(lifecycle.notRunningReason) }
-            try restartWorkers(slots: request.slots) { result in
-                switch result {
-                case .success(let reply): responder.reply(reply)
-                case .failure(let error): responder.fail(error)
-                }
-            }
-        case PoolInterface.Method.reload.qualifiedName:
-            _ = try parameters(NoParameters.self)
-            guard lifecycle.isRunning else { throw PoolError.shuttingDown(lifecycle.notRunningReason) }
-            notifier.notify("RELOADING=1")
-            defer { notifier.notify("READY=1") }
-            responder.reply(try reloadConfiguration())
-        case PoolInterface.Method.shutdown.qualifiedName:
-            _ = try parameters(NoParameters.self)
-            responder.reply(NoParameters())
-            requestStop(reason: "Shutdown")
-        default:
-            if header.method.hasPrefix(PoolInterface.name + ".") || header.method.hasPrefix("org.varlink.service.") {
-                throw PoolError.methodNotFound(header.method)
-            }
-            let interface = header.method.split(separator: ".").dropLast().joined(separator: ".")
-            throw PoolError.interfaceNotFound(interface)
+    private func serveGetInterfaceDescription(_ call: VarlinkCall) throws(PoolError) {
+        let request = try call.parameters(InterfaceDescriptionRequest.self)
+        switch request.interface {
+        case PoolInterface.name: call.responder.reply(InterfaceDescriptionReply(description: PoolInterface.description))
+        case "org.varlink.service": call.responder.reply(InterfaceDescriptionReply(description: PoolInterface.serviceDescription))
+        default: throw PoolError.interfaceNotFound(request.interface)
         }
     }
 
-    private func run(_ request: RunRequest, responder: VarlinkResponder) throws(PoolError) {
+    private func serveStatus(_ call: VarlinkCall) throws(PoolError) {
+        _ = try call.parameters(NoParameters.self)
+        let responder = call.responder
+        responder.reply(statusReply(), continues: responder.more)
+        guard responder.more, !responder.isDone else { return }
+        let id = publisher.follow { status in responder.reply(status, continues: true) }
+        responder.onClose = { [publisher] in publisher.unfollow(id) }
+    }
+
+    private func serveListJobs(_ call: VarlinkCall) throws(PoolError) {
+        let request = try call.parameters(ListJobsRequest.self)
+        let limit = request.limit ?? 100
+        guard limit >= 1 else { throw PoolError.invalidParameter("limit", "must be at least 1") }
+        if let state = request.state, JobState(rawValue: state) == nil {
+            throw PoolError.invalidParameter("state", "'\(state)' is no job state; one of \(JobState.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        if let kind = request.kind, JobCatalog.kind(named: kind) == nil {
+            throw PoolError.invalidParameter("kind", "'\(kind)' is no job kind; one of \(JobCatalog.names)")
+        }
+        call.responder.reply(ListJobsReply(jobs: history.recentRecords(limit: limit, state: request.state, kind: request.kind, current: scheduler.jobs)))
+    }
+
+    private func serveGetJob(_ call: VarlinkCall) throws(PoolError) {
+        let id = try call.parameters(JobIDRequest.self).id
+        let responder = call.responder
+        if let past = pastJobRecord(id) { return responder.reply(JobReply(job: past)) }
+        let job = try existingJob(id)
+        responder.reply(JobReply(job: job.record), continues: !job.state.isFinished)
+        guard responder.more, !responder.isDone else { return }
+        // With `more`: follow the job to its end, like a Run that was detached.
+        let watcherID = job.addWatcher { record in responder.reply(JobReply(job: record), continues: !record.state.isFinished) }
+        responder.onClose = { job.watchers[watcherID] = nil }
+        scheduler.scheduleProgress(for: job)
+    }
+
+    private func serveCancel(_ call: VarlinkCall) throws(PoolError) {
+        let id = try call.parameters(JobIDRequest.self).id
+        // A job from an earlier run has ended; like any ended job, it stays as it is.
+        if let past = pastJobRecord(id) { return call.responder.reply(JobReply(job: past)) }
+        let job = try existingJob(id)
+        cancel(job, reason: "cancelled by a client")
+        call.responder.reply(JobReply(job: job.record))
+    }
+
+    private func serveResize(_ call: VarlinkCall) throws(PoolError) {
+        let request = try call.parameters(ResizeRequest.self)
+        guard (1...configuration.maxWorkers).contains(request.workers) else {
+            throw PoolError.invalidParameter("workers", "must be from 1 to \(configuration.maxWorkers) (--max-workers), not \(request.workers)")
+        }
+        guard lifecycle.isRunning else { throw PoolError.shuttingDown(lifecycle.notRunningReason) }
+        try checkResources(forPoolSize: request.workers)
+        resize(to: request.workers)
+        call.responder.reply(ResizeReply(poolSize: slotTable.targetSize, workers: slotTable.info))
+    }
+
+    private func serveRestartWorkers(_ call: VarlinkCall) throws(PoolError) {
+        let request = try call.parameters(RestartWorkersRequest.self)
+        guard lifecycle.isRunning else { throw PoolError.shuttingDown(lifecycle.notRunningReason) }
+        let responder = call.responder
+        try restartWorkers(slots: request.slots) { result in
+            switch result {
+            case .success(let reply): responder.reply(reply)
+            case .failure(let error): responder.fail(error)
+            }
+        }
+    }
+
+    private func serveReload(_ call: VarlinkCall) throws(PoolError) {
+        _ = try call.parameters(NoParameters.self)
+        guard lifecycle.isRunning else { throw PoolError.shuttingDown(lifecycle.notRunningReason) }
+        notifier.notify("RELOADING=1")
+        defer { notifier.notify("READY=1") }
+        call.responder.reply(try reloadConfiguration())
+    }
+
+    private func serveShutdown(_ call: VarlinkCall) throws(PoolError) {
+        _ = try call.parameters(NoParameters.self)
+        call.responder.reply(NoParameters())
+        requestStop(reason: "Shutdown")
+    }
+
+    private func serveRun(_ request: RunRequest, responder: VarlinkResponder) throws(PoolError) {
         guard lifecycle.isRunning || lifecycle.isStarting else {
             throw PoolError.shuttingDown(shutdownRefusal)
         }
         let limits = JobLimits(poolSize: slotTable.targetSize, maxPoolSize: queueLimitedPoolSize)
         let plan = try JobCatalog.plan(kind: request.kind, parameters: request.parameters, limits: limits)
-        if let refusal = poolTooSmall(forWorkers: plan.workers) { throw refusal }
+        if let refusal = slotTable.refusal(forWorkers: plan.workers) { throw refusal }
         try checkResources(for: plan)
         var timeout: Duration?
         if let text = request.timeout {
@@ -121,8 +163,8 @@ extension PoolController {
             }
             timeout = .nanoseconds(nanos)
         }
-        guard queue.count < configuration.maxQueuedJobs else {
-            throw PoolError.resourceLimit("\(queue.count) jobs are queued, the limit (--max-queued-jobs); try again when some have run")
+        guard scheduler.queue.count < configuration.maxQueuedJobs else {
+            throw PoolError.resourceLimit("\(scheduler.queue.count) jobs are queued, the limit (--max-queued-jobs); try again when some have run")
         }
         let detached = request.detach == true && !responder.oneway
         if detached, let problem = history.store?.problem {
@@ -158,13 +200,13 @@ extension PoolController {
         responder.onClose = { job.watchers[watcherID] = nil }
         if responder.more {
             responder.reply(JobReply(job: job.record), continues: true)
-            scheduleProgress(for: job)
+            scheduler.scheduleProgress(for: job)
         }
         enqueue(job)
     }
 
     private func existingJob(_ id: Int) throws(PoolError) -> Job {
-        guard let job = jobs[id] else { throw PoolError.notFound(id: id, history.noJobReason(id)) }
+        guard let job = scheduler.jobs[id] else { throw PoolError.notFound(id: id, history.noJobReason(id)) }
         return job
     }
 

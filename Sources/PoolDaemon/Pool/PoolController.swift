@@ -5,10 +5,13 @@ import PoolHistory
 import PoolIPC
 import PoolProtocol
 
-/// The daemon's state: worker slots, jobs, and the clients watching them. It lives on one event loop
-/// (the same one that serves the control socket), so every transition is a plain method call with no
-/// lock; the watcher thread and the sockets only hand it events. Its concerns are split over
-/// extensions: supervision (slots and processes), scheduling (jobs), the varlink methods, shutdown.
+/// The daemon's state on its one event loop (the same one that serves the control socket), so
+/// that every transition is a plain method call with no lock; the watcher thread and the sockets
+/// only hand it events. The state is held by its owners: the `Lifecycle`, the `SlotTable`, the
+/// `JobScheduler`, the `HistoryIndex` and the `StatusPublisher`. The controller routes each event
+/// to its owner and orders the effects that span them (a worker's exit ends its part of a job,
+/// then respawns or fails its slot); its extensions are those sequences, by topic, and the
+/// varlink method table.
 final class PoolController {
     /// Mostly fixed at start; a reload changes the keys it applies (see `reloadConfiguration`).
     var configuration: DaemonConfiguration
@@ -27,13 +30,8 @@ final class PoolController {
     /// A RestartWorkers in progress (PoolController+Restart).
     var restart = RestartState()
 
-    // Scheduling.
-    var jobs: [Int: Job] = [:]
-    var queue: [Int] = []
-    /// Kept as jobs start and finish: counting them in `jobs`, which holds the finished ones of the
-    /// history too, would cost a pass over up to `historyLimit` jobs per change.
-    var runningJobIDs: Set<Int> = []
-    var jobsFinished = 0
+    /// The jobs, their queue and dispatch.
+    let scheduler: JobScheduler
 
     /// The jobs of earlier runs, the listing order, the job ids and the store on disk.
     let history: HistoryIndex
@@ -49,9 +47,9 @@ final class PoolController {
     /// Runs once when every worker has exited and every IPC object is gone.
     var onStopped: (() -> Void)?
 
-    /// `launcher` starts the workers: `ProcessLauncher` in the daemon, a fake in the in-process
-    /// tests. The event loop's clock is the controller's (see `EventLoop.monotonicNanoseconds`).
-    init(configuration: DaemonConfiguration, eventLoop: any EventLoop, logger: Logger, scoreboard: Scoreboard,
+    /// `launcher` starts the workers and `scoreboard` has their heartbeats: processes and the
+    /// shared scoreboard in the daemon, fakes in the in-process tests. The event loop's clock is the controller's (see `EventLoop.monotonicNanoseconds`).
+    init(configuration: DaemonConfiguration, eventLoop: any EventLoop, logger: Logger, scoreboard: any HeartbeatBoard,
          events: MessageQueue, notifier: ServiceNotifier, launcher: any WorkerLauncher) {
         self.configuration = configuration
         self.eventLoop = eventLoop
@@ -64,6 +62,11 @@ final class PoolController {
         self.queueLimitedPoolSize = min(configuration.maxWorkers, Self.poolSizeAllowedByQueueLimits(events: events))
         self.history = HistoryIndex(eventLoop: eventLoop)
         self.publisher = StatusPublisher(eventLoop: eventLoop, notifier: notifier, progressInterval: configuration.progressInterval)
+        self.scheduler = JobScheduler(
+            policy: JobScheduler.Policy(overtakeLimit: configuration.overtakeLimit, cancelGrace: configuration.cancelGrace,
+                                        progressInterval: configuration.progressInterval, historyLimit: configuration.historyLimit,
+                                        names: configuration.names),
+            slotTable: slotTable, history: history, publisher: publisher, eventLoop: eventLoop, logger: logger)
         publisher.source = self
     }
 
@@ -123,11 +126,11 @@ final class PoolController {
     func statusReply() -> StatusReply {
         StatusReply(
             pid: Int(getpid()), version: PooldVersion.string, poolSize: slotTable.targetSize, workers: slotTable.info,
-            jobsQueued: queue.count, jobsRunning: runningJobIDs.count, jobsFinished: jobsFinished,
+            jobsQueued: scheduler.queue.count, jobsRunning: scheduler.running.count, jobsFinished: scheduler.finishedCount,
             uptimeSeconds: Double(eventLoop.monotonicNanoseconds - startedAt) / 1e9,
             drain: lifecycle.drainInfo(now: eventLoop.monotonicNanoseconds),
             history: history.store?.status, instance: configuration.instance,
-            runningJobs: runningJobIDs.isEmpty ? nil : runningJobIDs.sorted().compactMap { jobs[$0]?.record(includingLog: false) })
+            runningJobs: scheduler.running.isEmpty ? nil : scheduler.running.sorted().compactMap { scheduler.jobs[$0]?.record(includingLog: false) })
     }
 
     /// The one-line summary for systemd's STATUS=.
@@ -137,5 +140,5 @@ final class PoolController {
 }
 
 extension PoolController: StatusSource {
-    var hasRunningJobs: Bool { !runningJobIDs.isEmpty }
+    var hasRunningJobs: Bool { !scheduler.running.isEmpty }
 }

@@ -7,6 +7,20 @@ import PoolProtocol
 import Glibc
 #endif
 
+/// Where the workers' heartbeats are read: the scoreboard in the daemon, a fake in the tests.
+protocol HeartbeatBoard {
+    /// Clears the slot's record before a new worker takes the slot.
+    func reset(slot: Int)
+    /// When the slot's worker last beat (CLOCK_MONOTONIC nanoseconds), 0 when it has not yet.
+    func heartbeat(slot: Int) -> Int64
+}
+
+extension Scoreboard: HeartbeatBoard {
+    func heartbeat(slot: Int) -> Int64 {
+        record(slot: slot).heartbeat.load(ordering: .relaxed)
+    }
+}
+
 /// The pool's slots and the worker processes in them: starting, stopping and reaping workers,
 /// the crash policy (backoff, give-up), heartbeats. It knows nothing of jobs beyond the id a slot
 /// works on: what a slot's exit means for a job is the controller's to decide, from the `SlotExit`
@@ -17,7 +31,7 @@ final class SlotTable {
     /// The pool size asked for (slots at or above it are retiring).
     var targetSize: Int
     private let launcher: any WorkerLauncher
-    private let scoreboard: Scoreboard
+    private let scoreboard: any HeartbeatBoard
     private let eventLoop: any EventLoop
     private let logger: Logger
     /// Descriptors kept for spawning workers and setting up jobs when clients have taken the rest.
@@ -29,7 +43,7 @@ final class SlotTable {
     /// starts again and the heartbeat checks end.
     private(set) var isClosed = false
 
-    init(targetSize: Int, launcher: any WorkerLauncher, scoreboard: Scoreboard, eventLoop: any EventLoop, logger: Logger) {
+    init(targetSize: Int, launcher: any WorkerLauncher, scoreboard: any HeartbeatBoard, eventLoop: any EventLoop, logger: Logger) {
         self.targetSize = targetSize
         self.launcher = launcher
         self.scoreboard = scoreboard
@@ -55,6 +69,16 @@ final class SlotTable {
 
     /// Failed slots that are not leaving, in order.
     var failedServing: [Int] { slots.values.filter { $0.state == .failed && !$0.retiring }.map(\.index).sorted() }
+
+    /// Why a job of `workers` cannot run on the pool as it stands (failed slots do not count), or
+    /// nil when it can, now or once busy workers are free.
+    func refusal(forWorkers workers: Int) -> PoolError? {
+        let usable = usableCount
+        guard workers > usable else { return nil }
+        let failed = failedServing
+        guard !failed.isEmpty else { return .poolTooSmall(requested: workers, poolSize: usable) }
+        return .poolTooSmall(requested: workers, poolSize: targetSize, usable: usable, failedSlots: failed)
+    }
 
     var anyStarting: Bool { slots.values.contains { $0.state == .starting } }
 
@@ -163,6 +187,18 @@ final class SlotTable {
             logger.info("worker in slot \(index) (pid \(pid)) ready", metadata: ["slot": "\(index)", "pid": "\(pid)"])
             return true
         } ?? false
+    }
+
+    /// The slot's worker is done with its part of `job`: the slot is free again (unless it is
+    /// stopping). Returns the slot as it is now; nil when the report is stale (another process, or
+    /// another job).
+    func jobEnded(_ index: Int, pid: Int32, job: Int) -> Slot? {
+        update(index) { slot -> Slot? in
+            guard slot.process?.pid == pid, slot.job == job else { return nil }
+            slot.job = nil
+            if slot.state == .busy { slot.state = .ready }
+            return slot
+        } ?? nil
     }
 
     /// Sends the slot's worker a command.
@@ -362,7 +398,7 @@ final class SlotTable {
         for index in indices {
             update(index) { slot in
                 guard slot.state == .ready || slot.state == .busy, slot.killReason == nil, let process = slot.process else { return }
-                let beat = scoreboard.record(slot: index).heartbeat.load(ordering: .relaxed)
+                let beat = scoreboard.heartbeat(slot: index)
                 guard beat > 0, now - beat > timeout else { return }
                 let silence = DurationText.format(now - beat)
                 slot.killReason = "hung (no heartbeat for \(silence)), killed"

@@ -45,6 +45,8 @@ extension MessageQueue: WorkerCommandQueue {
 /// Workers as processes: posix_spawn of our own binary, one command queue per slot.
 struct ProcessLauncher: WorkerLauncher {
     let configuration: DaemonConfiguration
+    /// Handed to each worker (its fd 3), which rings it after each event it sends.
+    var doorbell: Doorbell?
     static let commandQueueDepth = 2
 
     func makeCommandQueue(slot: Int) throws(IPCError) -> any WorkerCommandQueue {
@@ -67,6 +69,8 @@ struct ProcessLauncher: WorkerLauncher {
             "--log-target", configuration.logTarget.rawValue,
         ] + (configuration.instance.map { ["--instance", $0] } ?? []) + configuration.faults.workerArguments
             + (configuration.faults.crashAtStartSlot == slot ? ["--crash-at-start"] : [])
-        return try SpawnedProcess.spawn(path: "/proc/self/exe", arguments: arguments, environment: configuration.workerEnvironment)
+            + (doorbell == nil ? [] : ["--doorbell-fd", "\(SpawnedProcess.inheritedDescriptor)"])
+        return try SpawnedProcess.spawn(path: "/proc/self/exe", arguments: arguments, environment: configuration.workerEnvironment,
+                                        inheriting: doorbell?.descriptor)
     }
 }

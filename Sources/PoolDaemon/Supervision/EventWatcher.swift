@@ -13,9 +13,14 @@ enum WatchedEvent: Sendable {
     case signal(Int32)
 }
 
-/// One thread that blocks in poll(2) on everything the daemon waits for outside its sockets: the
-/// workers' event queue (an mq descriptor is pollable on Linux), the workers' pidfds and a
-/// signalfd. It only waits and forwards; all decisions are made on the event loop.
+/// One thread that blocks in poll(2) on what the event loop cannot wait for itself: the workers'
+/// pidfds and a signalfd. It only waits and forwards; all decisions are made on the event loop.
+///
+/// The workers' event queue is not among them: a worker rings the doorbell (an eventfd, see
+/// `Doorbell`) after each event it sends, and the event loop, woken by it, takes the events from
+/// the queue itself (`WorkerEventReader`), without a hop through this thread. Before it reports a process gone,
+/// the watcher takes what is left on the queue, so that what a worker said before it died (its
+/// part of a job ended) comes before its death, whichever of the two takes the message.
 final class EventWatcher: Sendable {
     private let events: MessageQueue
     private let signalDescriptor: Int32
@@ -70,7 +75,6 @@ final class EventWatcher: Sendable {
             let watched = pidfds.withLock { $0 }
             descriptors.removeAll(keepingCapacity: true)
             descriptors.append(pollfd(fd: wakeDescriptor, events: Int16(POLLIN), revents: 0))
-            descriptors.append(pollfd(fd: events.descriptor, events: Int16(POLLIN), revents: 0))
             descriptors.append(pollfd(fd: signalDescriptor, events: Int16(POLLIN), revents: 0))
             for fd in watched { descriptors.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
 
@@ -82,16 +86,18 @@ final class EventWatcher: Sendable {
                 _ = read(wakeDescriptor, &value, 8)
             }
             if descriptors[1].revents != 0 {
-                while let event = try? events.receive(WorkerEvent.self) { batch.append(.worker(event)) }
-            }
-            if descriptors[2].revents != 0 {
                 while true {
                     let signal = pool_signalfd_read(signalDescriptor)
                     if signal < 0 { break }
                     batch.append(.signal(signal))
                 }
             }
-            for entry in descriptors.dropFirst(3) where entry.revents != 0 {
+            var drained = false
+            for entry in descriptors.dropFirst(2) where entry.revents != 0 {
+                if !drained {
+                    while let event = try? events.receive(WorkerEvent.self) { batch.append(.worker(event)) }
+                    drained = true
+                }
                 // Forget it here so it is not reported again; the loop reaps and closes it.
                 _ = pidfds.withLock { $0.remove(entry.fd) }
                 batch.append(.processExited(pidfd: entry.fd))

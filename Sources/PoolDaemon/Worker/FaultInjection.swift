@@ -20,6 +20,10 @@ public struct FaultInjection: Sendable, Equatable {
     /// Prodcons, the first producer: die after this many messages, the last one sent but not
     /// recorded (its replacement cannot know whether it reached the queue).
     public var dieProducingAfter: Int?
+    /// Any job: die right after reporting the end of this many parts of jobs (counted per worker
+    /// process), with the report on the event queue but the doorbell not rung yet. The daemon must
+    /// still take the report before it handles the death.
+    public var dieAfterReport: Int?
 
     public init() {}
 
@@ -35,7 +39,7 @@ public struct FaultInjection: Sendable, Equatable {
         case intentCleared = "intent-cleared"
     }
 
-    public static let kinds = ["crash-at-start", "die-holding-lock", "die-consuming", "die-producing"]
+    public static let kinds = ["crash-at-start", "die-holding-lock", "die-consuming", "die-producing", "die-after-report"]
 
     /// Parses `KIND=N` specifications; the error says what is accepted.
     public init(specifications: [String]) throws(FaultSpecificationError) {
@@ -55,6 +59,7 @@ public struct FaultInjection: Sendable, Equatable {
             case "die-holding-lock": dieHoldingLockAfter = value
             case "die-consuming": dieConsumingAfter = value
             case "die-producing": dieProducingAfter = value
+            case "die-after-report": dieAfterReport = value
             default: throw FaultSpecificationError(specification: specification)
             }
         }
@@ -66,6 +71,7 @@ public struct FaultInjection: Sendable, Equatable {
         if let dieHoldingLockAfter { arguments += ["--fault", "die-holding-lock=\(dieHoldingLockAfter)@\(dieHoldingLockAt.rawValue)"] }
         if let dieConsumingAfter { arguments += ["--fault", "die-consuming=\(dieConsumingAfter)"] }
         if let dieProducingAfter { arguments += ["--fault", "die-producing=\(dieProducingAfter)"] }
+        if let dieAfterReport { arguments += ["--fault", "die-after-report=\(dieAfterReport)"] }
         return arguments
     }
 

@@ -15,10 +15,13 @@ public struct WorkerRuntime {
     let slot: Int
     let names: IPCNames
     let daemonPID: pid_t
+    /// Rung after each event, to wake the daemon's event loop (nil: the daemon polls the queue).
+    let doorbell: Doorbell?
     let faults: FaultInjection
     let logger: Logger
 
-    public init(slot: Int, names: IPCNames, daemonPID: pid_t, faults: FaultInjection, logger: Logger) {
+    public init(slot: Int, names: IPCNames, daemonPID: pid_t, doorbellDescriptor: Int32? = nil, faults: FaultInjection, logger: Logger) {
+        self.doorbell = doorbellDescriptor.map(Doorbell.init(descriptor:))
         self.faults = faults
         self.slot = slot
         self.names = names
@@ -49,16 +52,16 @@ public struct WorkerRuntime {
         let record = scoreboard.record(slot: slot)
         let pid = getpid()
         record.pid.store(pid, ordering: .relaxed)
-        record.state.store(Scoreboard.WorkerScoreboardState.idle.rawValue, ordering: .relaxed)
         record.beat()
         do {
-            try events.send(WorkerEvent(kind: .ready, slot: slot, pid: pid))
+            try send(WorkerEvent(kind: .ready, slot: slot, pid: pid), on: events)
         } catch {
             logger.critical("cannot reach the daemon: \(error)")
             return Self.exitDoNotRespawn
         }
         logger.debug("ready")
 
+        var reports = 0
         while true {
             let command: WorkerCommand?
             do {
@@ -73,15 +76,19 @@ public struct WorkerRuntime {
             guard let command else { continue }
             switch command.kind {
             case .exit?:
-                record.state.store(Scoreboard.WorkerScoreboardState.exiting.rawValue, ordering: .relaxed)
                 logger.debug("exiting on request")
                 return 0
             case .runJob?:
                 let outcome = runJob(command, record: record)
                 let event = WorkerEvent(kind: .jobEnded, slot: slot, pid: pid, jobID: Int(command.jobID),
                                         outcome: outcome.outcome, errorCode: outcome.errorCode, reason: outcome.reason)
+                reports += 1
                 do {
-                    try events.send(event)
+                    if command.attempt == 0, reports == faults.dieAfterReport {
+                        try events.send(event)
+                        FaultInjection.die()
+                    }
+                    try send(event, on: events)
                 } catch {
                     logger.critical("cannot report to the daemon: \(error)")
                     return 1
@@ -90,6 +97,11 @@ public struct WorkerRuntime {
                 logger.error("unknown command \(command.kindRaw); ignored")
             }
         }
+    }
+
+    private func send(_ event: WorkerEvent, on events: MessageQueue) throws(IPCError) {
+        try events.send(event)
+        doorbell?.ring()
     }
 
     private func runJob(_ command: WorkerCommand, record: Scoreboard.Record) -> (outcome: WorkerEvent.Outcome, errorCode: Int32, reason: String) {
@@ -102,7 +114,7 @@ public struct WorkerRuntime {
             logger.error("cannot open the job's segment: \(error)", metadata: ["job": "\(jobID)"])
             return (.failed, error.errno, "cannot open the job's segment: \(error)")
         }
-        guard participant < segment.participants, let kind = JobKindCode(rawValue: segment.kind) else {
+        guard participant < segment.participants, let kind = JobCatalog.kind(code: segment.kind) else {
             let reason = "job \(jobID) has no participant \(participant) or an unknown kind \(segment.kind)"
             logger.error("\(reason)")
             return (.failed, EINVAL, reason)
@@ -111,13 +123,7 @@ public struct WorkerRuntime {
         mine.pid.store(Int64(getpid()), ordering: .relaxed)
         mine.slot.store(Int64(slot), ordering: .relaxed)
         record.jobID.store(UInt64(jobID), ordering: .relaxed)
-        record.progress.store(0, ordering: .relaxed)
-        record.state.store(Scoreboard.WorkerScoreboardState.running.rawValue, ordering: .relaxed)
-        defer {
-            record.state.store(Scoreboard.WorkerScoreboardState.idle.rawValue, ordering: .relaxed)
-            record.jobID.store(0, ordering: .relaxed)
-            _ = record.jobsDone.loadThenWrappingIncrement(ordering: .relaxed)
-        }
+        defer { record.jobID.store(0, ordering: .relaxed) }
         logger.debug("running \(kind.name) job \(jobID) as participant \(participant)")
         var jobLogger = logger
         jobLogger[metadataKey: "job"] = "\(jobID)"
@@ -126,7 +132,7 @@ public struct WorkerRuntime {
         if attempt > 0 { logger.notice("taking over participant \(participant) of job \(jobID) from a worker that died (attempt \(attempt))") }
         let context = ParticipantContext(segment: segment, participant: participant, attempt: attempt, slot: slot,
                                          record: record, faults: attempt == 0 ? faults : FaultInjection(), logger: jobLogger)
-        let outcome = kind.work.run(context)
+        let outcome = kind.run(context)
         guard outcome == .failed else { return (outcome, 0, "") }
         return (outcome, context.failure.errno, context.failure.reason ?? "the \(kind.name) participant failed without saying why")
     }

@@ -19,7 +19,7 @@ struct AppendJob: JobKind {
 
     let writers: [Writer]
     let memory: AppendMemory
-    var kind: JobKindCode { .append }
+    static let code: UInt32 = 5
     var workers: Int { writers.count }
     var totalWork: Int { writers.reduce(0) { $0 + $1.count } }
 
@@ -50,7 +50,7 @@ struct AppendJob: JobKind {
         let counts = try reader.list("counts") ?? notebook([.number(10), .number(20)])
         let intervals = try reader.list("intervals") ?? notebook([.string("1s"), .string("600ms")])
         let memory = try reader.choice("memory", default: AppendMemory.shared)
-        try reader.finish(kind: "append")
+        try reader.finish(kind: Self.name)
         guard characters.count == workers || characters.count == 1, characters.allSatisfy({ $0 > 32 && $0 < 127 }) else {
             throw PoolError.invalidParameter("chars", "must be one printable ASCII character per worker (\(workers)), or one for all")
         }
@@ -100,7 +100,7 @@ struct AppendJob: JobKind {
     var kindAreaSize: Int { Self.textOffset(participants: workers) + 2 * textCapacity }
 
     func createSegment(name: String) throws(IPCError) -> JobSegment {
-        let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers, kindAreaSize: kindAreaSize)
+        let segment = try JobSegment.create(name: name, kind: Self.code, participants: workers, kindAreaSize: kindAreaSize)
         let area = Self.area(of: segment)
         area.pointee.memory = memory == .shared ? 0 : 1
         let entries = Self.writers(in: area)
@@ -145,7 +145,7 @@ struct AppendJob: JobKind {
     }
 }
 
-extension AppendJob: JobParticipantWork {
+extension AppendJob {
     static func run(_ context: ParticipantContext) -> WorkerEvent.Outcome {
         let segment = context.segment
         let area = Self.area(of: segment)

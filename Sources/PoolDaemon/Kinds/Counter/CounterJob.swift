@@ -11,7 +11,7 @@ import Glibc
 /// with atomic fetch-add (`atomic`).
 struct CounterJob: JobKind {
     let settings: CounterParameters
-    var kind: JobKindCode { .counter }
+    static let code: UInt32 = 1
     var workers: Int { settings.workers }
 
     /// The kind area, `pool_counter_area`: parameters, then the counter and the mutex, each on a
@@ -36,7 +36,7 @@ struct CounterJob: JobKind {
         let iterations = try reader.int("iterations", default: defaults.iterations, in: 1...limits.maxIterations)
         let start = try reader.int("start", default: defaults.start, in: -(1 << 52)...(1 << 52))
         let split = try reader.bool("split", default: defaults.split)
-        try reader.finish(kind: "counter")
+        try reader.finish(kind: Self.name)
         if workers > limits.poolSize { throw limits.poolTooSmall(requested: workers) }
         if split && workers % 2 != 0 {
             throw PoolError.invalidParameter("workers", "split needs an even number of workers (half add, half subtract), not \(workers); pass --no-split for all to add")
@@ -89,7 +89,7 @@ struct CounterJob: JobKind {
     var kindAreaSize: Int { MemoryLayout<Area>.size }
 
     func createSegment(name: String) throws(IPCError) -> JobSegment {
-        let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers, kindAreaSize: kindAreaSize)
+        let segment = try JobSegment.create(name: name, kind: Self.code, participants: workers, kindAreaSize: kindAreaSize)
         let area = Self.area(of: segment)
         area.pointee.mode = Self.modeCode(settings.mode)
         area.pointee.split = settings.split ? 1 : 0
@@ -162,13 +162,13 @@ struct CounterJob: JobKind {
     }
 }
 
-extension CounterJob: JobParticipantWork {
+extension CounterJob {
     /// Work is done in chunks; between chunks the worker publishes progress and checks for
     /// cancellation, so the per-update path is just the update itself.
     static let chunk = 16_384
 
     static func run(_ context: ParticipantContext) -> WorkerEvent.Outcome {
-        let segment = context.segment, participant = context.participant, progress = context.record
+        let segment = context.segment, participant = context.participant, heartbeat = context.record
         let area = Self.area(of: segment)
         let modeCode = area.pointee.mode
         let split = area.pointee.split != 0
@@ -184,7 +184,7 @@ extension CounterJob: JobParticipantWork {
         var affinity = pool_cpu_mask()
         let pinned = pace && pool_pin_to_nth_cpu(Int32(participant), &affinity) == 0
         defer { if pinned { _ = pool_restore_affinity(&affinity) } }
-        guard segment.arriveAndWaitForAll(beating: progress, participant: participant) else { return .cancelled }
+        guard segment.arriveAndWaitForAll(beating: heartbeat, participant: participant) else { return .cancelled }
         var done = 0
         if context.isReplacement {
             // Resume where the dead worker stopped. Under the lock, so that its update in flight is
@@ -252,8 +252,7 @@ extension CounterJob: JobParticipantWork {
                 done += count
             }
             record.done.store(Int64(done), ordering: .relaxed)
-            progress.progress.store(Int64(done), ordering: .relaxed)
-            progress.beat()
+            heartbeat.beat()
             if segment.isCancelled { return .cancelled }
         }
         return .completed

@@ -11,7 +11,7 @@ struct EventJob: JobKind {
     let timeoutWaiters: Int
     let timeout: Int64
     let setAfter: Int64
-    var kind: JobKindCode { .event }
+    static let code: UInt32 = 3
     var workers: Int { waiters + timeoutWaiters }
     var totalWork: Int { workers }
 
@@ -30,7 +30,7 @@ struct EventJob: JobKind {
         let timeoutWaiters = try reader.int("timeoutWaiters", default: 1, in: 0...1024)
         let timeout = try reader.duration("timeout", default: 2_000_000_000, in: 1_000_000...3_600_000_000_000)
         let setAfter = try reader.duration("setAfter", default: 500_000_000, in: 0...3_600_000_000_000)
-        try reader.finish(kind: "event")
+        try reader.finish(kind: Self.name)
         guard waiters + timeoutWaiters >= 1 else {
             throw PoolError.invalidParameter("waiters", "an event job needs at least one waiter or timeout waiter")
         }
@@ -48,7 +48,7 @@ struct EventJob: JobKind {
     var kindAreaSize: Int { MemoryLayout<Area>.size + workers * MemoryLayout<pool_event_record>.stride }
 
     func createSegment(name: String) throws(IPCError) -> JobSegment {
-        let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers, kindAreaSize: kindAreaSize)
+        let segment = try JobSegment.create(name: name, kind: Self.code, participants: workers, kindAreaSize: kindAreaSize)
         let area = Self.area(of: segment)
         area.pointee.timeout = timeout
         area.pointee.waiters = Int64(waiters)
@@ -114,7 +114,7 @@ struct EventJob: JobKind {
     }
 }
 
-extension EventJob: JobParticipantWork {
+extension EventJob {
     static func run(_ context: ParticipantContext) -> WorkerEvent.Outcome {
         let area = Self.area(of: context.segment)
         let timeout = area.pointee.timeout

@@ -13,7 +13,7 @@ struct LockCellJob: JobKind {
     let increments: Int
     let pause: ClosedRange<Int64>
     let seed: UInt64
-    var kind: JobKindCode { .lockcell }
+    static let code: UInt32 = 6
     var totalWork: Int { workers * increments }
     /// Per worker: sleeping, waiting and acquired per increment, then Done; then the counter.
     var lineCount: Int { Self.lineCount(workers: workers, increments: increments) }
@@ -40,7 +40,7 @@ struct LockCellJob: JobKind {
         // The notebook's random.random() differs each run; a seed repeats one (below 2^53: it is
         // reported as a JSON number).
         let seed = try reader.int("seed", default: Int.random(in: 0..<(1 << 53)), in: 0...(1 << 53))
-        try reader.finish(kind: "lockcell")
+        try reader.finish(kind: Self.name)
         if workers > limits.poolSize { throw limits.poolTooSmall(requested: workers) }
         return LockCellJob(workers: workers, increments: increments, pause: pause, seed: UInt64(seed))
     }
@@ -54,7 +54,7 @@ struct LockCellJob: JobKind {
     var kindAreaSize: Int { MemoryLayout<Area>.size + lineCount * MemoryLayout<pool_lockcell_trace_entry>.stride }
 
     func createSegment(name: String) throws(IPCError) -> JobSegment {
-        let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers, kindAreaSize: kindAreaSize)
+        let segment = try JobSegment.create(name: name, kind: Self.code, participants: workers, kindAreaSize: kindAreaSize)
         let area = Self.area(of: segment)
         area.pointee.increments = Int64(increments)
         area.pointee.pauseLow = pause.lowerBound
@@ -113,7 +113,7 @@ struct LockCellJob: JobKind {
     }
 }
 
-extension LockCellJob: JobParticipantWork {
+extension LockCellJob {
     static func run(_ context: ParticipantContext) -> WorkerEvent.Outcome {
         let segment = context.segment, area = Self.area(of: segment)
         let increments = Int(area.pointee.increments)
@@ -132,7 +132,6 @@ extension LockCellJob: JobParticipantWork {
             counter.store(counter.load(ordering: .relaxed) + 1, ordering: .relaxed)
             mutex.unlock()
             context.mine.done.store(Int64(done), ordering: .relaxed)
-            context.record.progress.store(Int64(done), ordering: .relaxed)
         }
         trace(.done, 0)
         // The notebook's main thread joins the workers and prints the counter; here the last

@@ -9,7 +9,7 @@ import Glibc
 /// The worker side: participants below `producers` produce, the rest consume. The per-item path
 /// is a message send or receive and a few stores into shared memory; nothing is allocated and
 /// nothing is logged unless the job traces.
-extension ProdConsJob: JobParticipantWork {
+extension ProdConsJob {
     /// How often a blocked send or receive wakes to look at the cancel flag and the job's end.
     static let waitSlice: Int64 = 100_000_000
 

@@ -26,7 +26,7 @@ struct ProdConsJob: JobKind {
     let trace: Bool
     let transport: Transport
 
-    var kind: JobKindCode { .prodcons }
+    static let code: UInt32 = 2
     var workers: Int { producers + consumers }
     var totalWork: Int { 2 * items }
     var messageSize: Int { Message.headerSize + batch * payloadBytes }
@@ -253,7 +253,7 @@ struct ProdConsJob: JobKind {
         let produceDelay = try reader.durationRange("produceDelay", default: defaultDelay, max: 60_000_000_000)
         let consumeDelay = try reader.durationRange("consumeDelay", default: defaultDelay, max: 60_000_000_000)
         let trace = try reader.bool("trace", default: false)
-        try reader.finish(kind: "prodcons")
+        try reader.finish(kind: Self.name)
 
         if producers + consumers > limits.poolSize {
             throw limits.poolTooSmall(requested: producers + consumers)
@@ -332,7 +332,7 @@ struct ProdConsJob: JobKind {
     }
 
     func createSegment(name: String) throws(IPCError) -> JobSegment {
-        let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers, kindAreaSize: kindAreaSize)
+        let segment = try JobSegment.create(name: name, kind: Self.code, participants: workers, kindAreaSize: kindAreaSize)
         let area = segment.kindArea
         let fixed = Self.area(of: segment)
         fixed.pointee.items = Int64(items)

@@ -10,7 +10,7 @@ import PoolProtocol
 struct TasksJob: JobKind {
     let count: Int
     let workers: Int
-    var kind: JobKindCode { .tasks }
+    static let code: UInt32 = 4
     var totalWork: Int { count }
 
     /// The kind area, `pool_tasks_area`, then a `pool_task_record` per task.
@@ -26,7 +26,7 @@ struct TasksJob: JobKind {
         var reader = try ParameterReader(parameters)
         let count = try reader.int("count", default: 10, in: 1...100_000)
         let workers = try reader.int("workers", default: min(count, limits.poolSize), in: 1...JobLimits.maxWorkerCount)
-        try reader.finish(kind: "tasks")
+        try reader.finish(kind: Self.name)
         if workers > limits.poolSize { throw limits.poolTooSmall(requested: workers) }
         return TasksJob(count: count, workers: min(workers, count))
     }
@@ -36,7 +36,7 @@ struct TasksJob: JobKind {
     var kindAreaSize: Int { MemoryLayout<Area>.size + count * MemoryLayout<pool_task_record>.stride }
 
     func createSegment(name: String) throws(IPCError) -> JobSegment {
-        let segment = try JobSegment.create(name: name, kind: kind.rawValue, participants: workers, kindAreaSize: kindAreaSize)
+        let segment = try JobSegment.create(name: name, kind: Self.code, participants: workers, kindAreaSize: kindAreaSize)
         let area = Self.area(of: segment)
         area.pointee.count = Int64(count)
         area.pointee.createdNanos = MonotonicClock.nanoseconds
@@ -57,7 +57,7 @@ struct TasksJob: JobKind {
     }
 }
 
-extension TasksJob: JobParticipantWork {
+extension TasksJob {
     static func run(_ context: ParticipantContext) -> WorkerEvent.Outcome {
         let area = Self.area(of: context.segment)
         let count = Int(area.pointee.count)
