@@ -62,6 +62,20 @@ public struct MessageQueue: Sendable {
         }
     }
 
+    /// Sends raw bytes on a non-blocking queue; false when it is full. A full queue is no error: the
+    /// producer's hot loop meets it often, and an error's message is an allocation.
+    @inlinable
+    public func trySend(_ bytes: UnsafeRawBufferPointer, priority: UInt32 = 0) throws(IPCError) -> Bool {
+        while pool_mq_send(descriptor, bytes.baseAddress, bytes.count, priority) != 0 {
+            switch errno {
+            case EINTR: continue
+            case EAGAIN: return false
+            default: throw IPCError("mq_send(\(name))")
+            }
+        }
+        return true
+    }
+
     /// Sends a plain value as one message.
     @inlinable
     public func send<Message: BitwiseCopyable>(_ message: Message, priority: UInt32 = 0) throws(IPCError) {

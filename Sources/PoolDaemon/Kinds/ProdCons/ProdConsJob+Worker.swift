@@ -135,6 +135,8 @@ extension ProdConsJob {
             var total = start.sum
             var planned = start.planned
             context.mine.done.store(start.settled, ordering: .relaxed)
+            // Parked messages are settled only after the loop: what arrived of them is fixed meanwhile.
+            let arrivedBefore = start.arrivedItems
             var messages = 0
             let dieAfter = index == 0 ? context.faults.dieProducingAfter ?? -1 : -1
             while planned < share {
@@ -164,7 +166,7 @@ extension ProdConsJob {
                 beatNow(every: &messages)
                 sum.store(total, ordering: .releasing)
                 count.store(sent, ordering: .releasing)
-                context.mine.done.store(sent + start.arrivedItems, ordering: .relaxed)
+                context.mine.done.store(sent + arrivedBefore, ordering: .relaxed)
                 if tracing {
                     for item in 0..<items {
                         traceLine(kind: 1, value: ledgerItem(item).pointee)
@@ -431,10 +433,9 @@ extension ProdConsJob {
         /// kernel, waking every slice to see whether the job was cancelled.
         private func send(_ bytes: UnsafeRawBufferPointer, full: inout Int64) -> SendResult {
             do {
-                try polling.send(bytes)
-                return .sent
+                if try polling.trySend(bytes) { return .sent }
             } catch {
-                guard error.errno == EAGAIN else { return .failed(error) }
+                return .failed(error)
             }
             full += 1
             while true {
