@@ -34,6 +34,14 @@ public final class Scoreboard: Sendable {
         public var heartbeat: UnsafeAtomic<Int64> { record.atomic(\.heartbeat) }
 
         public func beat() { heartbeat.store(MonotonicClock.nanoseconds, ordering: .relaxed) }
+
+        /// Beats every 256 calls (a clock read): a hot loop that never waits never reaches the
+        /// heartbeats of its slow path, and a long busy run must not be taken for a hang.
+        @inline(__always)
+        func beat(every calls: inout Int) {
+            calls &+= 1
+            if calls & 255 == 0 { beat() }
+        }
     }
 
     static let recordSize = MemoryLayout<pool_scoreboard_record>.stride

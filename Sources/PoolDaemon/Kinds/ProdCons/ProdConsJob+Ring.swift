@@ -46,17 +46,8 @@ extension ProdConsJob {
         @inline(__always)
         private func stat(_ field: KeyPath<Stats, Int64>) -> UnsafeAtomic<Int64> { stats.atomic(field) }
 
-        /// A ring that never waits never reaches the heartbeats of the slow path: beat every 256
-        /// messages (a clock read), so a long busy run is not taken for a hang.
-        @inline(__always)
-        private func beatNow(every messages: inout Int) {
-            messages &+= 1
-            if messages & 255 == 0 { context.record.beat() }
-        }
-
         private func random() -> SplitMix64 {
-            let seed = parameters.pointee.seed
-            return SplitMix64(seed: seed &+ UInt64(context.participant) &* 0x9E37_79B9 &+ UInt64(context.attempt) &* 0xBF58_476D)
+            ProdConsJob.itemSource(seed: parameters.pointee.seed, context: context)
         }
 
         // MARK: Producing
@@ -125,7 +116,7 @@ extension ProdConsJob {
                 if messages == dieAfter - 1 { FaultInjection.die() }
                 sent &+= Int64(slotItems)
                 total &+= messageSum
-                beatNow(every: &messages)
+                context.record.beat(every: &messages)
                 sum.store(total, ordering: .releasing)
                 count.store(sent, ordering: .releasing)
                 done.store(sent, ordering: .relaxed)
@@ -204,7 +195,7 @@ extension ProdConsJob {
                 if messages == dieAfter - 1 { FaultInjection.die() }
                 let finished = commit(slot, histogram: histogram, received: &received, total: &total)
                 ring.release(slot)
-                beatNow(every: &messages)
+                context.record.beat(every: &messages)
                 if finished {
                     ring.close()
                     return .completed

@@ -98,19 +98,8 @@ extension ProdConsJob {
             Message.item(ledger, index, payloadBytes: payloadBytes)
         }
 
-        /// A queue that never blocks never reaches the heartbeats in `send` and `receive`: beat
-        /// every 256 messages (a clock read), so a long busy run is not taken for a hang.
-        @inline(__always)
-        private func beatNow(every messages: inout Int) {
-            messages &+= 1
-            if messages & 255 == 0 { context.record.beat() }
-        }
-
         private func random() -> SplitMix64 {
-            // A replacement draws other values than its predecessor: the checksum compares what was
-            // produced with what was consumed, not with a fixed sequence.
-            let seed = parameters.pointee.seed
-            return SplitMix64(seed: seed &+ UInt64(context.participant) &* 0x9E37_79B9 &+ UInt64(context.attempt) &* 0xBF58_476D)
+            ProdConsJob.itemSource(seed: parameters.pointee.seed, context: context)
         }
 
         // MARK: Producing
@@ -163,7 +152,7 @@ extension ProdConsJob {
                 sent += Int64(items)
                 total += messageSum
                 planned += Int64(items)
-                beatNow(every: &messages)
+                context.record.beat(every: &messages)
                 sum.store(total, ordering: .releasing)
                 count.store(sent, ordering: .releasing)
                 context.mine.done.store(sent + arrivedBefore, ordering: .relaxed)
@@ -385,7 +374,7 @@ extension ProdConsJob {
                 }
                 let finished = commit(histogram: histogram, count: count, sum: sum, received: &received, total: &total)
                 mark.store(ProdConsJob.emptyLedgerMark, ordering: .releasing)
-                beatNow(every: &messages)
+                context.record.beat(every: &messages)
                 if finished {
                     releaseOtherConsumers()
                     return .completed

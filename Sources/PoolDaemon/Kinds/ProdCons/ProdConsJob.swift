@@ -112,6 +112,13 @@ struct ProdConsJob: JobKind {
         LatencyHistogram(at: area + Regions.histograms(participants) + consumer * LatencyHistogram.byteSize)
     }
 
+    /// Where one participant's worker draws its items. A replacement draws other values than its
+    /// predecessor: the checksum compares what was produced with what was consumed, not with a
+    /// fixed sequence.
+    static func itemSource(seed: UInt64, context: ParticipantContext) -> SplitMix64 {
+        SplitMix64(seed: seed &+ UInt64(context.participant) &* 0x9E37_79B9 &+ UInt64(context.attempt) &* 0xBF58_476D)
+    }
+
     /// How many uncertain messages (a producer died between a send and recording it) one producer
     /// can have parked at once: each needs that unlikely death, and they are settled at the end.
     static let parkedSlots = Int(POOL_PRODCONS_PARKED_SLOTS)
