@@ -360,7 +360,7 @@ static const pool_layout_entry pool_layout_table[] = {
     POOL_LAYOUT_FIELD(pool_prodcons_message_header, producer),
     POOL_LAYOUT_FIELD(pool_prodcons_message_header, count),
     POOL_LAYOUT_FIELD(pool_prodcons_message_header, enqueuedNanos),
-    // The shared-memory ring (CPooldShim.h).
+    // The shared-memory ring.
     POOL_LAYOUT(pool_ring_header),
     POOL_LAYOUT_FIELD(pool_ring_header, magic),
     POOL_LAYOUT_FIELD(pool_ring_header, version),

@@ -5,7 +5,7 @@ import Glibc
 #endif
 
 /// A bounded multi-producer, multi-consumer ring of fixed-size slots in shared memory (the layout
-/// is `pool_ring_header` and friends in CPooldShim.h, which says how it works). The fast path is a
+/// is `pool_ring_header` and friends in PooldLayouts.h, which says how it works). The fast path is a
 /// few atomics on the slot and the counters, with no system call: a side that finds the ring full
 /// or empty spins briefly, then sleeps on a futex that the other side bumps only when someone sleeps.
 ///

@@ -21,9 +21,8 @@ struct BenchSmokeTests {
         #expect(report["ipcLeftBehind"] == .array([]), "\(report["ipcLeftBehind"] ?? .null)")
         guard case .array(let rows)? = report["rows"] else { Issue.record("no rows: \(report)"); return }
 
-        // A row may lack its figures only where the brief allows it: the shared-memory transport
-        // or a reference program not there yet, stress-ng not installed.
-        let allowedGaps = ["n/a (no --transport shm)", "n/a (no bench/c/", "not installed"]
+        // A row may lack its figures only where a reference is not installed (stress-ng).
+        let allowedGaps = ["not installed"]
         for row in rows {
             let name = "\(row["group"]?.stringValue ?? "?"): \(row["name"]?.stringValue ?? "?")"
             #expect(row["error"] == nil, "\(name) failed: \(row["error"] ?? .null)")

@@ -1,5 +1,5 @@
 /* The C reference for `poolctl run prodcons --transport shm`: the same ring (the structs of
- * Sources/CPooldShim/include/CPooldShim.h, the protocol of Sources/PoolIPC/SharedRing.swift) and
+ * Sources/CPooldShim/include/PooldLayouts.h, the protocol of Sources/PoolIPC/SharedRing.swift) and
  * the same per-item work as poold's workers (Kinds/ProdCons/ProdConsJob+Worker.swift), in
  * processes forked over one shared mapping, without the daemon.
  *

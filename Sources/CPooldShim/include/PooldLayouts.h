@@ -30,9 +30,9 @@ typedef struct {
     size_t size;
 } pool_layout_entry;
 
-/// Every layout of this header and the shared-memory ring's (CPooldShim.h), with its fields but
-/// the reserved bytes, as C sees them, so that a test can hold Swift's view against it (shim.c
-/// keeps the table; a new layout or field goes in it and in SharedLayoutTests' list).
+/// Every layout of this header, with its fields but the reserved bytes, as C sees them, so that a
+/// test can hold Swift's view against it (shim.c keeps the table; a new layout or field goes in it
+/// and in SharedLayoutTests' list).
 const pool_layout_entry *pool_layout_entries(size_t *count);
 
 // MARK: The job segment
@@ -396,5 +396,79 @@ _Static_assert(offsetof(pool_prodcons_message_header, producer) == 0, "prodcons 
 _Static_assert(offsetof(pool_prodcons_message_header, count) == 4, "prodcons layout");
 _Static_assert(offsetof(pool_prodcons_message_header, enqueuedNanos) == 8, "prodcons layout");
 _Static_assert(sizeof(pool_prodcons_message_header) == 16, "prodcons layout");
+
+// MARK: The shared-memory ring (prodcons --transport shm, at the end of its kind area; Sources/PoolIPC/SharedRing.swift)
+//
+// A bounded multi-producer, multi-consumer ring of slots in a shared segment, after Vyukov's:
+// each slot has a state word that says which position (the count of slots ever claimed) it holds
+// and in which phase. A producer claims the slot at `tail` with one compare-and-swap on its state
+// (FREE -> WRITING, with its owner number in the word), a consumer the one at `head` (FULL ->
+// READING). The claim and its owner are one atomic store, so a process killed at any point leaves
+// a slot that says who held it: its replacement finishes what it held, nothing is lost or doubled.
+// `head` and `tail` only say where to look: whoever sees a claimed slot advances them.
+// The ring is a header, `owners` hand records, then `capacity` slots of `slot_bytes`.
+
+#define POOL_RING_MAGIC 0x474E4952u  /* "RING" */
+#define POOL_RING_VERSION 1u
+
+/// The phase in a slot state's low 2 bits; the owner in the next 18; the position above them.
+enum {
+    POOL_RING_FREE = 0,     /* may be claimed for its position by a producer */
+    POOL_RING_WRITING = 1,  /* claimed by the producer in the owner bits */
+    POOL_RING_FULL = 2,     /* published; may be claimed by a consumer */
+    POOL_RING_READING = 3,  /* claimed by the consumer in the owner bits */
+};
+#define POOL_RING_OWNER_SHIFT 2
+#define POOL_RING_OWNER_BITS 18
+#define POOL_RING_POSITION_SHIFT 20
+
+typedef struct {
+    uint32_t magic;
+    uint32_t version;
+    uint64_t capacity;           /* slots */
+    uint64_t slot_bytes;         /* stride between slots: the slot header and its items */
+    uint64_t owners;             /* hand records */
+    uint32_t closed;             /* 1: nothing more will be published (consumers do not sleep) */
+    uint8_t reserved0[28];
+    uint64_t tail;               /* next position to produce into; written by producers only */
+    uint8_t reserved1[56];
+    uint64_t head;               /* next position to consume; written by consumers only */
+    uint8_t reserved2[56];
+    uint32_t not_empty;          /* futex: bumped after a publish when consumers sleep */
+    uint32_t consumers_waiting;  /* consumers about to sleep or asleep on not_empty */
+    uint8_t reserved3[56];
+    uint32_t not_full;           /* futex: bumped after a release when producers sleep */
+    uint32_t producers_waiting;
+    uint8_t reserved4[56];
+} pool_ring_header;
+
+/// One participant's record, on a cache line of its own: the position + 1 of the slot it last
+/// claimed for writing, 0 while it claims the next. With the slot's state, it tells a replacement
+/// whether its predecessor's last message was published.
+typedef struct {
+    uint64_t claimed;
+    uint8_t reserved[56];
+} pool_ring_hand;
+
+/// A slot's header; its items follow.
+typedef struct {
+    uint64_t state;
+    int64_t enqueued_ns;         /* when its producer published it: the items' latency starts here */
+    uint32_t producer;
+    uint32_t count;              /* items in the slot */
+} pool_ring_slot;
+
+_Static_assert(sizeof(pool_ring_header) == 320, "ring header: five cache lines");
+_Static_assert(offsetof(pool_ring_header, closed) == 32, "closed beside the constants");
+_Static_assert(offsetof(pool_ring_header, tail) == 64, "tail on its own cache line");
+_Static_assert(offsetof(pool_ring_header, head) == 128, "head on its own cache line");
+_Static_assert(offsetof(pool_ring_header, not_empty) == 192, "not_empty on its own cache line");
+_Static_assert(offsetof(pool_ring_header, consumers_waiting) == 196, "beside not_empty");
+_Static_assert(offsetof(pool_ring_header, not_full) == 256, "not_full on its own cache line");
+_Static_assert(offsetof(pool_ring_header, producers_waiting) == 260, "beside not_full");
+_Static_assert(sizeof(pool_ring_hand) == 64, "a hand per cache line");
+_Static_assert(sizeof(pool_ring_slot) == 24, "slot header");
+_Static_assert(offsetof(pool_ring_slot, enqueued_ns) == 8 && offsetof(pool_ring_slot, producer) == 16
+               && offsetof(pool_ring_slot, count) == 20, "slot header fields");
 
 #endif
