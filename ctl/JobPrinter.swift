@@ -21,7 +21,7 @@ struct JobPrinter {
         if let waiting = job.waiting { Output.line("  \(waiting)") }
         if let error = job.error { Output.line("  \(job.state == .cancelled || job.state == .interrupted ? "why" : "error"): \(error)") }
         guard let result = job.result else { return }
-        let lines = JobKindPrinters.printer(ofKind: job.kind)?.lines(decoding: result) ?? ["  result: \(result)"]
+        let lines = PoolctlJobKinds.kind(named: job.kind)?.lines(decoding: result) ?? ["  result: \(result)"]
         lines.forEach(Output.line)
         printDeadWorkers(result)
     }

@@ -36,7 +36,7 @@ struct ProgressMeter {
                 figures.append(Self.clock(Double(progress.total - progress.done) / rate) + " left")
             }
         }
-        figures += JobKindPrinters.printer(ofKind: job.kind)?.liveFigures(progress, parameters: job.parameters) ?? []
+        figures += PoolctlJobKinds.kind(named: job.kind)?.liveFigures(progress, parameters: job.parameters) ?? []
         let plain = figures.joined(separator: "  ")
         // The bar takes what is left, up to 30 cells (20 beside a growing string).
         var room = width - percent.count - plain.count - 2

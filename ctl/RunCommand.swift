@@ -13,7 +13,7 @@ struct Run: ParsableCommand {
               poolctl run prodcons --trace --detach
               poolctl run tasks --count 10 --timeout 30s
             """,
-        subcommands: JobKindPrinters.all.map { $0.command }
+        subcommands: PoolctlJobKinds.all.map { $0.command }
     )
 }
 
@@ -35,59 +35,17 @@ struct RunOptions: ParsableArguments {
     }
 }
 
-struct CounterCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "counter",
-        abstract: "The notebook's counter race: workers update one shared counter.",
-        discussion: """
-            unsafe: a separate load and store per update, so concurrent updates get lost. \
-            locked: each update under a process-shared robust mutex (the notebook's Lock). \
-            atomic: one atomic fetch-add per update. \
-            With --split (the default) half the workers add 1 and half subtract 1, the last one once more, so a correct run \
-            ends at start - 1.
+/// Collects the options a user gave into a job's parameters object; unset ones are left to the
+/// daemon's defaults (the notebook's cells).
+struct ParameterBuilder {
+    private(set) var fields: [String: JSONValue] = [:]
 
-            Examples:
-              poolctl run counter --mode unsafe
-              poolctl run counter --mode locked --iterations 10000000 --start -5
-              poolctl run counter --detach --mode atomic --workers 4 --no-split
-            """
-    )
+    mutating func set(_ name: String, _ value: Int?) { if let value { fields[name] = .number(Double(value)) } }
+    mutating func set(_ name: String, _ value: String?) { if let value { fields[name] = .string(value) } }
+    mutating func set(_ name: String, _ value: Bool?) { if let value { fields[name] = .bool(value) } }
 
-    @OptionGroup var global: GlobalOptions
-    @OptionGroup var options: RunOptions
-
-    @Option(help: "unsafe, locked or atomic (default: locked).")
-    var mode: CounterMode?
-
-    @Option(parsing: .unconditional, help: "Worker processes to run on (default: 2).")
-    var workers: Int?
-
-    @Option(parsing: .unconditional, help: "Updates per worker (default: 1000000).")
-    var iterations: Int?
-
-    @Option(parsing: .unconditional, help: "The counter's start value (default: 10).")
-    var start: Int?
-
-    @Flag(inversion: .prefixedNo, help: "Half the workers subtract (default: on).")
-    var split: Bool?
-
-    func validate() throws {
-        try OptionChecks.atLeast(1, workers, "--workers")
-        try OptionChecks.atLeast(0, iterations, "--iterations")
-    }
-
-    func run() throws {
-        var parameters = ParameterBuilder()
-        parameters.set("mode", mode?.rawValue)
-        parameters.set("workers", workers)
-        parameters.set("iterations", iterations)
-        parameters.set("start", start)
-        parameters.set("split", split)
-        try JobRunner(global: global, options: options).run(kind: "counter", parameters: parameters.object)
-    }
+    var object: JSONValue { .object(fields) }
 }
-
-extension CounterMode: ExpressibleByArgument {}
 
 /// Submits a job and follows it to its end. Ctrl-C meanwhile cancels it (see `CancelOnInterrupt`).
 struct JobRunner {

@@ -27,4 +27,24 @@ struct JobCatalogTests {
             #expect(again.parameters == plan.parameters, "\(kind.name): \(plan.parameters) became \(again.parameters)")
         }
     }
+
+    /// Every kind's result gets its worker deaths as PoolProtocol's `DeadWorkerRecord`s, in the wire
+    /// form the records have always had (numbers stay numbers, even 0; `replaced` a boolean).
+    @Test func deadWorkersAreAddedToAResultAsTheirProtocolRecords() throws {
+        let result = JSONValue.object(["counter": .number(4)])
+        let deaths = [Job.DeadWorker(participant: 0, slot: 1, pid: 4242, exit: "killed by SIGKILL", replaced: true),
+                      Job.DeadWorker(participant: 1, slot: 0, pid: 4243, exit: "exited with status 3", replaced: false)]
+        let added = result.adding(deadWorkers: deaths)
+        #expect(added == .object([
+            "counter": .number(4),
+            "deadWorkers": .array([
+                .object(["participant": .number(0), "slot": .number(1), "pid": .number(4242), "exit": .string("killed by SIGKILL"),
+                         "replaced": .bool(true)]),
+                .object(["participant": .number(1), "slot": .number(0), "pid": .number(4243), "exit": .string("exited with status 3"),
+                         "replaced": .bool(false)]),
+            ]),
+        ]))
+        #expect(try added.decode(DeadWorkersOfJob.self).deadWorkers?.map(\.pid) == [4242, 4243])
+        #expect(result.adding(deadWorkers: []) == result)
+    }
 }

@@ -87,12 +87,11 @@ extension JSONValue {
     /// The result with the job's worker deaths added (when there were any).
     func adding(deadWorkers: [Job.DeadWorker]) -> JSONValue {
         guard !deadWorkers.isEmpty, case .object(var fields) = self else { return self }
-        fields["deadWorkers"] = .array(deadWorkers.map { dead in
-            .object([
-                "participant": .number(Double(dead.participant)), "slot": .number(Double(dead.slot)),
-                "pid": .number(Double(dead.pid)), "exit": .string(dead.exit), "replaced": .bool(dead.replaced),
-            ])
-        })
+        let records = deadWorkers.map { dead in
+            DeadWorkerRecord(participant: dead.participant, slot: dead.slot, pid: Int(dead.pid), exit: dead.exit,
+                             replaced: dead.replaced)
+        }
+        fields["deadWorkers"] = JSONValue(reporting: records)
         return .object(fields)
     }
 }

@@ -1,10 +1,10 @@
 import ArgumentParser
 import PoolProtocol
 
-/// What poolctl knows of one job kind: its `run` subcommand, how it prints the kind's result and
-/// what the kind adds to the live progress line. A kind is one file in ctl/Kinds/ and a line in
-/// `JobKindPrinters.all`.
-protocol JobKindPrinting {
+/// What poolctl knows of one job kind: its `run` subcommand (options, help, the parameters it
+/// sends), how it prints the kind's result and what the kind adds to the live progress line. A
+/// kind is one file in ctl/Kinds/ and a line in `PoolctlJobKinds.all`.
+protocol PoolctlJobKind {
     associatedtype Result: JobResult
     /// `poolctl run KIND`.
     static var command: any ParsableCommand.Type { get }
@@ -14,7 +14,7 @@ protocol JobKindPrinting {
     static func liveFigures(_ progress: JobProgress, parameters: JSONValue) -> [String]
 }
 
-extension JobKindPrinting {
+extension PoolctlJobKind {
     static var kind: String { Result.kind }
 
     static func liveFigures(_ progress: JobProgress, parameters: JSONValue) -> [String] { [] }
@@ -26,14 +26,13 @@ extension JobKindPrinting {
     }
 }
 
-enum JobKindPrinters {
+enum PoolctlJobKinds {
     /// In the order `poolctl run --help` lists the kinds.
-    static var all: [any JobKindPrinting.Type] { [
-        CounterPrinting.self, ProdConsPrinting.self, EventPrinting.self, TasksPrinting.self, AppendPrinting.self,
-        LockCellPrinting.self,
+    static var all: [any PoolctlJobKind.Type] { [
+        CounterKind.self, ProdConsKind.self, EventKind.self, TasksKind.self, AppendKind.self, LockCellKind.self,
     ] }
 
-    static func printer(ofKind kind: String) -> (any JobKindPrinting.Type)? {
-        all.first { $0.kind == kind }
+    static func kind(named name: String) -> (any PoolctlJobKind.Type)? {
+        all.first { $0.kind == name }
     }
 }
