@@ -40,4 +40,11 @@ struct JSONValueEncoderTests {
         #expect(throws: EncodingError.self) { _ = try JSONValueEncoder.encode(["x": Double.nan]) }
         #expect(throws: EncodingError.self) { _ = try JSONValueEncoder.encode([Float.infinity]) }
     }
+
+    @Test func aJobsSecondsReadAsPrintfWritesThem() {
+        for value in [0.0, 0.0004, 0.0123, 0.35, 0.9994, 1.2, 12.345678, 59.999, 3600.25, 123456.789] {
+            #expect(JobScheduler.fixed(value, decimals: 3) == String(format: "%.3f", value), "\(value)")
+            #expect(JobScheduler.seconds(value) == (value >= 1 ? String(format: "%.2fs", value) : String(format: "%.0fms", value * 1000)), "\(value)")
+        }
+    }
 }
