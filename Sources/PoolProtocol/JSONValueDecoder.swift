@@ -6,8 +6,8 @@ import Foundation
 /// when it is a whole one it holds exactly; `Float`, `Date`, `Data`, `URL` and `Decimal`, which
 /// `JSONDecoder` treats specially, are refused). Its errors say little: a caller that needs the
 /// reason falls back to `JSONValue.decode`.
-enum JSONValueDecoder {
-    static func decode<T: Decodable>(_ type: T.Type, from value: JSONValue) throws -> T {
+public enum JSONValueDecoder {
+    public static func decode<T: Decodable>(_ type: T.Type, from value: JSONValue) throws -> T {
         try TreeDecoder.decode(T.self, from: value, codingPath: [])
     }
 
@@ -30,6 +30,8 @@ enum JSONValueDecoder {
         var userInfo: [CodingUserInfoKey: Any] { [:] }
 
         static func decode<T: Decodable>(_ type: T.Type, from value: JSONValue, codingPath: [any CodingKey]) throws -> T {
+            // A JSONValue member (a Run's parameters) is the subtree itself.
+            if let value = value as? T, T.self == JSONValue.self { return value }
             switch type {
             case is Float.Type, is Date.Type, is Data.Type, is URL.Type, is Decimal.Type: throw mismatch(type, codingPath)
             default: return try T(from: TreeDecoder(value: value, codingPath: codingPath))
