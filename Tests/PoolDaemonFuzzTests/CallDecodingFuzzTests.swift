@@ -1,6 +1,6 @@
 import Foundation
 import NIOCore
-import PoolDaemon
+@testable import PoolDaemon
 import PoolProtocol
 import PropertyBased
 import Testing
@@ -80,6 +80,49 @@ import Testing
             check(InterfaceDescriptionRequest.self)
             check(NoParameters.self)
         }
+    }
+
+    /// Calls are read by `PlainJSONParser` first: whatever it accepts reads as Foundation reads it,
+    /// the call's header and its parameters included (whatever it declines goes to Foundation).
+    @Test func whatThePlainParserAcceptsReadsAsFoundationReadsIt() async {
+        let decoder = JSONDecoder()
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        func text<T: Encodable>(_ value: T?) -> String? { value.flatMap { try? encoder.encode($0) }.map { String(decoding: $0, as: UTF8.self) } }
+        await propertyCheck(count: FuzzBudget.iterations(default: 2000), input: Self.messages) { bytes in
+            let shown = String(decoding: bytes.prefix(120), as: UTF8.self)
+            guard let tree = bytes.withUnsafeBytes({ PlainJSONParser.parse($0) }) else { return }
+            #expect(tree == (try? decoder.decode(JSONValue.self, from: Data(bytes))), "\(shown)")
+            let message = ByteBuffer(bytes: bytes)
+            let header = try? VarlinkCallDecoding.header(of: message, decoder: decoder)
+            let foundationHeader = try? decoder.decode(VarlinkCallHeader.self, from: Data(bytes))
+            #expect(header?.method == foundationHeader?.method && header?.more == foundationHeader?.more
+                    && header?.oneway == foundationHeader?.oneway && header?.upgrade == foundationHeader?.upgrade, "\(shown)")
+            let run = try? VarlinkCallDecoding.parameters(RunRequest.self, from: message, decoder: decoder)
+            let foundationRun = (try? decoder.decode(VarlinkParametersEnvelope<RunRequest>.self, from: Data(bytes))).map {
+                $0.parameters ?? (try? decoder.decode(RunRequest.self, from: Data("{}".utf8)))
+            } ?? nil
+            #expect(text(run) == text(foundationRun), "\(shown)")
+            let resize = try? VarlinkCallDecoding.parameters(ResizeRequest.self, from: message, decoder: decoder)
+            let foundationResize = (try? decoder.decode(VarlinkParametersEnvelope<ResizeRequest>.self, from: Data(bytes))).map {
+                $0.parameters ?? (try? decoder.decode(ResizeRequest.self, from: Data("{}".utf8)))
+            } ?? nil
+            #expect(text(resize) == text(foundationResize), "\(shown)")
+        }
+    }
+
+    @Test func thePlainParserDeclinesWhatItCannotReadExactly() {
+        func parse(_ text: String) -> JSONValue? { Array(text.utf8).withUnsafeBytes { PlainJSONParser.parse($0) } }
+        #expect(parse(#"{"method":"io.poold.Pool.Run","parameters":{"kind":"tasks","parameters":{"count":1}},"more":false}"#)
+                == .object(["method": .string("io.poold.Pool.Run"), "more": .bool(false),
+                            "parameters": .object(["kind": .string("tasks"), "parameters": .object(["count": .number(1)])])]))
+        #expect(parse(" [1, -2, null, true, \"\"] \n") == .array([.number(1), .number(-2), .null, .bool(true), .string("")]))
+        for declined in [#"{"a":"\n"}"#, #"{"a":1.5}"#, #"{"a":1e3}"#, #"{"a":01}"#, #"{"a":-0}"#, #"{"a":1234567890123456}"#,
+                         #"{"a":1,"a":2}"#, #"{"a":1} x"#, #"{"a":1,}"#, "{\"a\":\"\u{1}\"}", #"{"a":tru}"#, #"{"a":-}"#, "",
+                         String(repeating: "[", count: PlainJSONParser.maximumDepth + 2) + String(repeating: "]", count: PlainJSONParser.maximumDepth + 2)] {
+            #expect(parse(declined) == nil, "\(declined)")
+        }
+        #expect(Array([0x22, 0xFF, 0x22] as [UInt8]).withUnsafeBytes { PlainJSONParser.parse($0) } == nil, "invalid UTF-8 in a string")
     }
 
     @Test func theFirstInvalidUTF8ByteIsFoundExactly() async {

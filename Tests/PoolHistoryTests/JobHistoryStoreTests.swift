@@ -156,6 +156,31 @@ import Glibc
         #expect(error?.description.contains("newer poold") == true, "\(error?.description ?? "")")
     }
 
+    @Test func theLockFileReservesIDsInBlocksAndACleanCloseRecordsTheLastOne() throws {
+        let directory = try makeDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let history = try JobHistory.open(directory: directory, limit: 10, logger: logger)
+        func locked() throws -> String { try String(contentsOfFile: directory + "/history.lock", encoding: .utf8) }
+        // While the daemon runs, the file holds the end of the block the ids came from: what a
+        // daemon that crashed now would continue after.
+        for id in 1...3 { try history.reserve(id: id) }
+        let first = try locked()
+        #expect(first.hasPrefix("pid=\(getpid()) last-job=1000 "), "\(first)")
+        try history.reserve(id: 1000)
+        let endOfBlock = try locked()
+        #expect(endOfBlock.hasPrefix("pid=\(getpid()) last-job=1000 "), "\(endOfBlock)")
+        try history.reserve(id: 1001)
+        let next = try locked()
+        #expect(next.hasPrefix("pid=\(getpid()) last-job=2000 "), "\(next)")
+        // A clean close: the next daemon continues right after the last id handed out.
+        history.close()
+        let closed = try locked()
+        #expect(closed.hasPrefix("pid=\(getpid()) last-job=1001 "), "\(closed)")
+        let (reopened, recovered) = try reopen(directory)
+        #expect(recovered.highestID == 1001)
+        reopened.close()
+    }
+
     @Test func idsHandedOutAreKeptByTheLockFileWhateverTheDatabaseHolds() throws {
         let directory = try makeDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }

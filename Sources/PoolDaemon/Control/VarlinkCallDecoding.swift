@@ -13,6 +13,9 @@ public enum VarlinkCallDecoding {
         if let offset = message.withUnsafeReadableBytes({ firstInvalidUTF8Offset(in: $0) }) {
             throw PoolError.invalidRequest("the message is not valid UTF-8 (at byte \(offset)); varlink messages are JSON text")
         }
+        if let tree = plainTree(of: message), let header = try? JSONValueDecoder.decode(VarlinkCallHeader.self, from: tree) {
+            return header
+        }
         do {
             return try decoder.decode(VarlinkCallHeader.self, from: message)
         } catch {
@@ -23,6 +26,10 @@ public enum VarlinkCallDecoding {
     /// The call's `parameters` as `type` (an absent or null `parameters` is an empty object), or
     /// `InvalidParameter` naming the parameter at fault.
     public static func parameters<P: Decodable>(_ type: P.Type, from message: ByteBuffer, decoder: JSONDecoder) throws(PoolError) -> P {
+        if let tree = plainTree(of: message),
+           let parameters = try? JSONValueDecoder.decode(P.self, from: tree["parameters"].flatMap { $0 == .null ? nil : $0 } ?? .object([:])) {
+            return parameters
+        }
         do {
             let envelope = try decoder.decode(VarlinkParametersEnvelope<P>.self, from: message)
             if let parameters = envelope.parameters { return parameters }
@@ -36,6 +43,13 @@ public enum VarlinkCallDecoding {
             }
             throw PoolController.parameterError(error)
         }
+    }
+
+    /// The message as a tree when it is plain JSON (`PlainJSONParser`): decoded from it, a call
+    /// reads as Foundation reads it, in a fraction of the time; nil sends it to Foundation.
+    private static func plainTree(of message: ByteBuffer) -> JSONValue? {
+        guard let tree = message.withUnsafeReadableBytes({ PlainJSONParser.parse($0) }), case .object = tree else { return nil }
+        return tree
     }
 
     /// The first parameter (in name order) whose value is a number but not an integer.

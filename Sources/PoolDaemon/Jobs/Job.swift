@@ -58,9 +58,14 @@ final class Job {
         var replaced: Bool
     }
 
+    /// The plan's parameters as records report them, made once: a plan makes them afresh (through
+    /// JSON) each time it is asked, and every change of the job makes a record.
+    let parameters: JSONValue
+
     init(id: Int, plan: any JobPlan) {
         self.id = id
         self.plan = plan
+        parameters = plan.parameters
     }
 
     /// Work done so far, read from the participants' records in shared memory.
@@ -77,7 +82,7 @@ final class Job {
 
     /// Without the log, reading a running job's log (a trace) from shared memory is skipped.
     func record(includingLog: Bool) -> JobRecord {
-        var record = JobRecord(id: id, kind: plan.kind.name, state: state, parameters: plan.parameters, slots: slots,
+        var record = JobRecord(id: id, kind: plan.kind.name, state: state, parameters: parameters, slots: slots,
                                submittedAt: submittedText, startedAt: startedText, finishedAt: finishedText,
                                progress: state == .running ? progress : nil,
                                result: result, error: failure ?? (state == .cancelled ? cancelReason : nil),
@@ -113,8 +118,10 @@ final class Job {
 
     /// `fullLog`: the whole log of a job that has just finished, which its record keeps only in
     /// part (KeptJobLog); the clients following it get every line once.
-    func notifyWatchers(fullLog: [String]? = nil) {
-        var current = record
+    /// `current`: the record just made for this change, when the caller has one already.
+    func notifyWatchers(_ current: JobRecord? = nil, fullLog: [String]? = nil) {
+        guard !watchers.isEmpty else { return }
+        var current = current ?? record
         if let fullLog, !fullLog.isEmpty { (current.log, current.logOffset) = (fullLog, nil) }
         for watcher in watchers.values { watcher(current) }
         if state.isFinished { watchers.removeAll() }

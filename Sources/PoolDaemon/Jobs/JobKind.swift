@@ -57,8 +57,8 @@ enum JobCatalog {
 
 extension JSONValue {
     /// The JSON form of one of the daemon's own Codable values (plain numbers, strings and
-    /// lists, which always encode).
+    /// lists, which always encode), built without a trip through JSON text (`JSONValueEncoder`).
     init(reporting value: some Encodable) {
-        self = (try? JSONValue(encoding: value)) ?? .null
+        self = (try? JSONValueEncoder.encode(value)) ?? .null
     }
 }

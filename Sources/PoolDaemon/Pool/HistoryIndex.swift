@@ -56,6 +56,11 @@ final class HistoryIndex {
         store?.save(job.record)
     }
 
+    /// Saves a record the caller made already for this change.
+    func save(_ record: JobRecord) {
+        store?.save(record)
+    }
+
     /// The store was made again: every job held here is saved to it.
     func saveEveryJob(current jobs: [Int: Job]) -> Int {
         guard let store else { return 0 }

@@ -49,8 +49,10 @@ final class JobScheduler {
         jobs[job.id] = job
         history.add(job)
         queue.append(job.id)
-        logger.info("job \(job.id) (\(job.plan.kind.name)) queued: needs \(Self.workers(job.plan.workers))",
-                    metadata: ["job": "\(job.id)", "kind": "\(job.plan.kind.name)", "workers": "\(job.plan.workers)"])
+        // At debug: a trivial job's round trip is a few hundred microseconds, and the start and
+        // the end are logged at info already.
+        logger.debug("job \(job.id) (\(job.plan.kind.name)) queued: needs \(Self.workers(job.plan.workers))",
+                     metadata: ["job": "\(job.id)", "kind": "\(job.plan.kind.name)", "workers": "\(job.plan.workers)"])
     }
 
     /// Starts queued jobs on idle workers, oldest first, with backfill and a fairness rule. A job
@@ -145,18 +147,19 @@ final class JobScheduler {
         let on = assigned.count == 1 ? "slot \(assigned[0])" : "slots " + assigned.map(String.init).joined(separator: ", ")
         logger.info("job \(job.id) (\(job.plan.kind.name)) started on \(on)",
                     metadata: ["job": "\(job.id)", "kind": "\(job.plan.kind.name)", "slots": "\(assigned)", MessageID.key: MessageID.jobStarted])
-        history.save(job)
         if let monitor = job.plan.makeMonitor(segment: segment) {
             job.monitor = monitor
             scheduleMonitor(for: job, monitor: monitor, after: monitor.initialDelay)
         }
     }
 
-    /// After `start` and what the controller adds to it: the watchers hear of the start, and a job
-    /// none of whose parts could be handed out is finished.
+    /// After `start` and what the controller adds to it: the history and the watchers hear of the
+    /// start (one record for both), and a job none of whose parts could be handed out is finished.
     func announceStart(of job: Job) {
         guard job.state == .running else { return }
-        job.notifyWatchers()
+        let record = job.record
+        history.save(record)
+        job.notifyWatchers(record)
         if job.ended.count == job.slots.count { finish(job) }
         publisher.noteChange()
     }
@@ -245,15 +248,17 @@ final class JobScheduler {
         job.finishedAt = Date()
         running.remove(job.id)
         finishedCount += 1
-        history.save(job)
+        // The final record, made once: the history keeps it, the log line sums it up, the watchers get it.
+        let record = job.record
+        history.save(record)
         for id in history.prune(limit: policy.historyLimit, current: jobs) { jobs[id] = nil }
         let elapsed = job.startedAt.map { job.finishedAt!.timeIntervalSince($0) }
         var metadata: Logger.Metadata = ["job": "\(job.id)", "kind": "\(job.plan.kind.name)", "state": "\(job.state.rawValue)",
-                                         "seconds": "\(String(format: "%.3f", elapsed ?? 0))"]
+                                         "seconds": "\(Self.fixed(elapsed ?? 0, decimals: 3))"]
         if let failure = job.failure { metadata["error"] = "\(failure)" }
         // "job 7 (prodcons) succeeded in 1.20s: checksum OK, 1000000 items": what and how, in the text.
         let when = elapsed.map { job.state == .succeeded ? " in \(Self.seconds($0))" : " after \(Self.seconds($0))" } ?? " before it started"
-        let summary = job.record(includingLog: false).summary
+        let summary = record.summary
         let message = "job \(job.id) (\(job.plan.kind.name)) \(job.state.rawValue)\(when)" + (summary.isEmpty ? "" : ": " + summary)
         if job.state == .failed {
             metadata[MessageID.key] = MessageID.jobFailed
@@ -262,7 +267,7 @@ final class JobScheduler {
             metadata[MessageID.key] = MessageID.jobFinished
             logger.info("\(message)", metadata: metadata)
         }
-        job.notifyWatchers(fullLog: fullLog)
+        job.notifyWatchers(record, fullLog: fullLog)
         publisher.noteChange()
     }
 
@@ -300,6 +305,20 @@ final class JobScheduler {
 
     /// `1.20s`, `350ms`: a duration in a message.
     static func seconds(_ value: Double) -> String {
-        value >= 1 ? String(format: "%.2fs", value) : String(format: "%.0fms", value * 1000)
+        value >= 1 ? fixed(value, decimals: 2) + "s" : fixed(value * 1000, decimals: 0) + "ms"
+    }
+
+    /// `value` rounded to `decimals` places, as `%.Nf` writes it (for a value >= 0), without
+    /// `String(format:)`, which costs a Foundation formatter per call on every job's end.
+    static func fixed(_ value: Double, decimals: Int) -> String {
+        var scale = 1
+        for _ in 0..<decimals { scale *= 10 }
+        let scaled = (value * Double(scale)).rounded(.toNearestOrEven)
+        guard value >= 0, scaled < 1e15 else { return "\(value)" }
+        let units = Int(scaled)
+        let whole = String(units / scale)
+        guard decimals > 0 else { return whole }
+        let fraction = String(units % scale)
+        return whole + "." + String(repeating: "0", count: decimals - fraction.count) + fraction
     }
 }

@@ -70,6 +70,8 @@ extension JSONValue {
     /// that kind's result (a record from a damaged history file).
     public func decodeResult(ofKind kind: String) -> (any JobResult)? {
         guard let type = JobResults.type(ofKind: kind) else { return nil }
-        return try? decode(type)
+        // Straight from the tree (the daemon does this as every job ends); through JSON text,
+        // which takes more, where the tree decoder declines.
+        return (try? JSONValueDecoder.decode(type, from: self)) ?? (try? decode(type))
     }
 }
