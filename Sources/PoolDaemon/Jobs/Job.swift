@@ -100,7 +100,9 @@ final class Job {
         if let finalLog { return (finalLog.isEmpty ? nil : finalLog, nil) }
         guard let segment else { return (nil, nil) }
         let start = max(0, plan.logLineCount(segment: segment) - Self.runningLogWindow)
-        let lines = plan.logLines(segment: segment, from: start)
+        // Workers write on while the lines are read: lines written after the count are left for
+        // the next record, so the window stays at most its size.
+        let lines = Array(plan.logLines(segment: segment, from: start).prefix(Self.runningLogWindow))
         return (lines.isEmpty ? nil : lines, start > 0 ? start : nil)
     }
 
