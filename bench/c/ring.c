@@ -16,7 +16,7 @@
  * build: cc -O2 -std=gnu11 -I Sources/CPooldShim/include -o .build/ring bench/c/ring.c
  * usage: ring CAPACITY BATCH PRODUCERS CONSUMERS ITEMS
  *   prints {"capacity", "batch", "producers", "consumers", "items", "seconds", "itemsPerSecond", "checksumOK"} */
-#define _GNU_SOURCE
+#include "bench.h"
 #include "CPooldShim.h"
 #include <linux/futex.h>
 #include <stdatomic.h>
@@ -29,7 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { PAYLOAD = 8, SPIN = 200, BUCKETS = 1024 };
+enum { PAYLOAD = 8, SPIN = 200, BUCKETS = HISTOGRAM_BUCKETS };
 static const int64_t SLICE = 100000000;
 
 struct stats { int64_t count, sum, waits, count_before, sum_before, recovered, receives, done; };
@@ -49,32 +49,6 @@ static pool_ring_header *ring;
 static pool_ring_hand *hands;
 static unsigned char *slots;
 static size_t slot_bytes;
-
-static inline int64_t monotonic_ns(void) {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
-}
-
-static inline uint64_t splitmix64(uint64_t *state) {
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-/* poold's LatencyHistogram: 16 buckets per power of two, then the maximum. */
-static inline void histogram_record(int64_t *counts, int64_t value) {
-    int bucket;
-    if (value < 16) {
-        bucket = value < 0 ? 0 : (int)value;
-    } else {
-        int exponent = 63 - __builtin_clzll((uint64_t)value);
-        bucket = (exponent - 3) * 16 + (int)((value >> (exponent - 4)) & 15);
-    }
-    counts[bucket] += 1;
-    if (value > counts[BUCKETS]) counts[BUCKETS] = value;
-}
 
 #define LOAD(p, o) __atomic_load_n((p), __ATOMIC_##o)
 #define STORE(p, v, o) __atomic_store_n((p), (v), __ATOMIC_##o)
