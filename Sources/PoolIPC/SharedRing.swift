@@ -129,20 +129,21 @@ public struct SharedRing: @unchecked Sendable {
         /// The first item's bytes.
         @inlinable public var items: UnsafeMutableRawPointer { base + SharedRing.slotHeaderBytes }
 
+        /// The slot's header, a `pool_ring_slot`.
+        @inlinable var header: UnsafeMutablePointer<pool_ring_slot> { base.layout(pool_ring_slot.self) }
+
         @inlinable public var count: Int {
-            get { Int(base.load(fromByteOffset: MemoryLayout<pool_ring_slot>.offset(of: \.count)!, as: UInt32.self)) }
-            nonmutating set { base.storeBytes(of: UInt32(newValue), toByteOffset: MemoryLayout<pool_ring_slot>.offset(of: \.count)!, as: UInt32.self) }
+            get { Int(header.pointee.count) }
+            nonmutating set { header.pointee.count = UInt32(newValue) }
         }
 
         @inlinable public var producer: Int {
-            get { Int(base.load(fromByteOffset: MemoryLayout<pool_ring_slot>.offset(of: \.producer)!, as: UInt32.self)) }
-            nonmutating set { base.storeBytes(of: UInt32(newValue), toByteOffset: MemoryLayout<pool_ring_slot>.offset(of: \.producer)!, as: UInt32.self) }
+            get { Int(header.pointee.producer) }
+            nonmutating set { header.pointee.producer = UInt32(newValue) }
         }
 
         /// Monotonic nanoseconds of the publish: set by `publish`.
-        @inlinable public var enqueuedNanos: Int64 {
-            base.load(fromByteOffset: MemoryLayout<pool_ring_slot>.offset(of: \.enqueued_ns)!, as: Int64.self)
-        }
+        @inlinable public var enqueuedNanos: Int64 { header.pointee.enqueued_ns }
     }
 
     @inlinable @inline(__always)
@@ -214,7 +215,7 @@ public struct SharedRing: @unchecked Sendable {
     /// Makes a slot claimed for writing visible to consumers, waking one if any sleeps.
     @inlinable @inline(__always)
     public func publish(_ slot: Slot, nowNanos: Int64) {
-        slot.base.storeBytes(of: nowNanos, toByteOffset: MemoryLayout<pool_ring_slot>.offset(of: \.enqueued_ns)!, as: Int64.self)
+        slot.header.pointee.enqueued_ns = nowNanos
         // Sequentially consistent, as the waiter's count is: either this side sees a waiter or the
         // waiter sees the slot full before it sleeps.
         stateWord(slot.base).store(Self.state(slot.position, Int(POOL_RING_FULL)), ordering: .sequentiallyConsistent)
