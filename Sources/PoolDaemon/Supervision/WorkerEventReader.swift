@@ -1,17 +1,20 @@
 import NIOCore
 import PoolIPC
 
-/// On the event loop, the workers' doorbell: when it is rung, takes every event waiting on the
-/// workers' queue and hands them over in order. What is read from the eventfd is only the wake-up.
-/// The queue is read once per wake-up, after NIO has read the eventfd, so a burst of rings costs
-/// one pass.
+/// On the event loop, the workers' doorbell: when it is rung, takes the events waiting on the
+/// workers' queue and hands them over in order. The queue is read once per wake-up, after NIO has
+/// read the eventfd, so a burst of rings costs one pass; and it is read as many times as the
+/// eventfd's count says, one ring per event sent, so that the pass does not end in a receive that
+/// finds the queue empty. (A worker sends, then rings: an event whose ring has not come yet is
+/// taken with its ring's wake-up, and one the watcher took first leaves a ring that finds nothing.)
 final class WorkerEventReader: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
 
     private let events: MessageQueue
     private let deliver: ([WatchedEvent]) -> Void
     private var batch: [WatchedEvent] = []
-    private var rung = false
+    /// Rings counted since the last pass.
+    private var rings: UInt64 = 0
 
     init(events: MessageQueue, deliver: @escaping ([WatchedEvent]) -> Void) {
         self.events = events
@@ -19,13 +22,19 @@ final class WorkerEventReader: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        rung = true
+        var count = unwrapInboundIn(data)
+        // An eventfd reads as its 8-byte count; anything else still means a ring.
+        rings &+= count.readInteger(endianness: .host, as: UInt64.self) ?? 1
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        guard rung else { return }
-        rung = false
-        while let event = try? events.receive(WorkerEvent.self) { batch.append(.worker(event)) }
+        guard rings > 0 else { return }
+        var left = rings
+        rings = 0
+        while left > 0, let event = try? events.receive(WorkerEvent.self) {
+            batch.append(.worker(event))
+            left -= 1
+        }
         guard !batch.isEmpty else { return }
         let taken = batch
         batch.removeAll(keepingCapacity: true)
