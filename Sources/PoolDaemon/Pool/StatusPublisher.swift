@@ -43,9 +43,11 @@ final class StatusPublisher {
         followers[id] = nil
     }
 
-    /// Coalesces every change made during one loop turn into one status push.
+    /// Coalesces every change made during one loop turn into one status push. With no follower
+    /// and no service manager there is no one to push to: the status is not even made (a job's
+    /// start and end would each build one).
     func noteChange() {
-        guard !flushScheduled else { return }
+        guard !flushScheduled, notifier.enabled || !followers.isEmpty else { return }
         flushScheduled = true
         eventLoop.assumeIsolated().execute { [self] in
             flushScheduled = false
