@@ -28,6 +28,8 @@ final class Job {
     private var startedText: String?
     private var finishedText: String?
     var result: JSONValue?
+    /// The result's summary, kept from the typed result when the job finished (see `JobPlan.result`).
+    var resultSummary: String?
     /// Clients waiting for the job: called on every change, last with a finished record.
     var watchers: [Int: (JobRecord) -> Void] = [:]
     var nextWatcherID = 1

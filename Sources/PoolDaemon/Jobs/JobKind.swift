@@ -27,8 +27,9 @@ extension JobKind {
 
     var kind: any JobKind.Type { Self.self }
 
-    func result(from segment: JobSegment, monitor: (any JobMonitor)?) -> JSONValue {
-        JSONValue(reporting: typedResult(from: segment, monitor: monitor))
+    func result(from segment: JobSegment, monitor: (any JobMonitor)?) -> (value: JSONValue, summary: String) {
+        let result = typedResult(from: segment, monitor: monitor)
+        return (JSONValue(reporting: result), result.summary)
     }
 }
 

@@ -39,8 +39,9 @@ protocol JobPlan: Sendable {
     func logLineCount(segment: JobSegment) -> Int
 
     /// The result, read from the segment after the participants have ended (also when the job
-    /// failed or was cancelled: what was done until then).
-    func result(from segment: JobSegment, monitor: (any JobMonitor)?) -> JSONValue
+    /// failed or was cancelled: what was done until then), and its summary (`JobResult.summary`),
+    /// taken from the typed result it was made from rather than decoded back out of the value.
+    func result(from segment: JobSegment, monitor: (any JobMonitor)?) -> (value: JSONValue, summary: String)
 
     /// Adds the kind's live figures (queue depth, waiters, the string so far) to a running job's
     /// progress, read from the segment and the monitor.

@@ -49,7 +49,7 @@ public struct JournalLogHandler: LogHandler {
             "CODE_FUNC=" + event.function,
         ]
         if let instance { fields.append("POOLD_INSTANCE=" + instance) }
-        let merged = event.metadata.map { metadata.merging($0) { $1 } } ?? metadata
+        let merged = StderrLogHandler.merge(metadata, event.metadata)
         for (key, value) in merged {
             fields.append((key == MessageID.key ? "MESSAGE_ID" : Self.fieldName(key)) + "=" + "\(value)")
         }

@@ -28,22 +28,32 @@ public struct StderrLogHandler: LogHandler {
         var line = "(" + label.padding(toLength: 11) + ") "
         if event.level >= .warning { line += event.level.rawValue.uppercased() + ": " }
         line += event.message.description
-        let merged = event.metadata.map { metadata.merging($0) { $1 } } ?? metadata
+        let merged = Self.merge(metadata, event.metadata)
         for key in merged.keys.sorted() where key != MessageID.key && !omittedKeys.contains(key) {
-            line += " \(key)=\(merged[key]!)"
+            line += " "
+            line += key
+            line += "="
+            line += merged[key]!.description
         }
         line += "\n"
-        var bytes = Array(line.utf8)
-        var offset = 0
-        while offset < bytes.count {
-            let written = bytes[offset...].withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
-            if written <= 0 {
-                if written < 0 && errno == EINTR { continue }
-                return
+        line.withUTF8 { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let written = write(2, bytes.baseAddress! + offset, bytes.count - offset)
+                if written <= 0 {
+                    if written < 0 && errno == EINTR { continue }
+                    return
+                }
+                offset += written
             }
-            offset += written
         }
-        bytes.removeAll()
+    }
+
+    /// The handler's metadata with the record's over it; most records bring all of theirs, and
+    /// merging into an empty dictionary would copy it for nothing.
+    static func merge(_ handler: Logger.Metadata, _ record: Logger.Metadata?) -> Logger.Metadata {
+        guard let record else { return handler }
+        return handler.isEmpty ? record : handler.merging(record) { $1 }
     }
 }
 

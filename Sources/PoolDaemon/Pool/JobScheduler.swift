@@ -146,7 +146,7 @@ final class JobScheduler {
         }
         let on = assigned.count == 1 ? "slot \(assigned[0])" : "slots " + assigned.map(String.init).joined(separator: ", ")
         logger.info("job \(job.id) (\(job.plan.kind.name)) started on \(on)",
-                    metadata: ["job": "\(job.id)", "kind": "\(job.plan.kind.name)", "slots": "\(assigned)", MessageID.key: MessageID.jobStarted])
+                    metadata: ["job": "\(job.id)", "kind": "\(job.plan.kind.name)", "slots": "\(Self.list(assigned))", MessageID.key: MessageID.jobStarted])
         if let monitor = job.plan.makeMonitor(segment: segment) {
             job.monitor = monitor
             scheduleMonitor(for: job, monitor: monitor, after: monitor.initialDelay)
@@ -227,7 +227,9 @@ final class JobScheduler {
         job.monitorTimer?.cancel()
         var fullLog: [String] = []
         if let segment = job.segment {
-            job.result = job.plan.result(from: segment, monitor: job.monitor).adding(deadWorkers: job.deadWorkers)
+            let result = job.plan.result(from: segment, monitor: job.monitor)
+            job.result = result.value.adding(deadWorkers: job.deadWorkers)
+            job.resultSummary = result.summary
             fullLog = job.plan.logLines(segment: segment, from: 0)
             job.finalLog = KeptJobLog.bounded(fullLog, jobID: job.id)
             job.plan.removeResources(segmentName: segment.segment.name)
@@ -258,7 +260,8 @@ final class JobScheduler {
         if let failure = job.failure { metadata["error"] = "\(failure)" }
         // "job 7 (prodcons) succeeded in 1.20s: checksum OK, 1000000 items": what and how, in the text.
         let when = elapsed.map { job.state == .succeeded ? " in \(Self.seconds($0))" : " after \(Self.seconds($0))" } ?? " before it started"
-        let summary = record.summary
+        // What `record.summary` says, without decoding the result back into its type.
+        let summary = record.error ?? job.resultSummary ?? record.summary
         let message = "job \(job.id) (\(job.plan.kind.name)) \(job.state.rawValue)\(when)" + (summary.isEmpty ? "" : ": " + summary)
         if job.state == .failed {
             metadata[MessageID.key] = MessageID.jobFailed
@@ -298,6 +301,11 @@ final class JobScheduler {
             guard job.state == .running, job.cancelReason == nil, job.failure == nil else { return }
             if let next = monitor.tick() { scheduleMonitor(for: job, monitor: monitor, after: next) }
         }
+    }
+
+    /// `[0, 1]`, as an array of Int describes itself, without the reflection `description` goes through.
+    static func list(_ values: [Int]) -> String {
+        "[" + values.map(String.init).joined(separator: ", ") + "]"
     }
 
     /// `2 workers`, `1 worker`.
