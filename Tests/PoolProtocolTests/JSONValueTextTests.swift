@@ -27,6 +27,11 @@ struct JSONValueTextTests {
 
     @Test func controlCharactersAreEscapedAsJSONRequires() {
         #expect(JSONValue.string("\u{1}\n").jsonText == #""\u0001\n""#)
+        #expect(JSONValue.string("\u{1F}\u{7F}").jsonText == "\"\\u001f\u{7F}\"")
+    }
+
+    @Test func textBeyondASCIIIsWrittenAsItIs() {
+        #expect(JSONValue.string("é 漢字 🧵").jsonText == "\"é 漢字 🧵\"")
     }
 
     @Test func numbersJSONCannotHoldBecomeNull() {
