@@ -27,11 +27,11 @@ extension JSONValue {
         case .object(let members):
             text.append(UInt8(ascii: "{"))
             // Sorted, so that equal objects are equal text.
-            for (index, key) in members.keys.sorted().enumerated() {
+            for (index, member) in members.sorted(by: { $0.key < $1.key }).enumerated() {
                 if index > 0 { text.append(UInt8(ascii: ",")) }
-                write(string: key, to: &text)
+                write(string: member.key, to: &text)
                 text.append(UInt8(ascii: ":"))
-                write(members[key]!, to: &text)
+                write(member.value, to: &text)
             }
             text.append(UInt8(ascii: "}"))
         }
@@ -41,11 +41,23 @@ extension JSONValue {
         if !number.isFinite {
             text.append(contentsOf: "null".utf8)
         } else if number.rounded() == number, abs(number) < 9.0e15 {
-            text.append(contentsOf: String(Int64(number)).utf8)
+            write(integer: Int64(number), to: &text)
         } else {
             // Swift prints the shortest text that reads back as the same Double (1e+300, 0.1).
             text.append(contentsOf: String(number).utf8)
         }
+    }
+
+    /// Its decimal digits, without a String made for them.
+    private static func write(integer: Int64, to text: inout [UInt8]) {
+        if integer < 0 { text.append(UInt8(ascii: "-")) }
+        var magnitude = integer.magnitude
+        let start = text.count
+        repeat {
+            text.append(UInt8(ascii: "0") + UInt8(magnitude % 10))
+            magnitude /= 10
+        } while magnitude > 0
+        text[start...].reverse()
     }
 
     /// A string's JSON text: bytes from 0x20 up (all of UTF-8's multi-byte sequences among them)

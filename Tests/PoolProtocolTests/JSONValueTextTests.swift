@@ -23,6 +23,8 @@ struct JSONValueTextTests {
 
     @Test func integersStayIntegersAndKeysAreSorted() {
         #expect(JSONValue.object(["z": .number(3), "a": .number(2.5)]).jsonText == #"{"a":2.5,"z":3}"#)
+        #expect(JSONValue.array([.number(0), .number(-7), .number(10), .number(-8_999_999_999_999_999)]).jsonText
+            == "[0,-7,10,-8999999999999999]")
     }
 
     @Test func controlCharactersAreEscapedAsJSONRequires() {
