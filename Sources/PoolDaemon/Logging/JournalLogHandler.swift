@@ -56,11 +56,22 @@ public struct JournalLogHandler: LogHandler {
         Self.send(fields)
     }
 
+    /// The fields, one after another in one buffer (one allocation, not one per field), each its
+    /// own iovec.
     static func send(_ fields: [String]) {
-        var storage = fields.map { Array($0.utf8) }
-        storage.withUnsafeMutableBufferPointer { buffers in
-            var vectors = buffers.indices.map { index in
-                buffers[index].withUnsafeMutableBytes { iovec(iov_base: $0.baseAddress, iov_len: $0.count) }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(fields.reduce(0) { $0 + $1.utf8.count })
+        var ends: [Int] = []
+        ends.reserveCapacity(fields.count)
+        for field in fields {
+            bytes.append(contentsOf: field.utf8)
+            ends.append(bytes.count)
+        }
+        bytes.withUnsafeMutableBytes { buffer in
+            var start = 0
+            var vectors = ends.map { end in
+                defer { start = end }
+                return iovec(iov_base: buffer.baseAddress.map { $0 + start }, iov_len: end - start)
             }
             _ = sd_journal_sendv(&vectors, Int32(vectors.count))
         }
