@@ -5,18 +5,13 @@ import PoolProtocol
 /// A job's row: `JobRecord` to statement arguments and back. Progress is not stored: it only means
 /// something while the job runs, and a job that was running when the daemon died is `interrupted`.
 enum StoredJob {
-    /// As database values, not `DatabaseValueConvertible` existentials: boxing each one was a
-    /// third of the time a record's arguments took.
     static func arguments(_ record: JobRecord) -> StatementArguments {
-        func text(_ value: String?) -> DatabaseValue { value?.databaseValue ?? .null }
-        let slots = JSONValue.array(record.slots.map { .number(Double($0)) }).jsonText
-        let log = record.log.map { JSONValue.array($0.map(JSONValue.string)).jsonText }
-        let values: [DatabaseValue] = [
-            record.id.databaseValue, text(record.kind), text(record.state.rawValue), text(record.parameters.jsonText), text(slots),
-            text(record.submittedAt), text(record.startedAt), text(record.finishedAt), text(record.result?.jsonText), text(record.error),
-            text(log),
+        [
+            record.id, record.kind, record.state.rawValue, record.parameters.jsonText,
+            JSONValue.array(record.slots.map { .number(Double($0)) }).jsonText,
+            record.submittedAt, record.startedAt, record.finishedAt, record.result?.jsonText, record.error,
+            record.log.map { JSONValue.array($0.map(JSONValue.string)).jsonText },
         ]
-        return StatementArguments(values)
     }
 
     /// The record in a row, or a reason it cannot be read (a state this version does not know, a
