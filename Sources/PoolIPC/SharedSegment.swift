@@ -74,6 +74,12 @@ public final class SharedSegment: @unchecked Sendable {
         return (base + offset).assumingMemoryBound(to: T.self)
     }
 
+    /// Zero-fills the whole mapping, as a new segment is: for reusing one (its pages are allocated
+    /// already, so this cannot fault on a full /dev/shm).
+    public func zero() {
+        memset(base, 0, size)
+    }
+
     /// Removes the name. Returns false if there was none.
     @discardableResult
     public static func unlink(name: String) -> Bool {
