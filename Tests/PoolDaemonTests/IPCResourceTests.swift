@@ -111,7 +111,7 @@ struct IPCResourceTests {
 
     // MARK: Message queues
 
-    @Test func aFinishedJobOfAnyKindHoldsNoDescriptorAndNoMapping() throws {
+    @Test func aFinishedJobOfAnyKindHoldsNoDescriptorAndOnlyAKeptSegmentsMapping() throws {
         let daemon = try DaemonHarness.start(workers: 2)
         defer { try? daemon.stop() }
         let bare = String(daemon.prefix.dropFirst())
