@@ -124,6 +124,22 @@ struct JobSegmentReuseTests {
         try daemon.stop()
     }
 
+    @Test func atMostEightSegmentsAreKeptAndNoneAboveAMebibyte() throws {
+        let daemon = try DaemonHarness.start(workers: 1)
+        defer { try? daemon.stop() }
+        // Ten sizes (a task's record is 24 bytes: 200 more tasks, two pages more), one job each.
+        let jobs = try (0..<10).map { try run(daemon, "tasks", "--count", "\(1 + 200 * $0)") }
+        #expect(jobs.allSatisfy { $0.state == .succeeded })
+        #expect(daemon.freeJobSegments == jobs.suffix(8).map { segment(daemon, job: $0.id) }.sorted(),
+                "the eight most recently freed are kept, the oldest removed")
+        // 50,000 tasks: 1.2 MB of segment, made and removed like any before the pool.
+        let large = try run(daemon, "tasks", "--count", "50000")
+        #expect(large.state == .succeeded)
+        #expect(!IPCObjects.of(instance: daemon.prefix).contains(segment(daemon, job: large.id)))
+        #expect(daemon.freeJobSegments.count == 8)
+        try daemon.stop()
+    }
+
     @Test func aDaemonKilledWithSegmentsKeptFreeHasThemRemovedByTheNextStart() throws {
         let namespace = try IPCNamespace()
         defer { namespace.close() }
