@@ -64,10 +64,11 @@ public final class JobSegment: Sendable {
     /// Lays a job of `shape` out on `mapping` (at least `shape.bytes` long): a new segment, which
     /// the kernel zero-filled, or a reused one (`zeroing`), cleared first, since every layout
     /// assumes a zeroed segment (a futex word, a cancel flag or a count left over would be read as
-    /// this job's). The header is written fresh, its magic last.
+    /// this job's). The header is written fresh, its magic last. (The magic, which workers read
+    /// atomically even between jobs, is only ever stored atomically: the clearing starts after it.)
     static func prepare(_ mapping: SharedSegment, id: Int, for shape: Shape, zeroing: Bool) -> JobSegment {
         precondition(shape.bytes <= mapping.size, "a job of \(shape.bytes) bytes on segment \(mapping.name) of \(mapping.size)")
-        if zeroing { mapping.zero() }
+        if zeroing { mapping.zero(from: MemoryLayout<pool_job_header>.offset(of: \pool_job_header.kind)!) }
         let header = mapping.base.layout(pool_job_header.self)
         header.pointee.kind = shape.kind
         header.pointee.participants = UInt32(shape.participants)
