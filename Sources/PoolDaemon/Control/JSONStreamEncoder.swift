@@ -24,6 +24,35 @@ enum JSONStreamEncoder {
         return writer.unsupported ? nil : writer.buffer
     }
 
+    /// The value's JSON text as `encode` writes it, and where in it the value of the member `key`
+    /// of the outermost object is (the first, if the value encodes it more than once): a leaf
+    /// value there (a number) can be replaced in the text without encoding the rest again. Nil
+    /// when the value must be encoded another way or has no such member.
+    static func encode<T: Encodable>(_ value: T, locating key: String, allocator: ByteBufferAllocator) throws -> (text: ByteBuffer, member: Range<Int>)? {
+        let writer = Writer(buffer: allocator.buffer(capacity: 512))
+        writer.sought = key
+        do {
+            try writer.encodeValue(value)
+        } catch is Unsupported {
+            return nil
+        }
+        guard !writer.unsupported, let member = writer.soughtRange else { return nil }
+        return (writer.buffer, member)
+    }
+
+    /// A number as `encode` writes it (and JSONEncoder): 5 rather than 5.0; otherwise the shortest
+    /// text that reads back the same. Throws for a non-finite one, which JSON cannot hold.
+    static func writeNumber(_ value: Double, to buffer: inout ByteBuffer) throws {
+        guard value.isFinite else {
+            throw EncodingError.invalidValue(value, .init(codingPath: [], debugDescription: "\(value) cannot be written as JSON"))
+        }
+        if value.rounded() == value, abs(value) < 9.0e15 {
+            buffer.writeString(String(Int64(value)))
+        } else {
+            buffer.writeString(String(value))
+        }
+    }
+
     struct Unsupported: Error {}
 
     /// The text so far and the containers open in it, innermost last.
@@ -32,6 +61,9 @@ enum JSONStreamEncoder {
         /// Per open container: the byte that closes it, and whether it holds an element yet.
         var open: [(closer: UInt8, hasElement: Bool)] = []
         var unsupported = false
+        /// The member of the outermost object whose value's place `soughtRange` records.
+        var sought: String?
+        var soughtRange: Range<Int>?
 
         init(buffer: ByteBuffer) {
             self.buffer = buffer
@@ -122,15 +154,7 @@ enum JSONStreamEncoder {
         }
 
         func writeDouble(_ value: Double) throws {
-            guard value.isFinite else {
-                throw EncodingError.invalidValue(value, .init(codingPath: [], debugDescription: "\(value) cannot be written as JSON"))
-            }
-            // As JSONEncoder: 5 rather than 5.0; otherwise the shortest text that reads back the same.
-            if value.rounded() == value, abs(value) < 9.0e15 {
-                buffer.writeString(String(Int64(value)))
-            } else {
-                buffer.writeString(String(value))
-            }
+            try JSONStreamEncoder.writeNumber(value, to: &buffer)
         }
 
         func writeString(_ string: String) {
@@ -234,7 +258,12 @@ enum JSONStreamEncoder {
 
         mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws {
             writer.beginKey(key.stringValue, at: depth)
+            guard depth == 0, writer.soughtRange == nil, let sought = writer.sought, key.stringValue == sought else {
+                return try writer.encodeValue(value)
+            }
+            let start = writer.buffer.writerIndex
             try writer.encodeValue(value)
+            writer.soughtRange = start..<writer.buffer.writerIndex
         }
 
         mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type, forKey key: Key) -> KeyedEncodingContainer<NestedKey> {

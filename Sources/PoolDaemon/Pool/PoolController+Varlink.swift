@@ -70,7 +70,12 @@ extension PoolController {
     private func serveStatus(_ call: VarlinkCall) throws(PoolError) {
         _ = try call.parameters(NoParameters.self)
         let responder = call.responder
-        responder.reply(statusReply(), continues: responder.more)
+        let status = statusReply()
+        if let text = publisher.text(of: status) {
+            responder.reply(parametersText: text, continues: responder.more)
+        } else {
+            responder.reply(status, continues: responder.more)
+        }
         guard responder.more, !responder.isDone else { return }
         let id = publisher.follow { status in responder.reply(status, continues: true) }
         responder.onClose = { [publisher] in publisher.unfollow(id) }
