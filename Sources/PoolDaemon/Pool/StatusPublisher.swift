@@ -98,21 +98,22 @@ final class StatusPublisher {
 /// writer and a drain's clock change it without an event).
 struct StatusReplyText {
     private let allocator = ByteBufferAllocator()
-    /// What the text was written from, with its uptime 0.
+    /// What the text was written from (but for its uptime, that of the last call).
     private var written: StatusReply?
     /// The text before the uptime's value, and after it.
     private var head = ByteBuffer()
     private var tail = ByteBuffer()
 
     mutating func text(of status: StatusReply) -> ByteBuffer? {
-        var timeless = status
-        timeless.uptimeSeconds = 0
-        if timeless != written {
+        // The kept status takes the new uptime in place: compared so, and not copied (a status's
+        // copy and its release cost as much as the comparison).
+        written?.uptimeSeconds = status.uptimeSeconds
+        if written != status {
             written = nil
-            guard let (text, uptime) = try? JSONStreamEncoder.encode(timeless, locating: "uptimeSeconds", allocator: allocator) else { return nil }
+            guard let (text, uptime) = try? JSONStreamEncoder.encode(status, locating: "uptimeSeconds", allocator: allocator) else { return nil }
             head = text.getSlice(at: text.readerIndex, length: uptime.lowerBound - text.readerIndex)!
             tail = text.getSlice(at: uptime.upperBound, length: text.writerIndex - uptime.upperBound)!
-            written = timeless
+            written = status
         }
         var buffer = allocator.buffer(capacity: head.readableBytes + 24 + tail.readableBytes)
         buffer.writeImmutableBuffer(head)
