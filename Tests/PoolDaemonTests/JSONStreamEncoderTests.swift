@@ -101,6 +101,18 @@ struct JSONStreamEncoderTests {
         try expectText()
     }
 
+    /// Every reply type but those above, as the daemon sends them.
+    @Test func everyReplyTypeIsTheJSONFoundationWrites() throws {
+        let status = Self.fullStatus(uptime: 1.5)
+        try Self.expectSame(VarlinkReply(parameters: status, continues: true))
+        try Self.expectSame(VarlinkReply(parameters: ListJobsReply(jobs: status.runningJobs! + status.runningJobs!)))
+        try Self.expectSame(VarlinkReply(parameters: ListJobsReply(jobs: [])))
+        try Self.expectSame(VarlinkReply(parameters: ResizeReply(poolSize: 2, workers: status.workers)))
+        try Self.expectSame(VarlinkReply(parameters: InterfaceDescriptionReply(description: PoolInterface.description)))
+        try Self.expectSame(VarlinkReply(parameters: ServiceInfo(vendor: "poold", product: "poold", version: "1", url: "",
+                                                                 interfaces: ["org.varlink.service", PoolInterface.name])))
+    }
+
     @Test func aNumberJSONCannotHoldIsAnError() {
         #expect(throws: EncodingError.self) { _ = try JSONStreamEncoder.encode(["x": Double.infinity], allocator: ByteBufferAllocator()) }
     }
