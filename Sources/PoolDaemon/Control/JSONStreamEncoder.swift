@@ -70,7 +70,7 @@ enum JSONStreamEncoder {
         }
 
         mutating func writeStaticString(_ text: StaticString) {
-            bytes.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+            text.withUTF8Buffer { bytes.append(contentsOf: $0) }
         }
 
         mutating func writeString(_ text: String) {
