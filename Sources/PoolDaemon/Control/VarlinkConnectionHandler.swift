@@ -51,6 +51,12 @@ final class VarlinkConnectionHandler: ChannelDuplexHandler {
     private var timer: Scheduled<Void>?
     private var timerDeadline: NIODeadline?
     private var closing = false
+    /// The last call this connection sent and what it parsed to: a client that sends the same
+    /// call again and again (a monitor polling Status) has it parsed once. The bytes are a copy,
+    /// so that the frame decoder's buffer stays unshared and is reused.
+    private var lastCall: (message: [UInt8], header: VarlinkCallHeader, tree: JSONValue?)?
+    /// Longer calls are not kept (they are seldom repeated, and the copy would cost).
+    private static let keptCallSize = 512
 
     init(server: ControlServer) {
         self.server = server
@@ -214,12 +220,17 @@ final class VarlinkConnectionHandler: ChannelDuplexHandler {
                 close(context: context)
                 return
             }
-            let header: VarlinkCallHeader
-            do throws(PoolError) {
-                header = try VarlinkCallDecoding.header(of: message, decoder: decoder)
-            } catch {
-                VarlinkResponder(context: context, encoder: encoder, more: false, oneway: false) {}.fail(error)
-                continue
+            let header: VarlinkCallHeader, tree: JSONValue?
+            if let lastCall, Self.same(message, lastCall.message) {
+                (header, tree) = (lastCall.header, lastCall.tree)
+            } else {
+                do throws(PoolError) {
+                    (header, tree) = try VarlinkCallDecoding.call(of: message, decoder: decoder)
+                } catch {
+                    VarlinkResponder(context: context, encoder: encoder, more: false, oneway: false) {}.fail(error)
+                    continue
+                }
+                lastCall = message.readableBytes <= Self.keptCallSize ? (Array(message.readableBytesView), header, tree) : nil
             }
             // A oneway call is not waited for: the next call starts at once, and nothing the call
             // leaves running (a job) keeps the connection busy.
@@ -238,11 +249,17 @@ final class VarlinkConnectionHandler: ChannelDuplexHandler {
                 responder.fail(refusal)
                 continue
             }
-            server.controller.serve(call: header, message: message, decoder: decoder, responder: responder)
+            server.controller.serve(call: header, message: message, tree: tree, decoder: decoder, responder: responder)
         }
         resumeReadingIfPossible(context: context)
         closeIfAnswered(context: context)
         armTimer(context: context)
+    }
+
+    private static func same(_ message: ByteBuffer, _ kept: [UInt8]) -> Bool {
+        message.readableBytes == kept.count && message.withUnsafeReadableBytes { bytes in
+            kept.isEmpty || kept.withUnsafeBytes { memcmp(bytes.baseAddress!, $0.baseAddress!, kept.count) == 0 }
+        }
     }
 
     /// After a half-close: closes once the last call has its reply and the client has taken it
@@ -265,15 +282,19 @@ final class VarlinkConnectionHandler: ChannelDuplexHandler {
 
     /// The earliest moment something may have to be closed; nil when nothing is being timed.
     private func nextDeadline(context: ChannelHandlerContext) -> NIODeadline? {
-        var deadlines: [NIODeadline] = []
-        if let unwritableSince { deadlines.append(unwritableSince + timeAmount(settings.clientTimeout)) }
-        if let partialSince, !readHeld { deadlines.append(partialSince + timeAmount(settings.clientTimeout)) }
+        // Worked out on every call: a running minimum, not an array to take the minimum of.
+        var earliest: NIODeadline?
+        func consider(_ deadline: NIODeadline) {
+            if earliest.map({ deadline < $0 }) ?? true { earliest = deadline }
+        }
+        if let unwritableSince { consider(unwritableSince + timeAmount(settings.clientTimeout)) }
+        if let partialSince, !readHeld { consider(partialSince + timeAmount(settings.clientTimeout)) }
         if isIdle {
             // A refused connection has nothing to wait for but its first call.
             let limit = isRefused ? settings.clientTimeout : settings.idleTimeout
-            deadlines.append(lastActivity + timeAmount(limit))
+            consider(lastActivity + timeAmount(limit))
         }
-        return deadlines.min()
+        return earliest
     }
 
     private var isIdle: Bool { active == nil && pending.isEmpty && partialSince == nil && unwritableSince == nil }
