@@ -51,12 +51,6 @@ final class VarlinkConnectionHandler: ChannelDuplexHandler {
     private var timer: Scheduled<Void>?
     private var timerDeadline: NIODeadline?
     private var closing = false
-    /// The last call this connection sent and what it parsed to: a client that sends the same
-    /// call again and again (a monitor polling Status) has it parsed once. The bytes are a copy,
-    /// so that the frame decoder's buffer stays unshared and is reused.
-    private var lastCall: (message: [UInt8], header: VarlinkCallHeader, tree: JSONValue?)?
-    /// Longer calls are not kept (they are seldom repeated, and the copy would cost).
-    private static let keptCallSize = 512
 
     init(server: ControlServer) {
         self.server = server
@@ -221,16 +215,11 @@ final class VarlinkConnectionHandler: ChannelDuplexHandler {
                 return
             }
             let header: VarlinkCallHeader, tree: JSONValue?
-            if let lastCall, Self.same(message, lastCall.message) {
-                (header, tree) = (lastCall.header, lastCall.tree)
-            } else {
-                do throws(PoolError) {
-                    (header, tree) = try VarlinkCallDecoding.call(of: message, decoder: decoder)
-                } catch {
-                    VarlinkResponder(context: context, encoder: encoder, more: false, oneway: false) {}.fail(error)
-                    continue
-                }
-                lastCall = message.readableBytes <= Self.keptCallSize ? (Array(message.readableBytesView), header, tree) : nil
+            do throws(PoolError) {
+                (header, tree) = try VarlinkCallDecoding.call(of: message, decoder: decoder)
+            } catch {
+                VarlinkResponder(context: context, encoder: encoder, more: false, oneway: false) {}.fail(error)
+                continue
             }
             // A oneway call is not waited for: the next call starts at once, and nothing the call
             // leaves running (a job) keeps the connection busy.
@@ -254,12 +243,6 @@ final class VarlinkConnectionHandler: ChannelDuplexHandler {
         resumeReadingIfPossible(context: context)
         closeIfAnswered(context: context)
         armTimer(context: context)
-    }
-
-    private static func same(_ message: ByteBuffer, _ kept: [UInt8]) -> Bool {
-        message.readableBytes == kept.count && message.withUnsafeReadableBytes { bytes in
-            kept.isEmpty || kept.withUnsafeBytes { memcmp(bytes.baseAddress!, $0.baseAddress!, kept.count) == 0 }
-        }
     }
 
     /// After a half-close: closes once the last call has its reply and the client has taken it
