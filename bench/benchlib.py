@@ -93,6 +93,23 @@ class PrivatePoold:
         return pids
 
 
+def pin_tree(pid, cpus):
+    """Every thread of `pid` and of its descendants (a daemon's workers, a chain's worker) on
+    `cpus`. Threads and processes made later inherit it from their maker."""
+    try:
+        tasks = os.listdir("/proc/%d/task" % pid)
+    except FileNotFoundError:
+        return
+    for task in tasks:
+        try:
+            os.sched_setaffinity(int(task), cpus)
+            with open("/proc/%d/task/%s/children" % (pid, task)) as children:
+                for child in children.read().split():
+                    pin_tree(int(child), cpus)
+        except (FileNotFoundError, ProcessLookupError):
+            pass  # a thread or child that ended meanwhile
+
+
 def rss_kib(pid, field="VmRSS"):
     path = "/proc/%d/%s" % (pid, "smaps_rollup" if field == "Pss" else "status")
     with open(path) as status:

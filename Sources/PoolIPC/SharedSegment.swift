@@ -74,6 +74,13 @@ public final class SharedSegment: @unchecked Sendable {
         return (base + offset).assumingMemoryBound(to: T.self)
     }
 
+    /// Zero-fills the mapping from `offset` on, as a new segment is: for reusing one (its pages are
+    /// allocated already, so this cannot fault on a full /dev/shm).
+    public func zero(from offset: Int = 0) {
+        precondition(offset >= 0 && offset <= size, "offset \(offset) outside segment \(name)")
+        memset(base + offset, 0, size - offset)
+    }
+
     /// Removes the name. Returns false if there was none.
     @discardableResult
     public static func unlink(name: String) -> Bool {

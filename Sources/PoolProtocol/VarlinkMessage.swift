@@ -21,6 +21,13 @@ public struct VarlinkCallHeader: Decodable, Sendable {
     public var more: Bool?
     public var oneway: Bool?
     public var upgrade: Bool?
+
+    public init(method: String, more: Bool? = nil, oneway: Bool? = nil, upgrade: Bool? = nil) {
+        self.method = method
+        self.more = more
+        self.oneway = oneway
+        self.upgrade = upgrade
+    }
 }
 
 /// A call's parameters, decoded once the method is known.

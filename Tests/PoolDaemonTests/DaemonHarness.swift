@@ -99,6 +99,33 @@ enum IPCObjects {
     static func of(instance prefix: String, in namespace: IPCNamespace? = nil) -> [String] {
         named(withPrefix: prefix + ".", in: namespace)
     }
+
+    /// The instance's job segments kept for reuse (`shm:NAME`): those whose header says free
+    /// (POOL_JOB_FREE_MAGIC). Between jobs they are all an idle daemon keeps of its jobs.
+    static func freeJobSegments(of prefix: String, in namespace: IPCNamespace? = nil) -> [String] {
+        let directory = namespace?.sharedMemoryDirectory ?? "/dev/shm"
+        return named(withPrefix: prefix + ".job", in: namespace).filter { object in
+            guard object.hasPrefix("shm:"), let file = FileHandle(forReadingAtPath: directory + "/" + object.dropFirst(4)) else { return false }
+            defer { try? file.close() }
+            guard let bytes = try? file.read(upToCount: 4), bytes.count == 4 else { return false }
+            return bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) } == POOL_JOB_FREE_MAGIC
+        }
+    }
+
+    /// The instance's job objects (segments, queues) other than the free segments: none once its
+    /// jobs have finished.
+    static func jobObjectsInUse(of prefix: String, in namespace: IPCNamespace? = nil) -> [String] {
+        let free = freeJobSegments(of: prefix, in: namespace)
+        return named(withPrefix: prefix + ".job", in: namespace).filter { !free.contains($0) }
+    }
+}
+
+/// A /proc file's whole text. (String(contentsOfFile:) trusts the size stat gives, 0 for these,
+/// and returns only what its first read got: a page of /proc/PID/maps.)
+func procText(_ path: String) -> String {
+    guard let file = FileHandle(forReadingAtPath: path) else { return "" }
+    defer { try? file.close() }
+    return String(decoding: (try? file.readToEnd()) ?? Data(), as: UTF8.self)
 }
 
 /// Calls `body` (bind, connect) with the address of the Unix socket at `path` (a short test path).
@@ -389,6 +416,16 @@ final class DaemonHarness {
     /// This instance's IPC objects (`shm:NAME`, `mqueue:NAME`), where it runs.
     var ipcObjects: [String] {
         IPCObjects.of(instance: prefix, in: namespace)
+    }
+
+    /// The job segments it keeps for reuse (see `IPCObjects.freeJobSegments`).
+    var freeJobSegments: [String] {
+        IPCObjects.freeJobSegments(of: prefix, in: namespace)
+    }
+
+    /// Its job objects but the free segments: none once its jobs have finished.
+    var jobObjectsInUse: [String] {
+        IPCObjects.jobObjectsInUse(of: prefix, in: namespace)
     }
 
     deinit {

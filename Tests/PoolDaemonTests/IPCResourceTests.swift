@@ -111,7 +111,7 @@ struct IPCResourceTests {
 
     // MARK: Message queues
 
-    @Test func aFinishedJobOfAnyKindHoldsNoDescriptorAndNoMapping() throws {
+    @Test func aFinishedJobOfAnyKindHoldsNoDescriptorAndOnlyAKeptSegmentsMapping() throws {
         let daemon = try DaemonHarness.start(workers: 2)
         defer { try? daemon.stop() }
         let bare = String(daemon.prefix.dropFirst())
@@ -126,8 +126,14 @@ struct IPCResourceTests {
         }
         #expect(!descriptors.isEmpty)
         #expect(descriptors.filter { $0.contains(bare + ".job") } == [], "\(descriptors)")
-        let maps = try String(contentsOfFile: "/proc/\(daemon.pid)/maps", encoding: .utf8)
-        #expect(maps.split(separator: "\n").filter { $0.contains(bare + ".job") } == [], "job segments still mapped")
+        // The segments kept for reuse stay mapped (they hold no descriptor); no other is.
+        let maps = procText("/proc/\(daemon.pid)/maps")
+        let mapped = Set(maps.split(separator: "\n").filter { $0.contains(bare + ".job") }.map {
+            $0.split(separator: " ", omittingEmptySubsequences: true).dropFirst(5).joined(separator: " ")
+        })
+        let free = daemon.freeJobSegments
+        #expect(mapped == Set(free.map { "/dev/shm/" + $0.dropFirst("shm:".count) }), "job segments mapped: \(mapped); free: \(free)")
+        #expect(daemon.jobObjectsInUse == [])
         try daemon.stop()
     }
 

@@ -40,6 +40,79 @@ struct JSONStreamEncoderTests {
         try Self.expectSame(VarlinkReply(parameters: ["pid": 1.5, "whole": 3.0, "negative": -2]))
     }
 
+    /// A status with every part a reply can have; a running job's parameter named like the member
+    /// the text is spliced at must not be taken for it.
+    private static func fullStatus(uptime: Double) -> StatusReply {
+        let job = JobRecord(id: 3, kind: "counter", state: .running, parameters: .object(["uptimeSeconds": .number(0), "mode": .string("atomic")]),
+                            slots: [0, 1], submittedAt: "2026-12-01T12:00:00.000Z", startedAt: "2026-12-01T12:00:00.001Z",
+                            progress: JobProgress(done: 5, total: 10))
+        return StatusReply(
+            pid: 42, version: "1.2.3", poolSize: 2,
+            workers: [WorkerInfo(slot: 0, pid: 100, state: .busy, job: 3, restarts: 1, lastExit: "killed by signal 9 \"KILL\""),
+                      WorkerInfo(slot: 1, pid: 101, state: .ready, job: nil, restarts: 0, lastExit: nil)],
+            jobsQueued: 1, jobsRunning: 1, jobsFinished: 7, uptimeSeconds: uptime,
+            drain: DrainInfo(reason: "SIGTERM", timeoutSeconds: 30, secondsLeft: 12.25),
+            history: HistoryStatus(path: "/var/lib/poold/jobs.sqlite", problem: nil, lastIncident: "line\nbreak", unwrittenJobs: 2),
+            instance: "abc", runningJobs: [job])
+    }
+
+    @Test func aLocatedMemberIsWhereItsValueIs() throws {
+        let status = Self.fullStatus(uptime: 12.5)
+        let (text, member) = try #require(try JSONStreamEncoder.encode(status, locating: "uptimeSeconds", allocator: ByteBufferAllocator()))
+        #expect(text.getString(at: member.lowerBound, length: member.count) == "12.5")
+        #expect(text.getString(at: member.lowerBound - 16, length: 16) == "\"uptimeSeconds\":")
+        #expect(text == (try JSONStreamEncoder.encode(status, allocator: ByteBufferAllocator())), "the text is encode's")
+        #expect(try JSONStreamEncoder.encode(status, locating: "absent", allocator: ByteBufferAllocator()) == nil)
+    }
+
+    /// The status text kept between calls is, at every step, the JSON Foundation writes for the
+    /// status it is asked for: with only the uptime changed, and with anything else changed.
+    @Test func theKeptStatusTextFollowsTheStatus() throws {
+        var text = StatusReplyText()
+        var status = Self.fullStatus(uptime: 0.5)
+        func expectText(sourceLocation: SourceLocation = #_sourceLocation) throws {
+            let kept = text.text(of: status)
+            let buffer = try #require(kept, sourceLocation: sourceLocation)
+            let streamed = try JSONSerialization.jsonObject(with: Data(buffer.readableBytesView))
+            let expected = try Self.foundation(status)
+            #expect(NSDictionary(dictionary: ["v": streamed]).isEqual(to: ["v": expected]), "\(streamed) != \(expected)",
+                    sourceLocation: sourceLocation)
+        }
+        try expectText()
+        for uptime in [0.75, 1, 2e-7, 123456.789, 9.5e15] {
+            status.uptimeSeconds = uptime
+            try expectText()
+        }
+        status.workers[1].state = .busy
+        try expectText()
+        status.jobsQueued = 0
+        try expectText()
+        status.history?.unwrittenJobs = 0
+        try expectText()
+        status.drain?.secondsLeft = 12
+        try expectText()
+        status.runningJobs?[0].progress?.done = 6
+        try expectText()
+        status.runningJobs = nil
+        status.drain = nil
+        status.history = nil
+        try expectText()
+        status.uptimeSeconds = 3
+        try expectText()
+    }
+
+    /// Every reply type but those above, as the daemon sends them.
+    @Test func everyReplyTypeIsTheJSONFoundationWrites() throws {
+        let status = Self.fullStatus(uptime: 1.5)
+        try Self.expectSame(VarlinkReply(parameters: status, continues: true))
+        try Self.expectSame(VarlinkReply(parameters: ListJobsReply(jobs: status.runningJobs! + status.runningJobs!)))
+        try Self.expectSame(VarlinkReply(parameters: ListJobsReply(jobs: [])))
+        try Self.expectSame(VarlinkReply(parameters: ResizeReply(poolSize: 2, workers: status.workers)))
+        try Self.expectSame(VarlinkReply(parameters: InterfaceDescriptionReply(description: PoolInterface.description)))
+        try Self.expectSame(VarlinkReply(parameters: ServiceInfo(vendor: "poold", product: "poold", version: "1", url: "",
+                                                                 interfaces: ["org.varlink.service", PoolInterface.name])))
+    }
+
     @Test func aNumberJSONCannotHoldIsAnError() {
         #expect(throws: EncodingError.self) { _ = try JSONStreamEncoder.encode(["x": Double.infinity], allocator: ByteBufferAllocator()) }
     }

@@ -10,7 +10,7 @@ struct NotebookJobTests {
         #expect(run.status == 0, "\(run.stderr)")
         let job = try run.json(JobRecord.self)
         #expect(job.state == .succeeded, "\(job)")
-        #expect(IPCObjects.named(withPrefix: daemon.prefix + ".job").isEmpty, "the job's segment and queue are unlinked")
+        #expect(daemon.jobObjectsInUse.isEmpty, "the job's queue is unlinked, its segment unlinked or kept free for reuse")
         return (job, try #require(job.result))
     }
 
@@ -142,7 +142,7 @@ struct NotebookJobTests {
         #expect(try daemon.poolctl("cancel", "\(job.id)").status == 0)
         let final = try daemon.waitForJob(job.id)
         #expect(final.state == .cancelled)
-        #expect(IPCObjects.named(withPrefix: daemon.prefix + ".job").isEmpty)
+        #expect(daemon.jobObjectsInUse.isEmpty)
         try daemon.waitForStatus { $0.workers.allSatisfy { $0.state == .ready } }
         try daemon.stop()
     }

@@ -16,7 +16,7 @@ struct ShmProdConsTests {
         let job = try run.json(JobRecord.self)
         #expect(job.state == .succeeded, "\(job)", sourceLocation: sourceLocation)
         #expect(job.parameters["transport"] == .string("shm"), sourceLocation: sourceLocation)
-        #expect(IPCObjects.named(withPrefix: daemon.prefix + ".job").isEmpty, "the job's segment is unlinked and no queue was made",
+        #expect(daemon.jobObjectsInUse.isEmpty, "the job's segment is unlinked or kept free for reuse, and no queue was made",
                 sourceLocation: sourceLocation)
         return (job, try #require(job.result, sourceLocation: sourceLocation))
     }
@@ -161,7 +161,7 @@ struct ShmProdConsTests {
         let huge = try refusal(["transport": .string("shm"), "capacity": .number(1_000_000), "batch": .number(1000)], naming: "batch")
         #expect(huge.contains("bytes, above the") && huge.contains("smaller capacity"), "\(huge)")
         #expect(try daemon.status().jobsFinished == 0, "nothing ran")
-        #expect(IPCObjects.named(withPrefix: daemon.prefix + ".job").isEmpty)
+        #expect(daemon.jobObjectsInUse.isEmpty)
 
         // And keeps serving.
         let (_, result) = try run(daemon, ["--items", "1000", "--capacity", "100"])

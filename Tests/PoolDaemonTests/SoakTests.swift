@@ -108,7 +108,9 @@ struct SoakTests {
         let probe = try daemon.client()
         return try withExtendedLifetime(probe) {
             _ = try probe.call(PoolInterface.Method.status.qualifiedName, returning: StatusReply.self)
-            return ResourceSample(label: label, jobs: jobs, pid: daemon.pid, ipcObjects: daemon.ipcObjects)
+            let free = daemon.freeJobSegments
+            return ResourceSample(label: label, jobs: jobs, pid: daemon.pid, ipcObjects: daemon.ipcObjects.filter { !free.contains($0) },
+                                  freeJobSegments: free)
         }
     }
 
@@ -123,7 +125,9 @@ struct SoakTests {
     }
 
     /// Flat: at every quiet point the daemon holds no descriptor of a job and the IPC objects of
-    /// the start (an idle pool's); after the warm-up round (the first use of libdispatch adds its
+    /// the start (an idle pool's) besides the job segments it keeps free for reuse, of which there
+    /// are at most `freeSegmentLimit` (a leaked or still used segment is not free: it counts as
+    /// an object the start did not have); after the warm-up round (the first use of libdispatch adds its
     /// epoll, eventfd, timerfd and threads; the history fills), descriptors and threads are those
     /// of the warm-up (but for libdispatch's workers, which come and go with the load: one per CPU
     /// at most beyond the warm-up's), and RSS grows by less than 4 MiB overall and 1 MiB in the
@@ -136,6 +140,9 @@ struct SoakTests {
             if held.count > 0 { problems.append("\(sample.label): finished jobs still hold descriptors: \(held)") }
             if sample.ipcObjects != start.ipcObjects {
                 problems.append("\(sample.label): IPC objects \(sample.ipcObjects), at the start \(start.ipcObjects)")
+            }
+            if sample.freeJobSegments.count > freeSegmentLimit {
+                problems.append("\(sample.label): \(sample.freeJobSegments.count) free job segments kept, above \(freeSegmentLimit)")
             }
         }
         // /dev/null: the reserve kept for respawns, which also holds the place of a worker that has
@@ -161,6 +168,9 @@ struct SoakTests {
         return problems
     }
 
+    /// The most job segments the daemon keeps free for reuse (JobSegmentPool.capacity).
+    static let freeSegmentLimit = 8
+
     static func describe(_ workers: [WorkerInfo]) -> String {
         workers.map { "slot \($0.slot) \($0.state.rawValue)" + ($0.lastExit.map { " (\($0))" } ?? "") }.joined(separator: ", ")
     }
@@ -181,10 +191,10 @@ struct SoakTests {
         }
         lines.append("event timeouts seen by timeout waiters: \(report.eventTimeouts)")
         lines.append(pad("sample (quiet)", 20) + right("jobs", 7) + right("fds", 6) + right("threads", 9) + right("RSS KiB", 10)
-                     + right("IPC objects", 13))
+                     + right("IPC objects", 13) + right("free segments", 15))
         for sample in samples {
             lines.append(pad(sample.label, 20) + right(sample.jobs, 7) + right(sample.descriptors.count, 6) + right(sample.threads, 9)
-                         + right(sample.rssKiB, 10) + right(sample.ipcObjects.count, 13))
+                         + right(sample.rssKiB, 10) + right(sample.ipcObjects.count, 13) + right(sample.freeJobSegments.count, 15))
         }
         if let peak = report.peak {
             lines.append(pad("peak under load", 20) + right("", 7) + right(peak.descriptors, 6) + right(peak.threads, 9)
@@ -217,9 +227,11 @@ struct ResourceSample: Sendable {
     /// The threads the daemon started itself, not libdispatch's workers (named after their QoS).
     var ownThreads: Multiset { threadNames.filter { !$0.contains("qos") } }
     let rssKiB: Int
+    /// Its IPC objects but the job segments it keeps free for reuse, and those.
     let ipcObjects: [String]
+    let freeJobSegments: [String]
 
-    init(label: String, jobs: Int, pid: Int32, ipcObjects: [String] = []) {
+    init(label: String, jobs: Int, pid: Int32, ipcObjects: [String] = [], freeJobSegments: [String] = []) {
         self.label = label
         self.jobs = jobs
         let fdDirectory = "/proc/\(pid)/fd"
@@ -235,6 +247,7 @@ struct ResourceSample: Sendable {
         let rss = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }
         rssKiB = rss.flatMap { Int($0.split(separator: " ")[1]) } ?? 0
         self.ipcObjects = ipcObjects
+        self.freeJobSegments = freeJobSegments
     }
 }
 

@@ -38,6 +38,10 @@ const pool_layout_entry *pool_layout_entries(size_t *count);
 // MARK: The job segment
 
 #define POOL_JOB_MAGIC 0x504F4F4Cu  // "POOL"
+/// A job segment the daemon keeps for reuse: between jobs, no worker may attach it.
+#define POOL_JOB_FREE_MAGIC 0x46524545u  // "FREE"
+/// A job segment the daemon discarded (unlinked, never reused): a worker that still maps it unmaps it.
+#define POOL_JOB_RETIRED_MAGIC 0x44454144u  // "DEAD"
 
 /// The header every job's segment starts with; a `pool_job_participant` per participant follows,
 /// then the kind's own area (on a cache line).

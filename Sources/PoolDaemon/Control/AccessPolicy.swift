@@ -28,7 +28,8 @@ struct AccessPolicy: Sendable {
 
     /// The refusal for `method` from `peer`, or nil when the call may go ahead.
     func refusal(method: String, peer: PeerCredentials) -> PoolError? {
-        guard Self.controlMethods.contains(method), !peer.isRoot, peer.uid != ownerUID else { return nil }
+        // Who the peer is first: cheaper than hashing the method's name, on every call.
+        guard !peer.isRoot, peer.uid != ownerUID, Self.controlMethods.contains(method) else { return nil }
         if let gid = controlGroup.gid, peer.isMember(of: gid) { return nil }
         let shortName = String(method.split(separator: ".").last ?? Substring(method))
         let rule = "\(PoolInterface.name).{Run,Cancel,Resize,RestartWorkers,Shutdown} need \(allowed)"

@@ -1,7 +1,7 @@
 import NIOCore
 import PoolProtocol
 
-/// Encodes an `Encodable` value as JSON text straight into a `ByteBuffer`, in one pass: every reply
+/// Encodes an `Encodable` value as JSON text for a `ByteBuffer`, in one pass: every reply
 /// the daemon sends goes through here. Foundation's JSONEncoder builds a tree of boxed values first
 /// and then writes it, which made encoding a Run's reply about a tenth of the event loop's time per
 /// call; this writes each value as `encode(to:)` hands it over.
@@ -15,27 +15,95 @@ enum JSONStreamEncoder {
     /// value must be encoded another way. Throws what the value's `encode(to:)` throws, and for a
     /// non-finite number (which JSON cannot hold).
     static func encode<T: Encodable>(_ value: T, allocator: ByteBufferAllocator) throws -> ByteBuffer? {
-        let writer = Writer(buffer: allocator.buffer(capacity: 512))
+        let writer = Writer()
         do {
             try writer.encodeValue(value)
         } catch is Unsupported {
             return nil
         }
-        return writer.unsupported ? nil : writer.buffer
+        return writer.unsupported ? nil : writer.buffer.byteBuffer(allocator: allocator)
+    }
+
+    /// The value's JSON text as `encode` writes it, and where in it the value of the member `key`
+    /// of the outermost object is (the first, if the value encodes it more than once): a leaf
+    /// value there (a number) can be replaced in the text without encoding the rest again. Nil
+    /// when the value must be encoded another way or has no such member.
+    static func encode<T: Encodable>(_ value: T, locating key: String, allocator: ByteBufferAllocator) throws -> (text: ByteBuffer, member: Range<Int>)? {
+        let writer = Writer()
+        writer.sought = key
+        do {
+            try writer.encodeValue(value)
+        } catch is Unsupported {
+            return nil
+        }
+        guard !writer.unsupported, let member = writer.soughtRange else { return nil }
+        return (writer.buffer.byteBuffer(allocator: allocator), member)
+    }
+
+    /// A number as `encode` writes it (and JSONEncoder): 5 rather than 5.0; otherwise the shortest
+    /// text that reads back the same. Throws for a non-finite one, which JSON cannot hold.
+    static func writeNumber(_ value: Double, to buffer: inout ByteBuffer) throws {
+        buffer.writeString(try numberText(value))
+    }
+
+    private static func numberText(_ value: Double) throws -> String {
+        guard value.isFinite else {
+            throw EncodingError.invalidValue(value, .init(codingPath: [], debugDescription: "\(value) cannot be written as JSON"))
+        }
+        return value.rounded() == value && abs(value) < 9.0e15 ? String(Int64(value)) : String(value)
+    }
+
+    /// The text as it is written: bytes appended to an array, each append far cheaper than a
+    /// ByteBuffer's write (which checks its capacity and that it is not shared, per call: most of
+    /// the encoder's time went there, a few bytes at a time), copied into a ByteBuffer once.
+    struct TextBytes {
+        private var bytes: [UInt8] = []
+
+        init() {
+            bytes.reserveCapacity(512)
+        }
+
+        var writerIndex: Int { bytes.count }
+
+        mutating func writeInteger(_ byte: UInt8) {
+            bytes.append(byte)
+        }
+
+        mutating func writeStaticString(_ text: StaticString) {
+            text.withUTF8Buffer { bytes.append(contentsOf: $0) }
+        }
+
+        mutating func writeString(_ text: String) {
+            bytes.append(contentsOf: text.utf8)
+        }
+
+        mutating func writeBytes(_ source: UnsafeBufferPointer<UInt8>) {
+            bytes.append(contentsOf: source)
+        }
+
+        func byteBuffer(allocator: ByteBufferAllocator) -> ByteBuffer {
+            var buffer = allocator.buffer(capacity: bytes.count)
+            buffer.writeBytes(bytes)
+            return buffer
+        }
     }
 
     struct Unsupported: Error {}
 
     /// The text so far and the containers open in it, innermost last.
     final class Writer {
-        var buffer: ByteBuffer
+        // Unchecked: every byte written is an access to these, and the runtime's check of each
+        // (swift_beginAccess) cost more than the writes. A writer is one encode's, on one thread,
+        // and no access to them spans another.
+        @exclusivity(unchecked) var buffer = TextBytes()
         /// Per open container: the byte that closes it, and whether it holds an element yet.
-        var open: [(closer: UInt8, hasElement: Bool)] = []
+        @exclusivity(unchecked) var open: [(closer: UInt8, hasElement: Bool)] = []
         var unsupported = false
+        /// The member of the outermost object whose value's place `soughtRange` records.
+        var sought: String?
+        var soughtRange: Range<Int>?
 
-        init(buffer: ByteBuffer) {
-            self.buffer = buffer
-        }
+        init() {}
 
         /// Closes the containers opened inside the one at `depth` (nested containers whose end is
         /// known only when their parent goes on).
@@ -122,15 +190,7 @@ enum JSONStreamEncoder {
         }
 
         func writeDouble(_ value: Double) throws {
-            guard value.isFinite else {
-                throw EncodingError.invalidValue(value, .init(codingPath: [], debugDescription: "\(value) cannot be written as JSON"))
-            }
-            // As JSONEncoder: 5 rather than 5.0; otherwise the shortest text that reads back the same.
-            if value.rounded() == value, abs(value) < 9.0e15 {
-                buffer.writeString(String(Int64(value)))
-            } else {
-                buffer.writeString(String(value))
-            }
+            buffer.writeString(try JSONStreamEncoder.numberText(value))
         }
 
         func writeString(_ string: String) {
@@ -234,7 +294,12 @@ enum JSONStreamEncoder {
 
         mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws {
             writer.beginKey(key.stringValue, at: depth)
+            guard depth == 0, writer.soughtRange == nil, let sought = writer.sought, key.stringValue == sought else {
+                return try writer.encodeValue(value)
+            }
+            let start = writer.buffer.writerIndex
             try writer.encodeValue(value)
+            writer.soughtRange = start..<writer.buffer.writerIndex
         }
 
         mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type, forKey key: Key) -> KeyedEncodingContainer<NestedKey> {

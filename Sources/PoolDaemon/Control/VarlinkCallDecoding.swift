@@ -10,23 +10,61 @@ import PoolProtocol
 public enum VarlinkCallDecoding {
     /// The call's header, or `InvalidRequest` saying what is wrong with the message.
     public static func header(of message: ByteBuffer, decoder: JSONDecoder) throws(PoolError) -> VarlinkCallHeader {
+        try call(of: message, decoder: decoder).header
+    }
+
+    /// The call's header, and the message as a tree when it is plain JSON, which `parameters`
+    /// decodes them from without parsing the message again.
+    static func call(of message: ByteBuffer, decoder: JSONDecoder) throws(PoolError) -> (header: VarlinkCallHeader, tree: JSONValue?) {
+        // Plain JSON is valid UTF-8 (its strings are validated, and all else is ASCII): only a
+        // message that is not needs the check.
+        let tree = plainTree(of: message)
+        if let tree, let header = plainHeader(of: tree) ?? (try? JSONValueDecoder.decode(VarlinkCallHeader.self, from: tree)) {
+            return (header, tree)
+        }
         if let offset = message.withUnsafeReadableBytes({ firstInvalidUTF8Offset(in: $0) }) {
             throw PoolError.invalidRequest("the message is not valid UTF-8 (at byte \(offset)); varlink messages are JSON text")
         }
-        if let tree = plainTree(of: message), let header = try? JSONValueDecoder.decode(VarlinkCallHeader.self, from: tree) {
-            return header
-        }
         do {
-            return try decoder.decode(VarlinkCallHeader.self, from: message)
+            return (try decoder.decode(VarlinkCallHeader.self, from: message), tree)
         } catch {
             throw PoolError.invalidRequest("not a varlink call (a JSON object with a \"method\" string, terminated by NUL): \(explain(error))")
         }
     }
 
+    /// The header as decoding it from the tree has it, read straight from its members: nil where
+    /// that decoding could fail (a member of another type), which then says why.
+    private static func plainHeader(of tree: JSONValue) -> VarlinkCallHeader? {
+        guard case .object(let members) = tree, case .string(let method)? = members["method"] else { return nil }
+        /// As `decodeIfPresent` of a Bool: absent or null is nil.
+        func flag(_ name: String) -> Bool?? {
+            switch members[name] {
+            case nil, .null?: return .some(nil)
+            case .bool(let value)?: return .some(value)
+            default: return nil
+            }
+        }
+        guard let more = flag("more"), let oneway = flag("oneway"), let upgrade = flag("upgrade") else { return nil }
+        return VarlinkCallHeader(method: method, more: more, oneway: oneway, upgrade: upgrade)
+    }
+
     /// The call's `parameters` as `type` (an absent or null `parameters` is an empty object), or
     /// `InvalidParameter` naming the parameter at fault.
     public static func parameters<P: Decodable>(_ type: P.Type, from message: ByteBuffer, decoder: JSONDecoder) throws(PoolError) -> P {
-        if let tree = plainTree(of: message),
+        try parameters(type, from: message, tree: plainTree(of: message), decoder: decoder)
+    }
+
+    /// As `parameters(_:from:decoder:)`, with the message's tree when it is plain JSON (`call`'s).
+    static func parameters<P: Decodable>(_ type: P.Type, from message: ByteBuffer, tree: JSONValue?, decoder: JSONDecoder) throws(PoolError) -> P {
+        if P.self == NoParameters.self, case .object(let members)? = tree {
+            // No member is read: absent, null or any object decodes, as the decoder below has it
+            // (a comparison of metadata, not a dynamic cast).
+            switch members["parameters"] {
+            case nil, .null?, .object?: return unsafeBitCast(NoParameters(), to: P.self)
+            default: break
+            }
+        }
+        if let tree,
            let parameters = try? JSONValueDecoder.decode(P.self, from: tree["parameters"].flatMap { $0 == .null ? nil : $0 } ?? .object([:])) {
             return parameters
         }

@@ -214,9 +214,9 @@ final class VarlinkConnectionHandler: ChannelDuplexHandler {
                 close(context: context)
                 return
             }
-            let header: VarlinkCallHeader
+            let header: VarlinkCallHeader, tree: JSONValue?
             do throws(PoolError) {
-                header = try VarlinkCallDecoding.header(of: message, decoder: decoder)
+                (header, tree) = try VarlinkCallDecoding.call(of: message, decoder: decoder)
             } catch {
                 VarlinkResponder(context: context, encoder: encoder, more: false, oneway: false) {}.fail(error)
                 continue
@@ -238,7 +238,7 @@ final class VarlinkConnectionHandler: ChannelDuplexHandler {
                 responder.fail(refusal)
                 continue
             }
-            server.controller.serve(call: header, message: message, decoder: decoder, responder: responder)
+            server.controller.serve(call: header, message: message, tree: tree, decoder: decoder, responder: responder)
         }
         resumeReadingIfPossible(context: context)
         closeIfAnswered(context: context)
@@ -265,15 +265,19 @@ final class VarlinkConnectionHandler: ChannelDuplexHandler {
 
     /// The earliest moment something may have to be closed; nil when nothing is being timed.
     private func nextDeadline(context: ChannelHandlerContext) -> NIODeadline? {
-        var deadlines: [NIODeadline] = []
-        if let unwritableSince { deadlines.append(unwritableSince + timeAmount(settings.clientTimeout)) }
-        if let partialSince, !readHeld { deadlines.append(partialSince + timeAmount(settings.clientTimeout)) }
+        // Worked out on every call: a running minimum, not an array to take the minimum of.
+        var earliest: NIODeadline?
+        func consider(_ deadline: NIODeadline) {
+            if earliest.map({ deadline < $0 }) ?? true { earliest = deadline }
+        }
+        if let unwritableSince { consider(unwritableSince + timeAmount(settings.clientTimeout)) }
+        if let partialSince, !readHeld { consider(partialSince + timeAmount(settings.clientTimeout)) }
         if isIdle {
             // A refused connection has nothing to wait for but its first call.
             let limit = isRefused ? settings.clientTimeout : settings.idleTimeout
-            deadlines.append(lastActivity + timeAmount(limit))
+            consider(lastActivity + timeAmount(limit))
         }
-        return deadlines.min()
+        return earliest
     }
 
     private var isIdle: Bool { active == nil && pending.isEmpty && partialSince == nil && unwritableSince == nil }

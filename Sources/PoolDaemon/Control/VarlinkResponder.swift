@@ -32,16 +32,35 @@ final class VarlinkResponder {
 
     /// Sends a reply; the call is over unless `continues` (which needs `more`).
     func reply(_ parameters: some Encodable & Sendable, continues: Bool = false) {
+        send(continues: continues) { continuing in
+            encode(VarlinkReply(parameters: parameters, continues: continuing ? true : nil))
+        }
+    }
+
+    /// Sends a reply whose parameters are JSON text already (`JSONStreamEncoder`'s of a value):
+    /// the same bytes as `reply` of that value.
+    func reply(parametersText text: ByteBuffer, continues: Bool = false) {
+        send(continues: continues) { continuing in
+            var buffer = context.channel.allocator.buffer(capacity: text.readableBytes + 32)
+            buffer.writeStaticString("{\"parameters\":")
+            buffer.writeImmutableBuffer(text)
+            if continuing { buffer.writeStaticString(",\"continues\":true") }
+            buffer.writeStaticString("}\u{0}")
+            return buffer
+        }
+    }
+
+    /// Sends the reply `message` makes (told whether it continues), or holds it back.
+    private func send(continues: Bool, _ message: (_ continuing: Bool) -> ByteBuffer?) {
         guard !isDone else { return }
         let continuing = continues && more
         if !oneway, !isClosed {
-            let reply = VarlinkReply(parameters: parameters, continues: continuing ? true : nil)
             if continuing, !context.channel.isWritable {
-                deferred = encode(reply)
+                deferred = message(true)
             } else {
                 // Whatever was held back is superseded by this newer reply.
                 deferred = nil
-                write(reply)
+                if let buffer = message(continuing) { context.writeAndFlush(NIOAny(buffer), promise: nil) }
             }
         }
         if !continuing { done() }

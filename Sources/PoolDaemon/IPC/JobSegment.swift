@@ -7,10 +7,15 @@ import Glibc
 
 /// A job's shared-memory segment: a header every kind shares (participants, a cancel flag, a start
 /// barrier), one record per participant (progress, timing) and an area of the kind's own. The
-/// daemon creates and fills it before dispatching; workers map it by name and read it. The header
-/// and the records are `pool_job_header` and `pool_job_participant` (PooldLayouts.h).
+/// daemon takes it from its `JobSegmentPool` (a new one, or a free one reused) and fills it before
+/// dispatching; workers attach it by its id (`JobSegmentMappings`) and read it. The header and the
+/// records are `pool_job_header` and `pool_job_participant` (PooldLayouts.h).
 public final class JobSegment: Sendable {
     public let segment: SharedSegment
+    /// What workers attach it by: the id of the job it was made for, whose name (`IPCNames.job`)
+    /// it keeps while it is reused. A name is made once (O_EXCL) and job ids are not handed out
+    /// twice, so an id never names another object: a mapping a worker keeps by id cannot be stale.
+    public let id: Int
     public let participants: Int
     /// Where the kind's own area starts.
     public let kindAreaOffset: Int
@@ -36,6 +41,18 @@ public final class JobSegment: Sendable {
         var gateStamp: UnsafeAtomic<Int64> { record.atomic(\.gateStamp) }
     }
 
+    /// What a job needs of its segment: the header's kind and participants, and its kind area.
+    struct Shape {
+        let kind: UInt32
+        let participants: Int
+        let kindAreaSize: Int
+
+        /// The bytes the job lays out.
+        var bytes: Int { JobSegment.layout(participants: participants, kindAreaSize: kindAreaSize).size }
+        /// What the segment occupies (tmpfs allocates whole pages): its size class in the pool.
+        var pageBytes: Int { SharedMemorySpace.pages(bytes) }
+    }
+
     static func layout(participants: Int, kindAreaSize: Int) -> (size: Int, kindAreaOffset: Int) {
         var layout = SegmentLayout()
         _ = layout.reserveBytes(headerSize)
@@ -44,33 +61,53 @@ public final class JobSegment: Sendable {
         return (layout.size, kindArea)
     }
 
-    /// Creates the segment for a job with `participants` workers and a kind area of `kindAreaSize`.
-    public static func create(name: String, kind: UInt32, participants: Int, kindAreaSize: Int) throws(IPCError) -> JobSegment {
-        let (size, kindArea) = layout(participants: participants, kindAreaSize: kindAreaSize)
-        let segment = try SharedSegment.create(name: name, size: size)
-        let header = segment.base.layout(pool_job_header.self)
-        header.pointee.magic = magic
-        header.pointee.kind = kind
-        header.pointee.participants = UInt32(participants)
-        return JobSegment(segment: segment, participants: participants, kindAreaOffset: kindArea)
+    /// Lays a job of `shape` out on `mapping` (at least `shape.bytes` long): a new segment, which
+    /// the kernel zero-filled, or a reused one (`zeroing`), cleared first, since every layout
+    /// assumes a zeroed segment (a futex word, a cancel flag or a count left over would be read as
+    /// this job's). The header is written fresh, its magic last. (The magic, which workers read
+    /// atomically even between jobs, is only ever stored atomically: the clearing starts after it.)
+    static func prepare(_ mapping: SharedSegment, id: Int, for shape: Shape, zeroing: Bool) -> JobSegment {
+        precondition(shape.bytes <= mapping.size, "a job of \(shape.bytes) bytes on segment \(mapping.name) of \(mapping.size)")
+        if zeroing { mapping.zero(from: MemoryLayout<pool_job_header>.offset(of: \pool_job_header.kind)!) }
+        let header = mapping.base.layout(pool_job_header.self)
+        header.pointee.kind = shape.kind
+        header.pointee.participants = UInt32(shape.participants)
+        header.atomic(\.magic).store(magic, ordering: .releasing)
+        let (_, kindArea) = layout(participants: shape.participants, kindAreaSize: shape.kindAreaSize)
+        return JobSegment(segment: mapping, id: id, participants: shape.participants, kindAreaOffset: kindArea)
     }
 
-    /// Maps a job's segment in a worker.
-    public static func open(name: String) throws(IPCError) -> JobSegment {
-        let segment = try SharedSegment.open(name: name)
-        let header = segment.base.layout(pool_job_header.self)
-        guard segment.size >= headerSize, header.pointee.magic == magic else {
-            throw IPCError("open job segment \(name)", errno: EBADMSG, hint: "not a poold job segment")
+    /// A worker's view of the job the daemon laid out on `mapping` (attached by `id`). The header
+    /// is read each time: a reused segment carries another job's shape.
+    static func attach(_ mapping: SharedSegment, id: Int) throws(IPCError) -> JobSegment {
+        guard mapping.size >= headerSize, state(of: mapping) == magic else {
+            throw IPCError("attach job segment \(mapping.name)", errno: EBADMSG, hint: "not a poold job segment in use")
         }
+        let header = mapping.base.layout(pool_job_header.self)
         let participants = Int(header.pointee.participants)
-        let (_, kindArea) = layout(participants: participants, kindAreaSize: 0)
-        return JobSegment(segment: segment, participants: participants, kindAreaOffset: kindArea)
+        let (size, kindArea) = layout(participants: participants, kindAreaSize: 0)
+        guard size <= mapping.size else {
+            throw IPCError("attach job segment \(mapping.name)", errno: EBADMSG, hint: "\(participants) participants do not fit its \(mapping.size) bytes")
+        }
+        return JobSegment(segment: mapping, id: id, participants: participants, kindAreaOffset: kindArea)
     }
 
-    private init(segment: SharedSegment, participants: Int, kindAreaOffset: Int) {
+    private init(segment: SharedSegment, id: Int, participants: Int, kindAreaOffset: Int) {
         self.segment = segment
+        self.id = id
         self.participants = participants
         self.kindAreaOffset = kindAreaOffset
+    }
+
+    /// The header's magic: POOL_JOB_MAGIC while a job uses the segment, POOL_JOB_FREE_MAGIC while
+    /// the daemon keeps it for the next, POOL_JOB_RETIRED_MAGIC once it was discarded.
+    static func state(of mapping: SharedSegment) -> UInt32 {
+        mapping.base.layout(pool_job_header.self).atomic(\.magic).load(ordering: .acquiring)
+    }
+
+    /// Marks the segment `POOL_JOB_FREE_MAGIC` or `POOL_JOB_RETIRED_MAGIC` (see `state(of:)`).
+    static func mark(_ mapping: SharedSegment, _ state: UInt32) {
+        mapping.base.layout(pool_job_header.self).atomic(\.magic).store(state, ordering: .releasing)
     }
 
     private var header: UnsafeMutablePointer<pool_job_header> { segment.base.layout(pool_job_header.self) }
@@ -119,15 +156,10 @@ public final class JobSegment: Sendable {
 
     public var kindArea: UnsafeMutableRawPointer { segment.base + kindAreaOffset }
 
-    /// Initialises a robust mutex field of the kind area while the job is set up; on failure the
-    /// segment is unlinked, since the job cannot run.
+    /// Initialises a robust mutex field of the kind area while the job is set up (on failure the
+    /// job cannot run, and the scheduler discards the segment).
     public func initializeMutex(_ mutex: UnsafeMutablePointer<pthread_mutex_t>) throws(IPCError) {
-        do {
-            try RobustMutex(mutex).initialize()
-        } catch {
-            SharedSegment.unlink(name: segment.name)
-            throw error
-        }
+        try RobustMutex(mutex).initialize()
     }
 
     /// The start gate: returns once every participant has arrived and is running, so that they

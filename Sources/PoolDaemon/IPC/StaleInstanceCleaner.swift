@@ -151,7 +151,10 @@ enum StaleInstanceCleaner {
 
     /// The queues an instance can have had, for when /dev/mqueue is not mounted (a container, a
     /// sandbox with its own /dev) and queues cannot be listed: its event queue, a command queue per
-    /// slot of its scoreboard, and the queue of each job it was running or had a segment for.
+    /// slot of its scoreboard, and the queue of each job it was running or had a segment for. (A
+    /// job's queue is named after its segment, which may be one reused from an earlier job and
+    /// named after that one: the segments, which can always be listed, name it. Segments kept free
+    /// for reuse carry the prefix like any other object and are removed with them.)
     private static func unlistableQueueNames(_ names: IPCNames, slots: Int, jobs: Set<Int>) -> [String] {
         [names.events] + (0..<slots).map(names.commands(slot:))
             + jobs.sorted().map { ProdConsJob.queueName(segmentName: names.job($0)) }

@@ -11,12 +11,17 @@ public struct WorkerCommand: BitwiseCopyable, Sendable, Equatable {
     /// resumes from what its predecessor left in the job's segment.
     public var attempt: UInt32
     public var reserved: UInt32 = 0
+    /// The job's segment (`JobSegment.id`): the job's own id when it was made for this job, an
+    /// earlier job's when it is reused.
+    public var segmentID: UInt64
 
-    public init(kind: Kind, jobID: Int = 0, participant: Int = 0, attempt: Int = 0) {
+    /// `segmentID` nil: the segment made for this job.
+    public init(kind: Kind, jobID: Int = 0, segmentID: Int? = nil, participant: Int = 0, attempt: Int = 0) {
         self.kindRaw = kind.rawValue
         self.participant = UInt32(participant)
         self.jobID = UInt64(jobID)
         self.attempt = UInt32(attempt)
+        self.segmentID = UInt64(segmentID ?? jobID)
     }
 
     public var kind: Kind? { Kind(rawValue: kindRaw) }

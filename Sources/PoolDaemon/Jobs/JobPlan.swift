@@ -13,7 +13,7 @@ protocol JobPlan: Sendable {
     /// Units of work in all, for progress (operations, items).
     var totalWork: Int { get }
 
-    /// The bytes of the segment's kind area (`JobSegment.create`), known before it is created so
+    /// The bytes of the segment's kind area (`segmentShape`), known before it is created so
     /// that a Run that /dev/shm has no room for is refused.
     var kindAreaSize: Int { get }
 
@@ -21,11 +21,12 @@ protocol JobPlan: Sendable {
     /// queue limits leave no room for is refused.
     var messageQueue: (depth: Int, messageSize: Int)? { get }
 
-    /// Creates and fills the job's segment, and any IPC object the job needs besides it (named
-    /// after the segment, so that `removeResources` finds it).
-    func createSegment(name: String) throws(IPCError) -> JobSegment
+    /// Fills the job's segment (zeroed, its header written: see `segmentShape`), and creates any
+    /// IPC object the job needs besides it (named after the segment, so that `removeResources`
+    /// finds it). On failure the scheduler discards the segment.
+    func fill(_ segment: JobSegment) throws(IPCError)
 
-    /// Unlinks what `createSegment` made besides the segment.
+    /// Unlinks what `fill` made besides the segment.
     func removeResources(segmentName: String)
 
     /// What the daemon itself does while the job runs (set an event, sample a queue), if anything.
@@ -55,8 +56,8 @@ protocol JobPlan: Sendable {
 
 extension JobPlan {
     var messageQueue: (depth: Int, messageSize: Int)? { nil }
-    /// The whole segment, header and participants' records included.
-    var segmentSize: Int { JobSegment.layout(participants: workers, kindAreaSize: kindAreaSize).size }
+    /// The job's segment: its header and its size.
+    var segmentShape: JobSegment.Shape { JobSegment.Shape(kind: kind.code, participants: workers, kindAreaSize: kindAreaSize) }
     func removeResources(segmentName: String) {}
     func makeMonitor(segment: JobSegment) -> (any JobMonitor)? { nil }
     func logLines(segment: JobSegment, from start: Int) -> [String] { [] }

@@ -28,6 +28,8 @@ final class JobScheduler {
     /// history too, would cost a pass over up to `historyLimit` jobs per change.
     private(set) var running: Set<Int> = []
     private(set) var finishedCount = 0
+    /// The job segments kept for reuse.
+    let segments: JobSegmentPool
     private let policy: Policy
     private let slotTable: SlotTable
     private let history: HistoryIndex
@@ -37,6 +39,7 @@ final class JobScheduler {
 
     init(policy: Policy, slotTable: SlotTable, history: HistoryIndex, publisher: StatusPublisher, eventLoop: any EventLoop, logger: Logger) {
         self.policy = policy
+        self.segments = JobSegmentPool(names: policy.names)
         self.slotTable = slotTable
         self.history = history
         self.publisher = publisher
@@ -109,15 +112,13 @@ final class JobScheduler {
         }
     }
 
-    /// Starts a job on the slots given (idle, in participant order): creates its segment, hands
+    /// Starts a job on the slots given (idle, in participant order): makes its segment, hands
     /// each worker its part, records and announces the start. A job whose segment cannot be made,
     /// or none of whose workers can be reached, is finished (failed) at once.
     func start(_ job: Job, on assigned: [Int]) {
         let segment: JobSegment
         do {
-            segment = try slotTable.descriptorReserve.whileReleased { () throws(IPCError) in
-                try job.plan.createSegment(name: policy.names.job(job.id))
-            }
+            segment = try makeSegment(for: job)
         } catch {
             job.failure = "cannot create the job's \(error.operation.hasPrefix("mq_") ? "message queue" : "shared memory"): \(error)"
             finish(job)
@@ -134,7 +135,7 @@ final class JobScheduler {
                 slot.job = job.id
             }
             do {
-                try slotTable.send(WorkerCommand(kind: .runJob, jobID: job.id, participant: participant), to: index)
+                try slotTable.send(WorkerCommand(kind: .runJob, jobID: job.id, segmentID: segment.id, participant: participant), to: index)
             } catch {
                 // The worker cannot be reached; the job cannot complete. Stop the others.
                 slotTable.update(index) { slot in
@@ -151,6 +152,38 @@ final class JobScheduler {
             job.monitor = monitor
             scheduleMonitor(for: job, monitor: monitor, after: monitor.initialDelay)
         }
+    }
+
+    /// The job's segment, filled: a free one of its size reused (no system call, no descriptor),
+    /// else a new one, made with the descriptor reserve's help (as is a prodcons job's queue).
+    private func makeSegment(for job: Job) throws(IPCError) -> JobSegment {
+        let plan = job.plan, shape = plan.segmentShape
+        func make() throws(IPCError) -> JobSegment {
+            let segment: JobSegment
+            if let reused = segments.reuse(for: shape) {
+                segment = reused
+            } else {
+                segment = try segments.create(for: shape, jobID: job.id)
+            }
+            do {
+                try plan.fill(segment)
+            } catch {
+                segments.discard(segment.segment)
+                throw error
+            }
+            return segment
+        }
+        guard plan.messageQueue != nil || !segments.hasFree(for: shape) else { return try make() }
+        return try slotTable.descriptorReserve.whileReleased { () throws(IPCError) in try make() }
+    }
+
+    /// Whether a finished job's segment may be reused: only when no process can write into it
+    /// any more, that is when every participant's end was its worker's own report. A worker that
+    /// died, was killed (hung, timed out, held by a tracer, not stopping when cancelled) or could
+    /// not be sent its part leaves a death or a failure on the job; so does one that reported a
+    /// failure, whose segment is discarded too, to be safe.
+    private static func segmentIsReusable(after job: Job) -> Bool {
+        job.deadWorkers.isEmpty && job.failure == nil
     }
 
     /// After `start` and what the controller adds to it: the history and the watchers hear of the
@@ -219,27 +252,29 @@ final class JobScheduler {
     }
 
     /// Every participant has ended (or the job never started): settle the state, read the result,
-    /// remove the segment, tell the watchers, keep the record in the bounded history.
+    /// give the segment back (for reuse, or to be removed), tell the watchers, keep the record in
+    /// the bounded history.
     func finish(_ job: Job) {
         job.cancelTimer?.cancel()
         job.timeoutTimer?.cancel()
         job.progressTimer?.cancel()
         job.monitorTimer?.cancel()
         var fullLog: [String] = []
-        if let segment = job.segment {
+        let segment = job.segment
+        if let segment {
             let result = job.plan.result(from: segment, monitor: job.monitor)
             job.result = result.value.adding(deadWorkers: job.deadWorkers)
             job.resultSummary = result.summary
             fullLog = job.plan.logLines(segment: segment, from: 0)
             job.finalLog = KeptJobLog.bounded(fullLog, jobID: job.id)
             job.plan.removeResources(segmentName: segment.segment.name)
-            SharedSegment.unlink(name: segment.segment.name)
             job.segment = nil
         }
         // A finished job holds nothing: the record kept in the history is plain values. (The
         // monitor may hold the queue open or the segment mapped.)
         job.monitor?.close()
         job.monitor = nil
+        if let segment { segments.giveBack(segment, reusable: Self.segmentIsReusable(after: job)) }
         if job.failure != nil {
             job.state = .failed
         } else if job.cancelReason != nil {

@@ -35,11 +35,12 @@ extension PoolController {
     func takeOver(slot index: Int) {
         guard let takeover = slotTable[index]?.takeover else { return }
         slotTable.update(index) { $0.takeover = nil }
-        guard let job = scheduler.jobs[takeover.job], job.state == .running, job.cancelReason == nil, job.failure == nil else {
+        guard let job = scheduler.jobs[takeover.job], job.state == .running, let segment = job.segment, job.cancelReason == nil,
+              job.failure == nil else {
             if lifecycle.isDraining { stopWorker(slot: index) } else { dispatchJobs() }
             return
         }
-        let command = WorkerCommand(kind: .runJob, jobID: job.id, participant: takeover.participant, attempt: takeover.attempt)
+        let command = WorkerCommand(kind: .runJob, jobID: job.id, segmentID: segment.id, participant: takeover.participant, attempt: takeover.attempt)
         do {
             try slotTable.send(command, to: index)
         } catch {

@@ -35,10 +35,12 @@ extension PoolController {
         return max(1, min(byBytes, byCount))
     }
 
-    /// Refuses a job that /dev/shm or the queue limits have no room for now.
+    /// Refuses a job that /dev/shm or the queue limits have no room for now. A job that a free
+    /// segment fits needs no room (its pages are allocated): it is not asked about.
     func checkResources(for plan: any JobPlan) throws(PoolError) {
-        let segmentBytes = SharedMemorySpace.pages(plan.segmentSize)
-        if let space = SharedMemorySpace.available(), segmentBytes > space.free {
+        let shape = plan.segmentShape
+        let segmentBytes = shape.pageBytes
+        if !scheduler.segments.hasFree(for: shape), let space = SharedMemorySpace.available(), segmentBytes > space.free {
             throw PoolError.resourceLimit(
                 "the job needs \(segmentBytes) bytes of shared memory in \(SharedMemorySpace.directory) but only \(space.free) of its \(space.total) are free; "
                 + "wait for running jobs to finish, ask for a smaller job (fewer items, no trace), or enlarge \(SharedMemorySpace.directory) (mount -o remount,size=...)")

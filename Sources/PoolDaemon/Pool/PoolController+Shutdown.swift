@@ -127,12 +127,14 @@ extension PoolController {
         onStopped = nil
     }
 
-    /// Unlinks everything this instance created. Jobs' segments are unlinked as they finish; this
-    /// sweeps up whatever a failed start left. The scoreboard goes last: until then, its lock
-    /// (held until the process exits) tells other instances that these objects are not stale.
+    /// Unlinks everything this instance created. Jobs' segments are unlinked as they finish or
+    /// kept for reuse, and those kept go now; this also sweeps up whatever a failed start left. The
+    /// scoreboard goes last: until then, its lock (held until the process exits) tells other
+    /// instances that these objects are not stale.
     func removeIPCObjects() {
         let names = configuration.names
         slotTable.removeCommandQueues(capacity: configuration.maxWorkers)
+        scheduler.segments.removeAll()
         for id in scheduler.jobs.keys { SharedSegment.unlink(name: names.job(id)) }
         events.close()
         MessageQueue.unlink(name: names.events)

@@ -6,11 +6,13 @@ import PoolProtocol
 /// One varlink call as a method sees it: its parameters, decoded on demand, and its replies.
 struct VarlinkCall {
     let message: ByteBuffer
+    /// The message as a tree when it is plain JSON (parsed once, with the header).
+    let tree: JSONValue?
     let decoder: JSONDecoder
     let responder: VarlinkResponder
 
     func parameters<P: Decodable>(_ type: P.Type) throws(PoolError) -> P {
-        try VarlinkCallDecoding.parameters(type, from: message, decoder: decoder)
+        try VarlinkCallDecoding.parameters(type, from: message, tree: tree, decoder: decoder)
     }
 }
 
@@ -35,7 +37,7 @@ extension PoolController {
     ]
 
     /// Serves one call: the method its name binds, or the error that says why there is none.
-    func serve(call header: VarlinkCallHeader, message: ByteBuffer, decoder: JSONDecoder, responder: VarlinkResponder) {
+    func serve(call header: VarlinkCallHeader, message: ByteBuffer, tree: JSONValue?, decoder: JSONDecoder, responder: VarlinkResponder) {
         do throws(PoolError) {
             if header.upgrade == true {
                 throw PoolError.invalidRequest("this service does not support connection upgrades")
@@ -47,7 +49,7 @@ extension PoolController {
                 let interface = header.method.split(separator: ".").dropLast().joined(separator: ".")
                 throw PoolError.interfaceNotFound(interface)
             }
-            try method(self, VarlinkCall(message: message, decoder: decoder, responder: responder))
+            try method(self, VarlinkCall(message: message, tree: tree, decoder: decoder, responder: responder))
         } catch {
             responder.fail(error)
         }
@@ -70,7 +72,12 @@ extension PoolController {
     private func serveStatus(_ call: VarlinkCall) throws(PoolError) {
         _ = try call.parameters(NoParameters.self)
         let responder = call.responder
-        responder.reply(statusReply(), continues: responder.more)
+        let status = statusReply()
+        if let text = publisher.text(of: status) {
+            responder.reply(parametersText: text, continues: responder.more)
+        } else {
+            responder.reply(status, continues: responder.more)
+        }
         guard responder.more, !responder.isDone else { return }
         let id = publisher.follow { status in responder.reply(status, continues: true) }
         responder.onClose = { [publisher] in publisher.unfollow(id) }

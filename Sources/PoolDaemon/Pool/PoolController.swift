@@ -123,9 +123,12 @@ final class PoolController {
         publisher.noteChange()
     }
 
+    /// getpid is a system call (glibc no longer caches it), and the daemon never forks.
+    private static let processID = Int(getpid())
+
     func statusReply() -> StatusReply {
         StatusReply(
-            pid: Int(getpid()), version: PooldVersion.string, poolSize: slotTable.targetSize, workers: slotTable.info,
+            pid: Self.processID, version: PooldVersion.string, poolSize: slotTable.targetSize, workers: slotTable.info,
             jobsQueued: scheduler.queue.count, jobsRunning: scheduler.running.count, jobsFinished: scheduler.finishedCount,
             uptimeSeconds: Double(eventLoop.monotonicNanoseconds - startedAt) / 1e9,
             drain: lifecycle.drainInfo(now: eventLoop.monotonicNanoseconds),

@@ -23,6 +23,7 @@ final class StatusPublisher {
     private var nextFollowerID = 1
     private var flushScheduled = false
     private var progressTimer: Scheduled<Void>?
+    private var replyText = StatusReplyText()
 
     init(eventLoop: any EventLoop, notifier: ServiceNotifier, progressInterval: Duration) {
         self.eventLoop = eventLoop
@@ -41,6 +42,12 @@ final class StatusPublisher {
 
     func unfollow(_ id: Int) {
         followers[id] = nil
+    }
+
+    /// The JSON text of `status` as a reply's parameters (nil: encode it another way), from the
+    /// text kept for the last status while only the uptime differs.
+    func text(of status: StatusReply) -> ByteBuffer? {
+        replyText.text(of: status)
     }
 
     /// Coalesces every change made during one loop turn into one status push. With no follower
@@ -83,5 +90,41 @@ final class StatusPublisher {
             line += "; job history: " + incident
         }
         return line
+    }
+}
+
+/// A status's JSON text, kept from one Status call to the next: it is written again only when
+/// the status differs in more than its uptime (which always changes), and otherwise the kept text
+/// is copied around the new uptime. Whether it still holds is decided by comparing the whole
+/// status each time, not by being told of changes, so no change can be missed (the history's
+/// writer and a drain's clock change it without an event).
+struct StatusReplyText {
+    private let allocator = ByteBufferAllocator()
+    /// What the text was written from (but for its uptime, that of the last call).
+    private var written: StatusReply?
+    /// The text before the uptime's value, and after it.
+    private var head = ByteBuffer()
+    private var tail = ByteBuffer()
+
+    mutating func text(of status: StatusReply) -> ByteBuffer? {
+        // The kept status takes the new uptime in place: compared so, and not copied (a status's
+        // copy and its release cost as much as the comparison).
+        written?.uptimeSeconds = status.uptimeSeconds
+        if written != status {
+            written = nil
+            guard let (text, uptime) = try? JSONStreamEncoder.encode(status, locating: "uptimeSeconds", allocator: allocator) else { return nil }
+            head = text.getSlice(at: text.readerIndex, length: uptime.lowerBound - text.readerIndex)!
+            tail = text.getSlice(at: uptime.upperBound, length: text.writerIndex - uptime.upperBound)!
+            written = status
+        }
+        var buffer = allocator.buffer(capacity: head.readableBytes + 24 + tail.readableBytes)
+        buffer.writeImmutableBuffer(head)
+        do {
+            try JSONStreamEncoder.writeNumber(status.uptimeSeconds, to: &buffer)
+        } catch {
+            return nil
+        }
+        buffer.writeImmutableBuffer(tail)
+        return buffer
     }
 }

@@ -61,6 +61,7 @@ public struct WorkerRuntime {
         }
         logger.debug("ready")
 
+        let mappings = JobSegmentMappings(names: names)
         var reports = 0
         while true {
             let command: WorkerCommand?
@@ -73,13 +74,16 @@ public struct WorkerRuntime {
             }
             record.beat()
             guard getppid() == daemonPID else { return 0 }
-            guard let command else { continue }
+            guard let command else {
+                mappings.dropRetired()
+                continue
+            }
             switch command.kind {
             case .exit?:
                 logger.debug("exiting on request")
                 return 0
             case .runJob?:
-                let outcome = runJob(command, record: record)
+                let outcome = runJob(command, record: record, mappings: mappings)
                 let event = WorkerEvent(kind: .jobEnded, slot: slot, pid: pid, jobID: Int(command.jobID),
                                         outcome: outcome.outcome, errorCode: outcome.errorCode, reason: outcome.reason)
                 reports += 1
@@ -104,12 +108,13 @@ public struct WorkerRuntime {
         doorbell?.ring()
     }
 
-    private func runJob(_ command: WorkerCommand, record: Scoreboard.Record) -> (outcome: WorkerEvent.Outcome, errorCode: Int32, reason: String) {
+    private func runJob(_ command: WorkerCommand, record: Scoreboard.Record,
+                        mappings: JobSegmentMappings) -> (outcome: WorkerEvent.Outcome, errorCode: Int32, reason: String) {
         let jobID = Int(command.jobID)
         let participant = Int(command.participant)
         let segment: JobSegment
         do {
-            segment = try JobSegment.open(name: names.job(jobID))
+            segment = try mappings.attach(id: Int(command.segmentID))
         } catch {
             logger.error("cannot open the job's segment: \(error)", metadata: ["job": "\(jobID)"])
             return (.failed, error.errno, "cannot open the job's segment: \(error)")

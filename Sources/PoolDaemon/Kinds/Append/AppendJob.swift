@@ -99,8 +99,7 @@ struct AppendJob: JobKind {
 
     var kindAreaSize: Int { Self.textOffset(participants: workers) + 2 * textCapacity }
 
-    func createSegment(name: String) throws(IPCError) -> JobSegment {
-        let segment = try JobSegment.create(name: name, kind: Self.code, participants: workers, kindAreaSize: kindAreaSize)
+    func fill(_ segment: JobSegment) throws(IPCError) {
         let area = Self.area(of: segment)
         area.pointee.memory = memory == .shared ? 0 : 1
         let entries = Self.writers(in: area)
@@ -112,7 +111,6 @@ struct AppendJob: JobKind {
             entries[index].copyOffset = Int64(copyOffset(index))
         }
         try segment.initializeMutex(area.field(\.mutex))
-        return segment
     }
 
     /// The shared string so far. Its writers store each character before the new length, so the

@@ -88,8 +88,7 @@ struct CounterJob: JobKind {
 
     var kindAreaSize: Int { MemoryLayout<Area>.size }
 
-    func createSegment(name: String) throws(IPCError) -> JobSegment {
-        let segment = try JobSegment.create(name: name, kind: Self.code, participants: workers, kindAreaSize: kindAreaSize)
+    func fill(_ segment: JobSegment) throws(IPCError) {
         let area = Self.area(of: segment)
         area.pointee.mode = Self.modeCode(settings.mode)
         area.pointee.split = settings.split ? 1 : 0
@@ -97,7 +96,6 @@ struct CounterJob: JobKind {
         area.pointee.counter = settings.mode == .unsafe ? 0 : Int64(settings.start)
         area.pointee.start = Int64(settings.start)
         if settings.mode == .locked { try segment.initializeMutex(area.field(\.mutex)) }
-        return segment
     }
 
     /// A dead worker's share is finished by its replacement. The count is exact in `locked` mode

@@ -47,12 +47,10 @@ struct EventJob: JobKind {
 
     var kindAreaSize: Int { MemoryLayout<Area>.size + workers * MemoryLayout<pool_event_record>.stride }
 
-    func createSegment(name: String) throws(IPCError) -> JobSegment {
-        let segment = try JobSegment.create(name: name, kind: Self.code, participants: workers, kindAreaSize: kindAreaSize)
+    func fill(_ segment: JobSegment) throws(IPCError) {
         let area = Self.area(of: segment)
         area.pointee.timeout = timeout
         area.pointee.waiters = Int64(waiters)
-        return segment
     }
 
     func makeMonitor(segment: JobSegment) -> (any JobMonitor)? {

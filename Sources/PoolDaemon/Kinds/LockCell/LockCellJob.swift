@@ -53,15 +53,13 @@ struct LockCellJob: JobKind {
 
     var kindAreaSize: Int { MemoryLayout<Area>.size + lineCount * MemoryLayout<pool_lockcell_trace_entry>.stride }
 
-    func createSegment(name: String) throws(IPCError) -> JobSegment {
-        let segment = try JobSegment.create(name: name, kind: Self.code, participants: workers, kindAreaSize: kindAreaSize)
+    func fill(_ segment: JobSegment) throws(IPCError) {
         let area = Self.area(of: segment)
         area.pointee.increments = Int64(increments)
         area.pointee.pauseLow = pause.lowerBound
         area.pointee.pauseHigh = pause.upperBound
         area.pointee.seed = seed
         try segment.initializeMutex(area.field(\.mutex))
-        return segment
     }
 
     func logLineCount(segment: JobSegment) -> Int {

@@ -338,8 +338,7 @@ struct ProdConsJob: JobKind {
         return try SharedRing.attach(at: segment.kindArea + offset, available: available)
     }
 
-    func createSegment(name: String) throws(IPCError) -> JobSegment {
-        let segment = try JobSegment.create(name: name, kind: Self.code, participants: workers, kindAreaSize: kindAreaSize)
+    func fill(_ segment: JobSegment) throws(IPCError) {
         let area = segment.kindArea
         let fixed = Self.area(of: segment)
         fixed.pointee.items = Int64(items)
@@ -360,16 +359,10 @@ struct ProdConsJob: JobKind {
         fixed.pointee.consumeHigh = consumeDelay.upperBound
         if transport == .shm {
             _ = SharedRing.create(at: area + ringOffset, capacity: capacity, slotBytes: ringSlotBytes, owners: workers)
-            return segment
+            return
         }
-        do {
-            let queue = try MessageQueue.create(name: Self.queueName(segmentName: name), depth: capacity, messageSize: messageSize)
-            queue.close()
-        } catch {
-            SharedSegment.unlink(name: name)
-            throw error
-        }
-        return segment
+        let queue = try MessageQueue.create(name: Self.queueName(segmentName: segment.segment.name), depth: capacity, messageSize: messageSize)
+        queue.close()
     }
 
     func removeResources(segmentName: String) {

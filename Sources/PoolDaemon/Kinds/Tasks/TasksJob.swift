@@ -37,12 +37,10 @@ struct TasksJob: JobKind {
 
     var kindAreaSize: Int { MemoryLayout<Area>.size + count * MemoryLayout<pool_task_record>.stride }
 
-    func createSegment(name: String) throws(IPCError) -> JobSegment {
-        let segment = try JobSegment.create(name: name, kind: Self.code, participants: workers, kindAreaSize: kindAreaSize)
+    func fill(_ segment: JobSegment) throws(IPCError) {
         let area = Self.area(of: segment)
         area.pointee.count = Int64(count)
         area.pointee.createdNanos = MonotonicClock.nanoseconds
-        return segment
     }
 
     func result(from segment: JobSegment, monitor: (any JobMonitor)?) -> (value: JSONValue, summary: String) {
