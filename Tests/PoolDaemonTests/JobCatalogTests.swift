@@ -28,24 +28,6 @@ struct JobCatalogTests {
         }
     }
 
-    /// `tasks` builds its parameters and results as trees itself (the trivial Run's): they must be
-    /// the trees its PoolProtocol types encode to.
-    @Test func tasksBuildsTheTreesItsProtocolTypesEncodeTo() throws {
-        for (count, workers) in [(1, 1), (10, 2), (100_000, 7)] {
-            let plan = try TasksJob.plan(.object(["count": .number(Double(count)), "workers": .number(Double(workers))]),
-                                         limits: JobLimits(poolSize: 8))
-            #expect(plan.parameters == JSONValue(reporting: TasksParameters(count: count, workers: workers)))
-        }
-        let results = [
-            TasksResult(count: 3, ran: 0, tasks: []),
-            TasksResult(count: 2, ran: 2, tasks: [TaskRun(index: 0, participant: 0, slot: 3, pid: 4242, waitMicros: 0),
-                                                  TaskRun(index: 1, participant: 1, slot: 0, pid: 99999, waitMicros: 123_456_789)]),
-        ]
-        for result in results {
-            #expect(TasksJob.value(of: result) == JSONValue(reporting: result))
-        }
-    }
-
     /// Every kind's result gets its worker deaths as PoolProtocol's `DeadWorkerRecord`s, in the wire
     /// form the records have always had (numbers stay numbers, even 0; `replaced` a boolean).
     @Test func deadWorkersAreAddedToAResultAsTheirProtocolRecords() throws {

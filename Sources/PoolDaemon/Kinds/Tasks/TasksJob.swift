@@ -31,9 +31,7 @@ struct TasksJob: JobKind {
         return TasksJob(count: count, workers: min(workers, count))
     }
 
-    /// The tree `JSONValue(reporting: TasksParameters(...))` makes, built directly: the trivial Run
-    /// is a `tasks` job, and going through `Encodable` member by member was most of its cost.
-    var parameters: JSONValue { .object(["count": .number(Double(count)), "workers": .number(Double(workers))]) }
+    var parameters: JSONValue { JSONValue(reporting: TasksParameters(count: count, workers: workers)) }
 
     var kindAreaSize: Int { MemoryLayout<Area>.size + count * MemoryLayout<pool_task_record>.stride }
 
@@ -41,21 +39,6 @@ struct TasksJob: JobKind {
         let area = Self.area(of: segment)
         area.pointee.count = Int64(count)
         area.pointee.createdNanos = MonotonicClock.nanoseconds
-    }
-
-    func result(from segment: JobSegment, monitor: (any JobMonitor)?) -> (value: JSONValue, summary: String) {
-        let result = typedResult(from: segment, monitor: monitor)
-        return (Self.value(of: result), result.summary)
-    }
-
-    /// The tree `JSONValue(reporting: result)` makes, built directly (see `parameters`).
-    static func value(of result: TasksResult) -> JSONValue {
-        func number(_ value: Int) -> JSONValue { .number(Double(value)) }
-        let tasks = result.tasks.map { task -> JSONValue in
-            .object(["index": number(task.index), "participant": number(task.participant), "slot": number(task.slot),
-                     "pid": number(task.pid), "waitMicros": number(task.waitMicros)])
-        }
-        return .object(["count": number(result.count), "ran": number(result.ran), "tasks": .array(tasks)])
     }
 
     func typedResult(from segment: JobSegment, monitor: (any JobMonitor)?) -> TasksResult {
