@@ -38,8 +38,11 @@ let package = Package(
             name: "PoolHistory",
             dependencies: [
                 "PoolProtocol",
+                "CPooldShim",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         // Supervisor, scheduler, control server, jobs and the worker side.

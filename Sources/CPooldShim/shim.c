@@ -16,6 +16,8 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
+#include <sys/resource.h>
+#include <stdio.h>
 #include <sys/wait.h>
 #include <string.h>
 #include <time.h>
@@ -71,6 +73,13 @@ int pool_mq_unlink(const char *name) { return mq_unlink(name); }
 // MARK: Processes
 
 int pool_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
+
+int pool_thread_name_and_nice(const char *name, int nice) {
+    char kept[16];
+    snprintf(kept, sizeof kept, "%s", name);
+    pthread_setname_np(pthread_self(), kept);
+    return setpriority(PRIO_PROCESS, (id_t)gettid(), nice);
+}
 
 int pool_pidfd_send_signal(int pidfd, int sig) {
     return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
@@ -198,7 +207,6 @@ int64_t pool_realtime_ns(void) {
 }
 
 
-#include <sys/resource.h>
 
 int64_t pool_msgqueue_rlimit(void) {
     struct rlimit limit;

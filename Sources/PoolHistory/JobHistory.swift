@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import Logging
+import NIOCore
 import PoolProtocol
 import Synchronization
 #if canImport(Glibc)
@@ -40,13 +41,13 @@ public final class JobHistory: Sendable {
     /// Finished jobs kept, newest by id; queued and running ones are kept besides.
     public let limit: Int
     /// How long a change may wait to be written with the ones after it.
-    public static let coalescing: DispatchTimeInterval = .milliseconds(5)
+    public static let coalescing: TimeAmount = .milliseconds(5)
     /// How often the files are checked and failed writes retried.
-    public static let checkInterval: DispatchTimeInterval = .seconds(1)
+    public static let checkInterval: TimeAmount = .seconds(1)
 
     private let logger: Logger
-    /// Every database access, the checks and the rebuilding run on this serial queue.
-    private let writer = DispatchQueue(label: "poold.history.writer", qos: .utility)
+    /// Every database access, the checks and the rebuilding run on this thread, in order.
+    private let writer = HistoryWriterThread(name: "poold-history")
     private let files: Mutex<Files>
     private let pending = Mutex(Pending())
     private let health = Mutex(Health())
@@ -299,7 +300,7 @@ public final class JobHistory: Sendable {
             return !pending.writeScheduled
         }
         if schedule {
-            writer.asyncAfter(deadline: .now() + Self.coalescing) { [self] in
+            writer.async(after: Self.coalescing) { [self] in
                 guard !pending.withLock({ $0.closed }) else { return }
                 _ = writePending()
             }
@@ -327,7 +328,7 @@ public final class JobHistory: Sendable {
             return pending.closed
         }
         guard !alreadyClosed else { return }
-        writer.sync {
+        writer.sync { [self] in
             _ = writePending()
             let unwritten = pending.withLock { $0.records.keys.sorted() }
             if !unwritten.isEmpty {
@@ -347,6 +348,7 @@ public final class JobHistory: Sendable {
             }
             lock?.release()
         }
+        writer.stop()
     }
 
     /// A pragma's value on the store's own connection (journal_mode and synchronous are per
@@ -436,7 +438,7 @@ public final class JobHistory: Sendable {
     // MARK: Checking and rebuilding
 
     private func scheduleCheck() {
-        writer.asyncAfter(deadline: .now() + Self.checkInterval) { [weak self] in
+        writer.async(after: Self.checkInterval) { [weak self] in
             guard let self, !pending.withLock({ $0.closed }) else { return }
             let failing = health.withLock { $0.problem != nil }
             if failing || lossReason() != nil || !pending.withLock({ $0.records.isEmpty }) {
@@ -527,8 +529,7 @@ public final class JobHistory: Sendable {
     public var problem: String? { health.withLock { $0.problem } }
 
     private static var intervalText: String {
-        if case .seconds(let seconds) = checkInterval { return "\(seconds)s" }
-        return "second"
+        DurationText.format(checkInterval.nanoseconds)
     }
 
     private static func timestamp(_ date: Date) -> String {
