@@ -75,6 +75,22 @@ struct JSONValueEncoderLeafTests {
         #expect(throws: EncodingError.self) { _ = try JSONValueEncoder.encode(Double.nan) }
     }
 
+    /// A key encoded twice: the later value wins, whichever of leaf and container each is.
+    private struct Twice: Encodable {
+        enum Keys: CodingKey { case a, b }
+        func encode(to encoder: Encoder) throws {
+            var container = encoder.container(keyedBy: Keys.self)
+            try container.encode(1, forKey: .a)
+            try container.encode([2], forKey: .b)
+            try container.encode(["x": 3], forKey: .a)
+            try container.encode("later", forKey: .b)
+        }
+    }
+
+    @Test func aKeyEncodedTwiceHasItsLaterValue() throws {
+        #expect(try JSONValueEncoder.encode(Twice()) == .object(["a": .object(["x": .number(3)]), "b": .string("later")]))
+    }
+
     @Test func anErrorNamesTheMember() {
         do {
             _ = try JSONValueEncoder.encode(Bad())

@@ -20,7 +20,10 @@ enum JSONValueEncoder {
     /// to values at the end, were most of what encoding a result cost).
     fileprivate final class Node {
         var single: JSONValue?
-        var object: [String: Member]?
+        /// An object's members in the order they were encoded, made a dictionary once at the end
+        /// (sized once, each key hashed once; a later member of the same key wins, as it would in
+        /// a dictionary filled as they come).
+        var object: [(key: String, member: Member)]?
         var array: [Member]?
 
         enum Member {
@@ -36,7 +39,7 @@ enum JSONValueEncoder {
         }
 
         var value: JSONValue {
-            if let object { return .object(object.mapValues(\.value)) }
+            if let object { return .object(Dictionary(object.lazy.map { ($0.key, $0.member.value) }, uniquingKeysWith: { $1 })) }
             if let array { return .array(array.map(\.value)) }
             // Nothing encoded (an empty type): JSONEncoder writes `{}` for a nested one.
             return single ?? .object([:])
@@ -79,7 +82,7 @@ enum JSONValueEncoder {
         var userInfo: [CodingUserInfoKey: Any] { [:] }
 
         func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
-            if node.object == nil { node.object = [:] }
+            if node.object == nil { node.object = [] }
             return KeyedEncodingContainer(KeyedContainer<Key>(node: node, codingPath: codingPath))
         }
 
@@ -98,12 +101,12 @@ enum JSONValueEncoder {
         let codingPath: [any CodingKey]
 
         private func set(_ value: JSONValue, for key: Key) {
-            node.object![key.stringValue] = .leaf(value)
+            node.object!.append((key.stringValue, .leaf(value)))
         }
 
         private func child(for key: Key) -> Node {
             let child = Node()
-            node.object![key.stringValue] = .node(child)
+            node.object!.append((key.stringValue, .node(child)))
             return child
         }
 
@@ -123,7 +126,7 @@ enum JSONValueEncoder {
         mutating func encode(_ value: UInt32, forKey key: Key) throws { set(.number(Double(value)), for: key) }
         mutating func encode(_ value: UInt64, forKey key: Key) throws { set(.number(Double(value)), for: key) }
         mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws {
-            node.object![key.stringValue] = try Node.member(value, codingPath: codingPath + [key])
+            node.object!.append((key.stringValue, try Node.member(value, codingPath: codingPath + [key])))
         }
 
         mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type, forKey key: Key) -> KeyedEncodingContainer<NestedKey> {
