@@ -96,13 +96,6 @@ public struct StderrLogHandler: LogHandler {
             }
         }
     }
-
-    /// The handler's metadata with the record's over it; most records bring all of theirs, and
-    /// merging into an empty dictionary would copy it for nothing.
-    static func merge(_ handler: Logger.Metadata, _ record: Logger.Metadata?) -> Logger.Metadata {
-        guard let record else { return handler }
-        return handler.isEmpty ? record : handler.merging(record) { $1 }
-    }
 }
 
 extension String {
