@@ -15,11 +15,11 @@ public enum JSONValueDecoder {
         .typeMismatch(type, .init(codingPath: codingPath, debugDescription: "not decoded from the tree"))
     }
 
-    fileprivate static func integer<I: FixedWidthInteger>(_ value: JSONValue, codingPath: [any CodingKey]) throws -> I {
+    fileprivate static func integer<I: FixedWidthInteger>(_ value: JSONValue, codingPath: @autoclosure () -> [any CodingKey]) throws -> I {
         // Beyond 9e15 JSONValue writes a whole number in floating-point form, which JSONDecoder may
         // not take as an integer.
         guard case .number(let number) = value, abs(number) < 9.0e15, let integer = I(exactly: number) else {
-            throw mismatch(I.self, codingPath)
+            throw mismatch(I.self, codingPath())
         }
         return integer
     }
@@ -29,13 +29,16 @@ public enum JSONValueDecoder {
         let codingPath: [any CodingKey]
         var userInfo: [CodingUserInfoKey: Any] { [:] }
 
-        static func decode<T: Decodable>(_ type: T.Type, from value: JSONValue, codingPath: [any CodingKey]) throws -> T {
-            // A JSONValue member (a Run's parameters) is the subtree itself.
-            if let value = value as? T, T.self == JSONValue.self { return value }
-            switch type {
-            case is Float.Type, is Date.Type, is Data.Type, is URL.Type, is Decimal.Type: throw mismatch(type, codingPath)
-            default: return try T(from: TreeDecoder(value: value, codingPath: codingPath))
+        /// The path is made only when it is needed (a nested value, an error): most members are
+        /// leaves, and an array per member was most of what decoding one cost.
+        static func decode<T: Decodable>(_ type: T.Type, from value: JSONValue, codingPath: @autoclosure () -> [any CodingKey]) throws -> T {
+            // A JSONValue member (a Run's parameters) is the subtree itself. Comparisons of
+            // metadata, not dynamic casts (each of which cost more than decoding a member).
+            if T.self == JSONValue.self { return unsafeBitCast(value, to: T.self) }
+            if T.self == Float.self || T.self == Date.self || T.self == Data.self || T.self == URL.self || T.self == Decimal.self {
+                throw mismatch(type, codingPath())
             }
+            return try T(from: TreeDecoder(value: value, codingPath: codingPath()))
         }
 
         func container<Key: CodingKey>(keyedBy type: Key.Type) throws -> KeyedDecodingContainer<Key> {
@@ -49,7 +52,7 @@ public enum JSONValueDecoder {
         }
 
         func singleValueContainer() throws -> any SingleValueDecodingContainer {
-            SingleContainer(value: value, codingPath: codingPath)
+            SingleContainer(value: value, parentPath: codingPath)
         }
     }
 
@@ -68,7 +71,14 @@ public enum JSONValueDecoder {
         }
 
         private func single(_ key: Key) throws -> SingleContainer {
-            SingleContainer(value: try member(key), codingPath: codingPath + [key])
+            SingleContainer(value: try member(key), parentPath: codingPath, key: key)
+        }
+
+        /// The member's value unless it is absent or null, as the protocol's `decodeIfPresent`
+        /// has it (`contains`, then `decodeNil`, then `decode`: three lookups of the key).
+        private func present(_ key: Key) -> SingleContainer? {
+            guard let value = members[key.stringValue], value != .null else { return nil }
+            return SingleContainer(value: value, parentPath: codingPath, key: key)
         }
 
         func decodeNil(forKey key: Key) throws -> Bool { try member(key) == .null }
@@ -88,6 +98,24 @@ public enum JSONValueDecoder {
         func decode(_ type: UInt64.Type, forKey key: Key) throws -> UInt64 { try single(key).decode(type) }
         func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T {
             try TreeDecoder.decode(type, from: try member(key), codingPath: codingPath + [key])
+        }
+
+        func decodeIfPresent(_ type: Bool.Type, forKey key: Key) throws -> Bool? { try present(key)?.decode(type) }
+        func decodeIfPresent(_ type: String.Type, forKey key: Key) throws -> String? { try present(key)?.decode(type) }
+        func decodeIfPresent(_ type: Double.Type, forKey key: Key) throws -> Double? { try present(key)?.decode(type) }
+        func decodeIfPresent(_ type: Float.Type, forKey key: Key) throws -> Float? { try present(key)?.decode(type) }
+        func decodeIfPresent(_ type: Int.Type, forKey key: Key) throws -> Int? { try present(key)?.decode(type) }
+        func decodeIfPresent(_ type: Int8.Type, forKey key: Key) throws -> Int8? { try present(key)?.decode(type) }
+        func decodeIfPresent(_ type: Int16.Type, forKey key: Key) throws -> Int16? { try present(key)?.decode(type) }
+        func decodeIfPresent(_ type: Int32.Type, forKey key: Key) throws -> Int32? { try present(key)?.decode(type) }
+        func decodeIfPresent(_ type: Int64.Type, forKey key: Key) throws -> Int64? { try present(key)?.decode(type) }
+        func decodeIfPresent(_ type: UInt.Type, forKey key: Key) throws -> UInt? { try present(key)?.decode(type) }
+        func decodeIfPresent(_ type: UInt8.Type, forKey key: Key) throws -> UInt8? { try present(key)?.decode(type) }
+        func decodeIfPresent(_ type: UInt16.Type, forKey key: Key) throws -> UInt16? { try present(key)?.decode(type) }
+        func decodeIfPresent(_ type: UInt32.Type, forKey key: Key) throws -> UInt32? { try present(key)?.decode(type) }
+        func decodeIfPresent(_ type: UInt64.Type, forKey key: Key) throws -> UInt64? { try present(key)?.decode(type) }
+        func decodeIfPresent<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T? {
+            try present(key)?.decode(type)
         }
 
         func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type, forKey key: Key) throws -> KeyedDecodingContainer<NestedKey> {
@@ -122,7 +150,7 @@ public enum JSONValueDecoder {
             return elements[currentIndex]
         }
 
-        private mutating func single() throws -> SingleContainer { SingleContainer(value: try next(), codingPath: codingPath) }
+        private mutating func single() throws -> SingleContainer { SingleContainer(value: try next(), parentPath: codingPath) }
 
         mutating func decodeNil() throws -> Bool {
             guard !isAtEnd, elements[currentIndex] == .null else { return false }
@@ -161,7 +189,16 @@ public enum JSONValueDecoder {
 
     private struct SingleContainer: SingleValueDecodingContainer {
         let value: JSONValue
-        let codingPath: [any CodingKey]
+        /// The path without the member's key: the whole is made only for an error.
+        let parentPath: [any CodingKey]
+        let key: (any CodingKey)?
+        var codingPath: [any CodingKey] { key.map { parentPath + [$0] } ?? parentPath }
+
+        init(value: JSONValue, parentPath: [any CodingKey], key: (any CodingKey)? = nil) {
+            self.value = value
+            self.parentPath = parentPath
+            self.key = key
+        }
 
         func decodeNil() -> Bool { value == .null }
 

@@ -135,3 +135,31 @@ struct JSONStreamEncoderTests {
         #expect(try Self.streamed(["nothing": EncodesNothing()]) == nil)
     }
 }
+
+/// Members of every leaf type are written by the keyed container's own methods: the JSON
+/// Foundation writes, at each type's extremes, present or absent.
+struct JSONStreamEncoderLeafTests {
+    private struct Leaves: Codable {
+        var int = Int.min, int8 = Int8.min, int16 = Int16.max, int32 = Int32.min, int64 = Int64.max
+        var uint = UInt.max, uint8 = UInt8.max, uint16 = UInt16.max, uint32 = UInt32.max, uint64 = UInt64.max
+        // (A Float is written as the Double it converts to, as it always was: 0.1 as 0.10000000149011612.)
+        var float: Float = 0.5, double = -0.0, whole = 9.0e15 - 1, large = 9.0e15, tiny = Double.leastNonzeroMagnitude, flag = false, text = "é\u{7}\""
+        var optionalInt: Int? = -1, optionalDouble: Double? = 2.5, optionalFloat: Float? = 3.25, optionalText: String? = "x"
+        var optionalFlag: Bool? = true, optionalUInt8: UInt8? = 0, optionalList: [Int]? = [0, -1], absent: Int64? = nil
+        var absentText: String? = nil, absentList: [String]? = nil
+    }
+
+    @Test func leavesAreTheTextFoundationWrites() throws {
+        var empty = Leaves()
+        (empty.optionalInt, empty.optionalDouble, empty.optionalFloat, empty.optionalText) = (nil, nil, nil, nil)
+        (empty.optionalFlag, empty.optionalUInt8, empty.optionalList) = (nil, nil, nil)
+        for value in [Leaves(), empty] {
+            let buffer = try #require(try JSONStreamEncoder.encode(value, allocator: ByteBufferAllocator()))
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.withoutEscapingSlashes]
+            let streamed = try JSONSerialization.jsonObject(with: Data(buffer.readableBytesView))
+            let expected = try JSONSerialization.jsonObject(with: encoder.encode(value))
+            #expect(NSDictionary(dictionary: ["v": streamed]).isEqual(to: ["v": expected]), "\(streamed) != \(expected)")
+        }
+    }
+}

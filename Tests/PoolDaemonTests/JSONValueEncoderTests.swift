@@ -48,3 +48,57 @@ struct JSONValueEncoderTests {
         }
     }
 }
+
+/// Leaves become values without a node of their own, containers nodes: the same tree, and an
+/// error that names the member at fault.
+struct JSONValueEncoderLeafTests {
+    private struct Leaves: Codable {
+        var int = Int.min, uint64 = UInt64.max, int8 = Int8.min, float: Float = 0.5, double = -0.0, flag = true, text = "t"
+        var optional: Int? = nil, present: String? = "p", list = [[1], [2, 3]], strings = ["a"], table = ["k": 1.5]
+        var empty: [String: Int] = [:], when = Date(timeIntervalSinceReferenceDate: 0), bytes = Data([1]), nested = Nested()
+        struct Nested: Codable { var leaf = 1; var deeper = [Deeper()] }
+        struct Deeper: Codable { var flag = false; var nothing: Double? = nil }
+    }
+
+    private struct Bad: Encodable {
+        var inner = Inner()
+        struct Inner: Encodable { var value = Double.infinity }
+    }
+
+    @Test func treesAreTheOnesTheJSONTextRoundTripGives() throws {
+        let (direct, roundTrip) = (try JSONValueEncoder.encode(Leaves()), try JSONValue(encoding: Leaves()))
+        #expect(direct == roundTrip, "\(direct)\n\(roundTrip)")
+        #expect(try JSONValueEncoder.encode("s") == JSONValue(encoding: "s"))
+        #expect(try JSONValueEncoder.encode(true) == JSONValue(encoding: true))
+        #expect(try JSONValueEncoder.encode(1.5) == JSONValue(encoding: 1.5))
+        #expect(try JSONValueEncoder.encode(Int.max) == JSONValue(encoding: Int.max))
+        #expect(throws: EncodingError.self) { _ = try JSONValueEncoder.encode(Double.nan) }
+    }
+
+    /// A key encoded twice: the later value wins, whichever of leaf and container each is.
+    private struct Twice: Encodable {
+        enum Keys: CodingKey { case a, b }
+        func encode(to encoder: Encoder) throws {
+            var container = encoder.container(keyedBy: Keys.self)
+            try container.encode(1, forKey: .a)
+            try container.encode([2], forKey: .b)
+            try container.encode(["x": 3], forKey: .a)
+            try container.encode("later", forKey: .b)
+        }
+    }
+
+    @Test func aKeyEncodedTwiceHasItsLaterValue() throws {
+        #expect(try JSONValueEncoder.encode(Twice()) == .object(["a": .object(["x": .number(3)]), "b": .string("later")]))
+    }
+
+    @Test func anErrorNamesTheMember() {
+        do {
+            _ = try JSONValueEncoder.encode(Bad())
+            Issue.record("infinity encoded")
+        } catch EncodingError.invalidValue(_, let context) {
+            #expect(context.codingPath.map(\.stringValue) == ["inner", "value"])
+        } catch {
+            Issue.record("\(error)")
+        }
+    }
+}

@@ -47,3 +47,55 @@ struct JSONValueDecoderTests {
         #expect(throws: DecodingError.self) { try JSONValueDecoder.decode(Date.self, from: .number(0)) }
     }
 }
+
+/// Optional members are read with one lookup and errors name their path without a path made per
+/// member: what `JSONDecoder` gives for absent, null and present members, and the same paths.
+struct JSONValueDecoderOptionalTests {
+    private struct Optionals: Codable, Equatable {
+        var flag: Bool?
+        var text: String?
+        var number: Double?
+        var small: Int8?
+        var big: UInt64?
+        var whole: Int?
+        var list: [Int]?
+        var any: JSONValue?
+        var inner: Inner?
+        struct Inner: Codable, Equatable { var value: Int? }
+    }
+
+    @Test func absentNullAndPresentMembersAreWhatJSONDecoderReads() throws {
+        let names = ["flag", "text", "number", "small", "big", "whole", "list", "any", "inner"]
+        let present: [String: JSONValue] = [
+            "flag": .bool(true), "text": .string("t"), "number": .number(0.5), "small": .number(-128), "big": .number(4503599627370496),
+            "whole": .number(-7), "list": .array([.number(1)]), "any": .object(["k": .null]), "inner": .object(["value": .null]),
+        ]
+        for absent in [false, true] {
+            let nulls = JSONValue.object(Dictionary(uniqueKeysWithValues: names.map { ($0, JSONValue.null) }))
+            let tree: JSONValue = absent ? .object([:]) : nulls
+            let direct = try JSONValueDecoder.decode(Optionals.self, from: tree)
+            #expect(direct == (try tree.decode(Optionals.self)) && direct == Optionals())
+        }
+        let tree = JSONValue.object(present)
+        let direct = try JSONValueDecoder.decode(Optionals.self, from: tree)
+        #expect(direct == (try tree.decode(Optionals.self)))
+        #expect(direct.any == .object(["k": .null]) && direct.inner == .init(value: nil) && direct.small == -128)
+    }
+
+    @Test func errorsNameTheMemberAtFault() {
+        func path(_ tree: JSONValue) -> [String]? {
+            do {
+                _ = try JSONValueDecoder.decode(Optionals.self, from: tree)
+                return nil
+            } catch DecodingError.typeMismatch(_, let context) {
+                return context.codingPath.map(\.stringValue)
+            } catch {
+                return ["unexpected \(error)"]
+            }
+        }
+        #expect(path(.object(["whole": .number(1.5)])) == ["whole"])
+        #expect(path(.object(["text": .number(1)])) == ["text"])
+        #expect(path(.object(["inner": .object(["value": .string("x")])])) == ["inner", "value"])
+        #expect(path(.object(["list": .array([.string("x")])])) == ["list"])
+    }
+}

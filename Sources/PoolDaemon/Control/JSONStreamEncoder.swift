@@ -81,6 +81,22 @@ enum JSONStreamEncoder {
             bytes.append(contentsOf: source)
         }
 
+        /// An integer in decimal, as `String(value)` writes it, without making the string.
+        mutating func writeDecimal(negative: Bool, magnitude: UInt64) {
+            if negative { bytes.append(UInt8(ascii: "-")) }
+            // 20 digits hold any UInt64.
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+                var start = digits.count
+                var rest = magnitude
+                repeat {
+                    start -= 1
+                    digits[start] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: rest % 10)
+                    rest /= 10
+                } while rest != 0
+                bytes.append(contentsOf: UnsafeBufferPointer(rebasing: digits[start...]))
+            }
+        }
+
         func byteBuffer(allocator: ByteBufferAllocator) -> ByteBuffer {
             var buffer = allocator.buffer(capacity: bytes.count)
             buffer.writeBytes(bytes)
@@ -182,7 +198,12 @@ enum JSONStreamEncoder {
         }
 
         func writeInteger<I: FixedWidthInteger>(_ value: I) {
-            buffer.writeString(String(value))
+            // Every integer type's values are an Int64's or a UInt64's.
+            if let value = Int64(exactly: value) {
+                buffer.writeDecimal(negative: value < 0, magnitude: value.magnitude)
+            } else {
+                buffer.writeDecimal(negative: false, magnitude: UInt64(value))
+            }
         }
 
         func writeBool(_ value: Bool) {
@@ -190,7 +211,12 @@ enum JSONStreamEncoder {
         }
 
         func writeDouble(_ value: Double) throws {
-            buffer.writeString(try JSONStreamEncoder.numberText(value))
+            // As `numberText`, a whole number without its string.
+            if value.rounded() == value && abs(value) < 9.0e15 {
+                writeInteger(Int64(value))
+            } else {
+                buffer.writeString(try JSONStreamEncoder.numberText(value))
+            }
         }
 
         func writeString(_ string: String) {
@@ -292,15 +318,55 @@ enum JSONStreamEncoder {
             writer.buffer.writeStaticString("null")
         }
 
-        mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws {
-            writer.beginKey(key.stringValue, at: depth)
-            guard depth == 0, writer.soughtRange == nil, let sought = writer.sought, key.stringValue == sought else {
-                return try writer.encodeValue(value)
+        /// A member: its key, then what `write` writes (whose place is kept when it is the one sought).
+        private func member(_ key: Key, _ write: () throws -> Void) throws {
+            let name = key.stringValue
+            writer.beginKey(name, at: depth)
+            guard depth == 0, writer.soughtRange == nil, let sought = writer.sought, name == sought else {
+                return try write()
             }
             let start = writer.buffer.writerIndex
-            try writer.encodeValue(value)
+            try write()
             writer.soughtRange = start..<writer.buffer.writerIndex
         }
+
+        mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws {
+            try member(key) { try writer.encodeValue(value) }
+        }
+
+        // Each leaf type's own, and `encodeIfPresent` of each: the protocol's defaults would reach
+        // them through its witness table and the generic `encode` (a synthesized `encode(to:)`
+        // calls these for every member).
+        mutating func encode(_ value: Bool, forKey key: Key) throws { try member(key) { writer.writeBool(value) } }
+        mutating func encode(_ value: String, forKey key: Key) throws { try member(key) { writer.writeString(value) } }
+        mutating func encode(_ value: Double, forKey key: Key) throws { try member(key) { try writer.writeDouble(value) } }
+        mutating func encode(_ value: Float, forKey key: Key) throws { try member(key) { try writer.writeDouble(Double(value)) } }
+        mutating func encode(_ value: Int, forKey key: Key) throws { try member(key) { writer.writeInteger(value) } }
+        mutating func encode(_ value: Int8, forKey key: Key) throws { try member(key) { writer.writeInteger(value) } }
+        mutating func encode(_ value: Int16, forKey key: Key) throws { try member(key) { writer.writeInteger(value) } }
+        mutating func encode(_ value: Int32, forKey key: Key) throws { try member(key) { writer.writeInteger(value) } }
+        mutating func encode(_ value: Int64, forKey key: Key) throws { try member(key) { writer.writeInteger(value) } }
+        mutating func encode(_ value: UInt, forKey key: Key) throws { try member(key) { writer.writeInteger(value) } }
+        mutating func encode(_ value: UInt8, forKey key: Key) throws { try member(key) { writer.writeInteger(value) } }
+        mutating func encode(_ value: UInt16, forKey key: Key) throws { try member(key) { writer.writeInteger(value) } }
+        mutating func encode(_ value: UInt32, forKey key: Key) throws { try member(key) { writer.writeInteger(value) } }
+        mutating func encode(_ value: UInt64, forKey key: Key) throws { try member(key) { writer.writeInteger(value) } }
+
+        mutating func encodeIfPresent(_ value: Bool?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } }
+        mutating func encodeIfPresent(_ value: String?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } }
+        mutating func encodeIfPresent(_ value: Double?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } }
+        mutating func encodeIfPresent(_ value: Float?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } }
+        mutating func encodeIfPresent(_ value: Int?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } }
+        mutating func encodeIfPresent(_ value: Int8?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } }
+        mutating func encodeIfPresent(_ value: Int16?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } }
+        mutating func encodeIfPresent(_ value: Int32?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } }
+        mutating func encodeIfPresent(_ value: Int64?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } }
+        mutating func encodeIfPresent(_ value: UInt?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } }
+        mutating func encodeIfPresent(_ value: UInt8?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } }
+        mutating func encodeIfPresent(_ value: UInt16?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } }
+        mutating func encodeIfPresent(_ value: UInt32?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } }
+        mutating func encodeIfPresent(_ value: UInt64?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } }
+        mutating func encodeIfPresent<T: Encodable>(_ value: T?, forKey key: Key) throws { if let value { try encode(value, forKey: key) } }
 
         mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type, forKey key: Key) -> KeyedEncodingContainer<NestedKey> {
             writer.beginKey(key.stringValue, at: depth)

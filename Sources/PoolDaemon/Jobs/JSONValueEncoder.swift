@@ -9,36 +9,68 @@ import PoolProtocol
 /// `JSONEncoder` treats specially, go through `JSONValue(encoding:)`.
 enum JSONValueEncoder {
     static func encode(_ value: some Encodable) throws -> JSONValue {
+        if let leaf = try Node.leaf(value, codingPath: []) { return leaf }
         let node = Node()
-        try Node.encode(value, into: node, codingPath: [])
+        try value.encode(to: TreeEncoder(node: node, codingPath: []))
         return node.value
     }
 
-    /// One value being built; containers hold the nodes of their members.
+    /// One value being built: a container holds its leaves as values and a node for each
+    /// member that is a container itself (a node per leaf, and a dictionary of nodes mapped
+    /// to values at the end, were most of what encoding a result cost).
     fileprivate final class Node {
         var single: JSONValue?
-        var object: [String: Node]?
-        var array: [Node]?
+        /// An object's members in the order they were encoded, made a dictionary once at the end
+        /// (sized once, each key hashed once; a later member of the same key wins, as it would in
+        /// a dictionary filled as they come).
+        var object: [(key: String, member: Member)]?
+        var array: [Member]?
+
+        enum Member {
+            case leaf(JSONValue)
+            case node(Node)
+
+            var value: JSONValue {
+                switch self {
+                case .leaf(let value): return value
+                case .node(let node): return node.value
+                }
+            }
+        }
 
         var value: JSONValue {
-            if let object { return .object(object.mapValues(\.value)) }
+            if let object { return .object(Dictionary(object.lazy.map { ($0.key, $0.member.value) }, uniquingKeysWith: { $1 })) }
             if let array { return .array(array.map(\.value)) }
             // Nothing encoded (an empty type): JSONEncoder writes `{}` for a nested one.
             return single ?? .object([:])
         }
 
-        static func encode<T: Encodable>(_ value: T, into node: Node, codingPath: [any CodingKey]) throws {
-            switch value {
-            case is Data, is Date, is URL, is Decimal:
-                node.single = try JSONValue(encoding: value)
-            default:
-                try value.encode(to: TreeEncoder(node: node, codingPath: codingPath))
-            }
+        /// The member for `value`: a leaf without a node when it is one.
+        static func member<T: Encodable>(_ value: T, codingPath: @autoclosure () -> [any CodingKey]) throws -> Member {
+            if let leaf = try leaf(value, codingPath: codingPath()) { return .leaf(leaf) }
+            let node = Node()
+            try value.encode(to: TreeEncoder(node: node, codingPath: codingPath()))
+            return .node(node)
         }
 
-        static func number<F: BinaryFloatingPoint>(_ value: F, codingPath: [any CodingKey]) throws -> JSONValue {
+        /// The value of a leaf type as its `encode(to:)` would make it, or nil for any other type.
+        /// Comparisons of metadata, not dynamic casts (four of which, per value, cost more than
+        /// encoding it).
+        static func leaf<T: Encodable>(_ value: T, codingPath: @autoclosure () -> [any CodingKey]) throws -> JSONValue? {
+            if T.self == Int.self { return .number(Double(unsafeBitCast(value, to: Int.self))) }
+            if T.self == String.self { return .string(unsafeBitCast(value, to: String.self)) }
+            if T.self == Bool.self { return .bool(unsafeBitCast(value, to: Bool.self)) }
+            if T.self == Double.self { return try number(unsafeBitCast(value, to: Double.self), codingPath: codingPath()) }
+            // What JSONEncoder treats specially: through JSON text, as it writes them.
+            if T.self == Data.self || T.self == Date.self || T.self == URL.self || T.self == Decimal.self {
+                return try JSONValue(encoding: value)
+            }
+            return nil
+        }
+
+        static func number<F: BinaryFloatingPoint>(_ value: F, codingPath: @autoclosure () -> [any CodingKey]) throws -> JSONValue {
             guard value.isFinite else {
-                throw EncodingError.invalidValue(value, .init(codingPath: codingPath, debugDescription: "\(value) is not a JSON number"))
+                throw EncodingError.invalidValue(value, .init(codingPath: codingPath(), debugDescription: "\(value) is not a JSON number"))
             }
             return .number(Double(value))
         }
@@ -50,7 +82,7 @@ enum JSONValueEncoder {
         var userInfo: [CodingUserInfoKey: Any] { [:] }
 
         func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
-            if node.object == nil { node.object = [:] }
+            if node.object == nil { node.object = [] }
             return KeyedEncodingContainer(KeyedContainer<Key>(node: node, codingPath: codingPath))
         }
 
@@ -69,14 +101,12 @@ enum JSONValueEncoder {
         let codingPath: [any CodingKey]
 
         private func set(_ value: JSONValue, for key: Key) {
-            let child = Node()
-            child.single = value
-            node.object![key.stringValue] = child
+            node.object!.append((key.stringValue, .leaf(value)))
         }
 
         private func child(for key: Key) -> Node {
             let child = Node()
-            node.object![key.stringValue] = child
+            node.object!.append((key.stringValue, .node(child)))
             return child
         }
 
@@ -96,7 +126,7 @@ enum JSONValueEncoder {
         mutating func encode(_ value: UInt32, forKey key: Key) throws { set(.number(Double(value)), for: key) }
         mutating func encode(_ value: UInt64, forKey key: Key) throws { set(.number(Double(value)), for: key) }
         mutating func encode<T: Encodable>(_ value: T, forKey key: Key) throws {
-            try Node.encode(value, into: child(for: key), codingPath: codingPath + [key])
+            node.object!.append((key.stringValue, try Node.member(value, codingPath: codingPath + [key])))
         }
 
         mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type, forKey key: Key) -> KeyedEncodingContainer<NestedKey> {
@@ -122,14 +152,12 @@ enum JSONValueEncoder {
         var count: Int { node.array!.count }
 
         private func append(_ value: JSONValue) {
-            let child = Node()
-            child.single = value
-            node.array!.append(child)
+            node.array!.append(.leaf(value))
         }
 
         private func appendChild() -> Node {
             let child = Node()
-            node.array!.append(child)
+            node.array!.append(.node(child))
             return child
         }
 
@@ -149,7 +177,7 @@ enum JSONValueEncoder {
         mutating func encode(_ value: UInt32) throws { append(.number(Double(value))) }
         mutating func encode(_ value: UInt64) throws { append(.number(Double(value))) }
         mutating func encode<T: Encodable>(_ value: T) throws {
-            try Node.encode(value, into: appendChild(), codingPath: codingPath)
+            node.array!.append(try Node.member(value, codingPath: codingPath))
         }
 
         mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type) -> KeyedEncodingContainer<NestedKey> {
@@ -185,7 +213,11 @@ enum JSONValueEncoder {
         mutating func encode(_ value: UInt32) throws { node.single = .number(Double(value)) }
         mutating func encode(_ value: UInt64) throws { node.single = .number(Double(value)) }
         mutating func encode<T: Encodable>(_ value: T) throws {
-            try Node.encode(value, into: node, codingPath: codingPath)
+            if let leaf = try Node.leaf(value, codingPath: codingPath) {
+                node.single = leaf
+            } else {
+                try value.encode(to: TreeEncoder(node: node, codingPath: codingPath))
+            }
         }
     }
 }

@@ -40,68 +40,120 @@ public struct JournalLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var fields = [
-            "MESSAGE=" + messagePrefix + event.message.description,
-            "PRIORITY=\(Self.priority(event.level))",
-            "SYSLOG_IDENTIFIER=" + identifier,
-            "CODE_FILE=" + event.file,
-            "CODE_LINE=\(event.line)",
-            "CODE_FUNC=" + event.function,
-        ]
-        if let instance { fields.append("POOLD_INSTANCE=" + instance) }
-        let merged = StderrLogHandler.merge(metadata, event.metadata)
-        for (key, value) in merged {
-            fields.append((key == MessageID.key ? "MESSAGE_ID" : Self.fieldName(key)) + "=" + "\(value)")
-        }
-        Self.send(fields)
-    }
-
-    /// The fields, one after another in one buffer (one allocation, not one per field), each its
-    /// own iovec.
-    static func send(_ fields: [String]) {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(fields.reduce(0) { $0 + $1.utf8.count })
-        var ends: [Int] = []
-        ends.reserveCapacity(fields.count)
-        for field in fields {
-            bytes.append(contentsOf: field.utf8)
-            ends.append(bytes.count)
-        }
-        bytes.withUnsafeMutableBytes { buffer in
+        withFields(for: event) { bytes, ends in
             var start = 0
             var vectors = ends.map { end in
                 defer { start = end }
-                return iovec(iov_base: buffer.baseAddress.map { $0 + start }, iov_len: end - start)
+                return iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress.map { $0 + start }), iov_len: end - start)
             }
             _ = sd_journal_sendv(&vectors, Int32(vectors.count))
         }
     }
 
+    /// The record's fields (MESSAGE, PRIORITY, SYSLOG_IDENTIFIER, CODE_*, POOLD_INSTANCE, then the
+    /// metadata, the handler's under the record's), one after another in one buffer, and where
+    /// each ends: no string is made per field, nor a dictionary merged.
+    func withFields<R>(for event: LogEvent, _ body: (UnsafeBufferPointer<UInt8>, [Int]) throws -> R) rethrows -> R {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(256 + messagePrefix.utf8.count + event.file.utf8.count + event.function.utf8.count)
+        var ends: [Int] = []
+        ends.reserveCapacity(8 + (event.metadata?.count ?? 0) + metadata.count)
+        func raw(_ text: StaticString) {
+            text.withUTF8Buffer { bytes.append(contentsOf: $0) }
+        }
+        func field(_ name: StaticString, _ value: String) {
+            raw(name)
+            bytes.append(contentsOf: value.utf8)
+            ends.append(bytes.count)
+        }
+        func decimal(_ value: UInt) {
+            // As `"\(value)"`, without the string.
+            let start = bytes.count
+            var rest = value
+            repeat {
+                bytes.append(UInt8(ascii: "0") + UInt8(rest % 10))
+                rest /= 10
+            } while rest != 0
+            bytes[start...].reverse()
+        }
+        raw("MESSAGE=")
+        bytes.append(contentsOf: messagePrefix.utf8)
+        field("", event.message.description)
+        raw("PRIORITY=")
+        decimal(UInt(Self.priority(event.level)))
+        ends.append(bytes.count)
+        field("SYSLOG_IDENTIFIER=", identifier)
+        field("CODE_FILE=", event.file)
+        raw("CODE_LINE=")
+        decimal(event.line)
+        ends.append(bytes.count)
+        field("CODE_FUNC=", event.function)
+        if let instance { field("POOLD_INSTANCE=", instance) }
+        func add(_ key: String, _ value: Logger.MetadataValue) {
+            if key == MessageID.key {
+                raw("MESSAGE_ID")
+            } else {
+                Self.appendFieldName(key, to: &bytes)
+            }
+            bytes.append(UInt8(ascii: "="))
+            bytes.append(contentsOf: value.description.utf8)
+            ends.append(bytes.count)
+        }
+        let record = event.metadata ?? [:]
+        for (key, value) in record { add(key, value) }
+        for (key, value) in metadata where record[key] == nil { add(key, value) }
+        return try bytes.withUnsafeBufferPointer { try body($0, ends) }
+    }
+
     /// The journal field for a metadata key.
     public static func fieldName(_ key: String) -> String {
+        var name: [UInt8] = []
+        appendFieldName(key, to: &name)
+        return String(decoding: name, as: UTF8.self)
+    }
+
+    /// `fieldName(key)`, appended to `bytes` byte by byte (no string made per character).
+    static func appendFieldName(_ key: String, to bytes: inout [UInt8]) {
+        let known: StaticString?
         switch key {
-        case "job": return "POOLD_JOB_ID"
-        case "kind": return "POOLD_JOB_KIND"
-        case "slot": return "POOLD_WORKER"
-        case "pid": return "POOLD_WORKER_PID"
-        default:
-            // Field names: upper-case ASCII letters, digits and underscores, not starting with an
-            // underscore or a digit (those are journald's own), at most 64 bytes.
-            var name = "POOLD_"
-            var lastWasUnderscore = true
-            for scalar in key.unicodeScalars {
-                if scalar.isASCII, scalar.properties.isUppercase || scalar.properties.isLowercase || ("0"..."9").contains(scalar) {
-                    if scalar.properties.isUppercase, !lastWasUnderscore { name += "_" }
-                    name += String(scalar).uppercased()
-                    lastWasUnderscore = false
-                } else if !lastWasUnderscore {
-                    name += "_"
+        case "job": known = "POOLD_JOB_ID"
+        case "kind": known = "POOLD_JOB_KIND"
+        case "slot": known = "POOLD_WORKER"
+        case "pid": known = "POOLD_WORKER_PID"
+        default: known = nil
+        }
+        if let known {
+            known.withUTF8Buffer { bytes.append(contentsOf: $0) }
+            return
+        }
+        // Field names: upper-case ASCII letters, digits and underscores, not starting with an
+        // underscore or a digit (those are journald's own), at most 64 bytes. Every byte of a
+        // character that is not an ASCII letter or digit is >= 0x80 or not one either: each is a
+        // separator, and a run of them one underscore.
+        let start = bytes.count
+        bytes.append(contentsOf: "POOLD_".utf8)
+        var lastWasUnderscore = true
+        for byte in key.utf8 {
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"):
+                if !lastWasUnderscore { bytes.append(UInt8(ascii: "_")) }
+                bytes.append(byte)
+                lastWasUnderscore = false
+            case UInt8(ascii: "a")...UInt8(ascii: "z"):
+                bytes.append(byte - 0x20)
+                lastWasUnderscore = false
+            case UInt8(ascii: "0")...UInt8(ascii: "9"):
+                bytes.append(byte)
+                lastWasUnderscore = false
+            default:
+                if !lastWasUnderscore {
+                    bytes.append(UInt8(ascii: "_"))
                     lastWasUnderscore = true
                 }
             }
-            while name.hasSuffix("_") { name.removeLast() }
-            return String(name.prefix(64))
         }
+        while bytes.count > start, bytes[bytes.count - 1] == UInt8(ascii: "_") { bytes.removeLast() }
+        if bytes.count - start > 64 { bytes.removeLast(bytes.count - start - 64) }
     }
 
     static func priority(_ level: Logger.Level) -> Int {

@@ -9,12 +9,13 @@ import Glibc
 public struct StderrLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level
-    private let label: String
+    /// `(label      ) `, as every line starts, made once.
+    private let linePrefix: [UInt8]
     /// Metadata the label already says (a worker's slot and pid), left off each line.
     private let omittedKeys: Set<String>
 
     public init(label: String, level: Logger.Level, omittedKeys: Set<String> = []) {
-        self.label = label
+        self.linePrefix = Array(("(" + label.padding(toLength: 11) + ") ").utf8)
         self.logLevel = level
         self.omittedKeys = omittedKeys
     }
@@ -25,18 +26,7 @@ public struct StderrLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var line = "(" + label.padding(toLength: 11) + ") "
-        if event.level >= .warning { line += event.level.rawValue.uppercased() + ": " }
-        line += event.message.description
-        let merged = Self.merge(metadata, event.metadata)
-        for key in merged.keys.sorted() where key != MessageID.key && !omittedKeys.contains(key) {
-            line += " "
-            line += key
-            line += "="
-            line += merged[key]!.description
-        }
-        line += "\n"
-        line.withUTF8 { bytes in
+        withLine(for: event) { bytes in
             var offset = 0
             while offset < bytes.count {
                 let written = write(2, bytes.baseAddress! + offset, bytes.count - offset)
@@ -49,11 +39,62 @@ public struct StderrLogHandler: LogHandler {
         }
     }
 
-    /// The handler's metadata with the record's over it; most records bring all of theirs, and
-    /// merging into an empty dictionary would copy it for nothing.
-    static func merge(_ handler: Logger.Metadata, _ record: Logger.Metadata?) -> Logger.Metadata {
-        guard let record else { return handler }
-        return handler.isEmpty ? record : handler.merging(record) { $1 }
+    /// The record's line, newline included, handed to `body`: written into one buffer on the stack
+    /// (no string is built per part and no dictionary is merged; a long line's buffer is on the
+    /// heap), with the metadata in key order, the handler's under the record's.
+    func withLine<R>(for event: LogEvent, _ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
+        let level: StaticString
+        switch event.level {
+        case .warning: level = "WARNING: "
+        case .error: level = "ERROR: "
+        case .critical: level = "CRITICAL: "
+        case .trace, .debug, .info, .notice: level = ""
+        }
+        let message = event.message.description
+        let record = event.metadata ?? [:]
+        let handler = metadata
+        return try withUnsafeTemporaryAllocation(of: (key: String, value: String).self, capacity: record.count + handler.count) { entries in
+            var count = 0
+            func add(_ key: String, _ value: Logger.MetadataValue) {
+                guard key != MessageID.key, !omittedKeys.contains(key) else { return }
+                (entries.baseAddress! + count).initialize(to: (key, value.description))
+                count += 1
+            }
+            for (key, value) in record { add(key, value) }
+            for (key, value) in handler where record[key] == nil { add(key, value) }
+            defer { if count > 0 { entries.baseAddress!.deinitialize(count: count) } }
+            var sorted = UnsafeMutableBufferPointer(rebasing: entries[..<count])
+            sorted.sort { $0.key < $1.key }
+            var length = linePrefix.count + level.utf8CodeUnitCount + message.utf8.count + 1
+            for entry in sorted { length += 2 + entry.key.utf8.count + entry.value.utf8.count }
+            return try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: length) { line in
+                var end = 0
+                func append(_ bytes: UnsafeBufferPointer<UInt8>) {
+                    guard let source = bytes.baseAddress, !bytes.isEmpty else { return }
+                    (line.baseAddress! + end).initialize(from: source, count: bytes.count)
+                    end += bytes.count
+                }
+                func append(_ text: String) {
+                    var text = text
+                    text.withUTF8 { append($0) }
+                }
+                func append(_ byte: UInt8) {
+                    line[end] = byte
+                    end += 1
+                }
+                linePrefix.withUnsafeBufferPointer { append($0) }
+                level.withUTF8Buffer { append($0) }
+                append(message)
+                for entry in sorted {
+                    append(UInt8(ascii: " "))
+                    append(entry.key)
+                    append(UInt8(ascii: "="))
+                    append(entry.value)
+                }
+                append(UInt8(ascii: "\n"))
+                return try body(UnsafeBufferPointer(rebasing: line[..<end]))
+            }
+        }
     }
 }
 
