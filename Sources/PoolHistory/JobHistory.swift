@@ -71,8 +71,13 @@ public final class JobHistory: Sendable {
 
     private struct Pending {
         var records: [Int: JobRecord] = [:]
+        /// The ids of the batch being written, taken out of `records`: still unwritten until the
+        /// transaction commits (the writer runs at low priority, so the write can take a while).
+        var writing: Set<Int> = []
         var writeScheduled = false
         var closed = false
+
+        var unwrittenCount: Int { records.count + writing.count { records[$0] == nil } }
     }
 
     private struct Health {
@@ -363,11 +368,13 @@ public final class JobHistory: Sendable {
         if let reason = lossReason() { rebuild(because: reason) }
         let batch = pending.withLock { pending in
             defer {
+                pending.writing = Set(pending.records.keys)
                 pending.records = [:]
                 pending.writeScheduled = false
             }
             return pending.records
         }
+        defer { pending.withLock { $0.writing = [] } }
         guard !batch.isEmpty else { return health.withLock { $0.problem } }
         let rows = batch.keys.sorted().map { (id: $0, arguments: StoredJob.arguments(batch[$0]!)) }
         do {
@@ -522,7 +529,7 @@ public final class JobHistory: Sendable {
     public var status: HistoryStatus {
         let (problem, incident) = health.withLock { ($0.problem, $0.lastIncident) }
         return HistoryStatus(path: path, problem: problem, lastIncident: incident,
-                             unwrittenJobs: pending.withLock { $0.records.count })
+                             unwrittenJobs: pending.withLock { $0.unwrittenCount })
     }
 
     /// While the history cannot be written: why.
