@@ -109,15 +109,17 @@ struct ShmProdConsTests {
     }
 
     @Test func aConsumerKilledHoldingASlotIsReplacedAndTheSlotRedelivered() throws {
-        // The first consumer dies right after claiming its 50th slot, before it counted it: the slot
-        // still says it holds it, and its replacement finds it there.
-        let daemon = try DaemonHarness.start(workers: 3, arguments: ["--fault", "die-consuming=50"])
+        // The first consumer dies right after claiming its 10th slot, before it counted it: the slot
+        // still says it holds it, and its replacement finds it there. 50,000 slots: however the two
+        // consumers share them (on a loaded machine one took 4,980 of 5,000 once), the first one
+        // reaches its 10th.
+        let daemon = try DaemonHarness.start(workers: 3, arguments: ["--fault", "die-consuming=10"])
         defer { try? daemon.stop() }
-        let id = try submit(daemon, ["producers": .number(1), "consumers": .number(2), "items": .number(20_000), "batch": .number(4),
+        let id = try submit(daemon, ["producers": .number(1), "consumers": .number(2), "items": .number(200_000), "batch": .number(4),
                                      "capacity": .number(16)])
         let job = try daemon.waitForJob(id)
         #expect(job.state == .succeeded, "\(job.error ?? "")")
-        expectExact(job.result, items: 20_000, "killed consumer")
+        expectExact(job.result, items: 200_000, "killed consumer")
         #expect(number(job.result?["redelivered"]) == 4, "\(String(describing: job.result))")
         let dead = deadWorkers(job)
         #expect(dead.count == 1 && dead.first?["replaced"] == .bool(true) && number(dead.first?["participant"]) == 1, "\(dead)")
