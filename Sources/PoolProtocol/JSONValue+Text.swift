@@ -41,23 +41,11 @@ extension JSONValue {
         if !number.isFinite {
             text.append(contentsOf: "null".utf8)
         } else if number.rounded() == number, abs(number) < 9.0e15 {
-            write(integer: Int64(number), to: &text)
+            text.appendDecimal(Int64(number))
         } else {
             // Swift prints the shortest text that reads back as the same Double (1e+300, 0.1).
             text.append(contentsOf: String(number).utf8)
         }
-    }
-
-    /// Its decimal digits, without a String made for them.
-    private static func write(integer: Int64, to text: inout [UInt8]) {
-        if integer < 0 { text.append(UInt8(ascii: "-")) }
-        var magnitude = integer.magnitude
-        let start = text.count
-        repeat {
-            text.append(UInt8(ascii: "0") + UInt8(magnitude % 10))
-            magnitude /= 10
-        } while magnitude > 0
-        text[start...].reverse()
     }
 
     /// A string's JSON text: bytes from 0x20 up (all of UTF-8's multi-byte sequences among them)

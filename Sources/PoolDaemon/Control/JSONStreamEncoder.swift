@@ -83,18 +83,7 @@ enum JSONStreamEncoder {
 
         /// An integer in decimal, as `String(value)` writes it, without making the string.
         mutating func writeDecimal(negative: Bool, magnitude: UInt64) {
-            if negative { bytes.append(UInt8(ascii: "-")) }
-            // 20 digits hold any UInt64.
-            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
-                var start = digits.count
-                var rest = magnitude
-                repeat {
-                    start -= 1
-                    digits[start] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: rest % 10)
-                    rest /= 10
-                } while rest != 0
-                bytes.append(contentsOf: UnsafeBufferPointer(rebasing: digits[start...]))
-            }
+            bytes.appendDecimal(magnitude: magnitude, negative: negative)
         }
 
         func byteBuffer(allocator: ByteBufferAllocator) -> ByteBuffer {

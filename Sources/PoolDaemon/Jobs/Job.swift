@@ -129,28 +129,17 @@ final class Job {
         }
         var text: [UInt8] = []
         text.reserveCapacity(24)
-        func digits(_ value: Int, _ count: Int) {
-            var divisor = 1
-            for _ in 1..<count { divisor *= 10 }
-            while divisor > 0 {
-                text.append(UInt8(ascii: "0") + UInt8(value / divisor % 10))
-                divisor /= 10
-            }
+        func field(_ value: Int32, _ width: Int, then separator: Character) {
+            text.appendDecimal(Int64(value), width: width)
+            text.append(separator.asciiValue!)
         }
-        digits(Int(parts.tm_year) + 1900, 4)
-        text.append(UInt8(ascii: "-"))
-        digits(Int(parts.tm_mon) + 1, 2)
-        text.append(UInt8(ascii: "-"))
-        digits(Int(parts.tm_mday), 2)
-        text.append(UInt8(ascii: "T"))
-        digits(Int(parts.tm_hour), 2)
-        text.append(UInt8(ascii: ":"))
-        digits(Int(parts.tm_min), 2)
-        text.append(UInt8(ascii: ":"))
-        digits(Int(parts.tm_sec), 2)
-        text.append(UInt8(ascii: "."))
-        digits(millis, 3)
-        text.append(UInt8(ascii: "Z"))
+        field(parts.tm_year + 1900, 4, then: "-")
+        field(parts.tm_mon + 1, 2, then: "-")
+        field(parts.tm_mday, 2, then: "T")
+        field(parts.tm_hour, 2, then: ":")
+        field(parts.tm_min, 2, then: ":")
+        field(parts.tm_sec, 2, then: ".")
+        field(Int32(millis), 3, then: "Z")
         return String(decoding: text, as: UTF8.self)
     }
 

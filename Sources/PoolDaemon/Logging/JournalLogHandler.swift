@@ -1,5 +1,6 @@
 import CSystemd
 import Logging
+import PoolProtocol
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -66,26 +67,16 @@ public struct JournalLogHandler: LogHandler {
             bytes.append(contentsOf: value.utf8)
             ends.append(bytes.count)
         }
-        func decimal(_ value: UInt) {
-            // As `"\(value)"`, without the string.
-            let start = bytes.count
-            var rest = value
-            repeat {
-                bytes.append(UInt8(ascii: "0") + UInt8(rest % 10))
-                rest /= 10
-            } while rest != 0
-            bytes[start...].reverse()
-        }
         raw("MESSAGE=")
         bytes.append(contentsOf: messagePrefix.utf8)
         field("", event.message.description)
         raw("PRIORITY=")
-        decimal(UInt(Self.priority(event.level)))
+        bytes.appendDecimal(Int64(Self.priority(event.level)))
         ends.append(bytes.count)
         field("SYSLOG_IDENTIFIER=", identifier)
         field("CODE_FILE=", event.file)
         raw("CODE_LINE=")
-        decimal(event.line)
+        bytes.appendDecimal(magnitude: UInt64(event.line))
         ends.append(bytes.count)
         field("CODE_FUNC=", event.function)
         if let instance { field("POOLD_INSTANCE=", instance) }
