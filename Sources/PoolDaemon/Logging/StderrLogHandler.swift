@@ -39,9 +39,9 @@ public struct StderrLogHandler: LogHandler {
         }
     }
 
-    /// The record's line, newline included, handed to `body`: written into one byte array sized
-    /// up front (no string is built per part and no dictionary is merged), with the metadata in
-    /// key order, the handler's under the record's.
+    /// The record's line, newline included, handed to `body`: written into one buffer on the stack
+    /// (no string is built per part and no dictionary is merged; a long line's buffer is on the
+    /// heap), with the metadata in key order, the handler's under the record's.
     func withLine<R>(for event: LogEvent, _ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
         let level: StaticString
         switch event.level {
@@ -50,28 +50,51 @@ public struct StderrLogHandler: LogHandler {
         case .critical: level = "CRITICAL: "
         case .trace, .debug, .info, .notice: level = ""
         }
-        let record = event.metadata ?? [:]
-        var entries: [(key: String, value: String)] = []
-        entries.reserveCapacity(record.count + metadata.count)
-        for (key, value) in record { entries.append((key, value.description)) }
-        for (key, value) in metadata where record[key] == nil { entries.append((key, value.description)) }
-        entries.removeAll { $0.key == MessageID.key || omittedKeys.contains($0.key) }
-        entries.sort { $0.key < $1.key }
         let message = event.message.description
-        var line: [UInt8] = []
-        line.reserveCapacity(linePrefix.count + level.utf8CodeUnitCount + message.utf8.count + 1
-            + entries.reduce(0) { $0 + 2 + $1.key.utf8.count + $1.value.utf8.count })
-        line.append(contentsOf: linePrefix)
-        level.withUTF8Buffer { line.append(contentsOf: $0) }
-        line.append(contentsOf: message.utf8)
-        for entry in entries {
-            line.append(UInt8(ascii: " "))
-            line.append(contentsOf: entry.key.utf8)
-            line.append(UInt8(ascii: "="))
-            line.append(contentsOf: entry.value.utf8)
+        let record = event.metadata ?? [:]
+        let handler = metadata
+        return try withUnsafeTemporaryAllocation(of: (key: String, value: String).self, capacity: record.count + handler.count) { entries in
+            var count = 0
+            func add(_ key: String, _ value: Logger.MetadataValue) {
+                guard key != MessageID.key, !omittedKeys.contains(key) else { return }
+                (entries.baseAddress! + count).initialize(to: (key, value.description))
+                count += 1
+            }
+            for (key, value) in record { add(key, value) }
+            for (key, value) in handler where record[key] == nil { add(key, value) }
+            defer { if count > 0 { entries.baseAddress!.deinitialize(count: count) } }
+            var sorted = UnsafeMutableBufferPointer(rebasing: entries[..<count])
+            sorted.sort { $0.key < $1.key }
+            var length = linePrefix.count + level.utf8CodeUnitCount + message.utf8.count + 1
+            for entry in sorted { length += 2 + entry.key.utf8.count + entry.value.utf8.count }
+            return try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: length) { line in
+                var end = 0
+                func append(_ bytes: UnsafeBufferPointer<UInt8>) {
+                    guard let source = bytes.baseAddress, !bytes.isEmpty else { return }
+                    (line.baseAddress! + end).initialize(from: source, count: bytes.count)
+                    end += bytes.count
+                }
+                func append(_ text: String) {
+                    var text = text
+                    text.withUTF8 { append($0) }
+                }
+                func append(_ byte: UInt8) {
+                    line[end] = byte
+                    end += 1
+                }
+                linePrefix.withUnsafeBufferPointer { append($0) }
+                level.withUTF8Buffer { append($0) }
+                append(message)
+                for entry in sorted {
+                    append(UInt8(ascii: " "))
+                    append(entry.key)
+                    append(UInt8(ascii: "="))
+                    append(entry.value)
+                }
+                append(UInt8(ascii: "\n"))
+                return try body(UnsafeBufferPointer(rebasing: line[..<end]))
+            }
         }
-        line.append(UInt8(ascii: "\n"))
-        return try line.withUnsafeBufferPointer(body)
     }
 }
 
