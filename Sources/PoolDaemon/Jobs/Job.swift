@@ -129,9 +129,9 @@ final class Job {
         }
         var text: [UInt8] = []
         text.reserveCapacity(24)
-        func field(_ value: Int32, _ width: Int, then separator: Character) {
+        func field(_ value: Int32, _ width: Int, then separator: Unicode.Scalar) {
             text.appendDecimal(Int64(value), width: width)
-            text.append(separator.asciiValue!)
+            text.append(UInt8(ascii: separator))
         }
         field(parts.tm_year + 1900, 4, then: "-")
         field(parts.tm_mon + 1, 2, then: "-")
