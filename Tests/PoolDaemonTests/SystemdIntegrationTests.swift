@@ -184,6 +184,8 @@ struct SystemdIntegrationTests {
         func tasks(_ list: [JSONValue]) -> Int { list.filter { $0["MESSAGE"]?.stringValue?.contains("I'm the task") == true }.count }
         // Job 1 ran 3 tasks on the first daemon and 5 on the second: each socket shows its own.
         #expect(tasks(records("firstJob1")) == 3 && tasks(records("secondJob1")) == 5)
+        // A worker's records of a later job carry that job (a worker logs every job through one logger).
+        #expect(tasks(records("firstJob2")) == 2, "\(records("firstJob2"))")
         #expect(records("firstJob1").allSatisfy { $0["POOLD_INSTANCE"]?.stringValue == first })
         #expect(records("secondJob1").allSatisfy { $0["POOLD_INSTANCE"]?.stringValue == second })
         let text = result["firstText"]?["stdout"]?.stringValue ?? ""

@@ -62,6 +62,10 @@ public struct WorkerRuntime {
         logger.debug("ready")
 
         let mappings = JobSegmentMappings(names: names)
+        // One logger for every job, its metadata set in place: a copy per job, made and given two
+        // keys, copied the logger's storage, handler and metadata each time (a third of what a
+        // worker did per trivial job, outside the job itself).
+        var jobLogger = logger
         var reports = 0
         while true {
             let command: WorkerCommand?
@@ -83,7 +87,7 @@ public struct WorkerRuntime {
                 logger.debug("exiting on request")
                 return 0
             case .runJob?:
-                let outcome = runJob(command, record: record, mappings: mappings)
+                let outcome = runJob(command, record: record, mappings: mappings, logger: &jobLogger)
                 let event = WorkerEvent(kind: .jobEnded, slot: slot, pid: pid, jobID: Int(command.jobID),
                                         outcome: outcome.outcome, errorCode: outcome.errorCode, reason: outcome.reason)
                 reports += 1
@@ -108,8 +112,10 @@ public struct WorkerRuntime {
         doorbell?.ring()
     }
 
-    private func runJob(_ command: WorkerCommand, record: Scoreboard.Record,
-                        mappings: JobSegmentMappings) -> (outcome: WorkerEvent.Outcome, errorCode: Int32, reason: String) {
+    /// Runs the worker's part of a job, logging through `jobLogger` (this worker's logger, given
+    /// the job's metadata).
+    private func runJob(_ command: WorkerCommand, record: Scoreboard.Record, mappings: JobSegmentMappings,
+                        logger jobLogger: inout Logger) -> (outcome: WorkerEvent.Outcome, errorCode: Int32, reason: String) {
         let jobID = Int(command.jobID)
         let participant = Int(command.participant)
         let segment: JobSegment
@@ -130,9 +136,8 @@ public struct WorkerRuntime {
         record.jobID.store(UInt64(jobID), ordering: .relaxed)
         defer { record.jobID.store(0, ordering: .relaxed) }
         logger.debug("running \(kind.name) job \(jobID) as participant \(participant)")
-        var jobLogger = logger
-        jobLogger[metadataKey: "job"] = "\(jobID)"
-        jobLogger[metadataKey: "kind"] = "\(kind.name)"
+        jobLogger[metadataKey: "job"] = .string(String(jobID))
+        jobLogger[metadataKey: "kind"] = .string(kind.name)
         let attempt = Int(command.attempt)
         if attempt > 0 { logger.notice("taking over participant \(participant) of job \(jobID) from a worker that died (attempt \(attempt))") }
         let context = ParticipantContext(segment: segment, participant: participant, attempt: attempt, slot: slot,

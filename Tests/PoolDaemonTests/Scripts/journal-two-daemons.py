@@ -66,6 +66,9 @@ try:
     follower.kill()
     follower.wait(timeout=10)
     result["followed"] = seen
+    # Job 2 ran on the workers job 1 did: their records of it name job 2, not the job before.
+    journal.sync()
+    result["firstJob2"] = records(ctl(first_sock, "--json", "logs", "2"))
 
     for process, sock in ((first, first_sock), (second, second_sock)):
         ctl(sock, "shutdown")
