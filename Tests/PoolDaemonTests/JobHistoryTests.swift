@@ -162,6 +162,32 @@ struct JobHistoryTests {
         #expect(try integrityCheck(state) == ["ok"])
     }
 
+    @Test func aJobQueuedWhenTheDaemonIsKilledIsRecordedAsQueuedAndInterruptedAfterTheRestart() throws {
+        let state = try TemporaryDirectory()
+        defer { state.remove() }
+        let first = try DaemonHarness.start(workers: 1, stateDirectory: state.path)
+        defer { try? first.stop() }
+        let long = try first.poolctl("--json", "run", "counter", "--detach", "--mode", "atomic", "--workers", "1", "--no-split", "--iterations", "10000000000")
+        #expect(long.status == 0, "\(long.stderr)")
+        #expect(try long.json(JobRecord.self).state == .running)
+        // The only worker is busy: the next job waits, and a detached Run replies once the job is
+        // recorded (a job that starts at once is recorded by its start, one that waits by its queueing).
+        let waiting = try first.poolctl("--json", "run", "tasks", "--detach", "--count", "1")
+        #expect(waiting.status == 0, "\(waiting.stderr)")
+        let queued = try waiting.json(JobRecord.self)
+        #expect(queued.state == .queued)
+        try first.killAndCleanUp()
+
+        let stored = try inspect(state) { try String.fetchOne($0, sql: "SELECT state FROM job WHERE id = ?", arguments: [queued.id]) }
+        #expect(stored == "queued")
+        let second = try DaemonHarness.start(workers: 1, stateDirectory: state.path)
+        defer { try? second.stop() }
+        let interrupted = try #require(try jobs(second).first { $0.id == queued.id })
+        #expect(interrupted.state == .interrupted && interrupted.startedAt == nil)
+        #expect(interrupted.error?.contains("was queued") == true, "\(interrupted.error ?? "no error")")
+        try second.stop()
+    }
+
     @Test func theHistoryKeepsTheLastNJobsAcrossRestarts() throws {
         let state = try TemporaryDirectory()
         defer { state.remove() }

@@ -43,12 +43,12 @@ final class HistoryIndex {
         return nextJobID
     }
 
-    /// A job with the id `takeJobID` gave was queued: it is listed from now on.
+    /// A job with the id `takeJobID` gave was queued: it is listed from now on. Its record is the
+    /// caller's to save, once it knows whether the job started at once (whose start saves it).
     func add(_ job: Job) {
         precondition(job.id == nextJobID, "jobs are enqueued in id order")
         nextJobID += 1
         order.append(job.id)
-        save(job)
     }
 
     /// Saves the job's current record (written off the loop, coalesced with other changes).

@@ -14,6 +14,9 @@ extension PoolController {
     func enqueue(_ job: Job) {
         scheduler.enqueue(job)
         dispatchJobs()
+        // A job that started (or failed) at once has saved a newer record; the history would
+        // overwrite a queued one unwritten, after building it for nothing.
+        if job.state == .queued { history.save(job) }
         noteChange()
     }
 
