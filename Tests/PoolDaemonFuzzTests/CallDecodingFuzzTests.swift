@@ -123,6 +123,7 @@ import Testing
             #expect(parse(declined) == nil, "\(declined)")
         }
         #expect(Array([0x22, 0xFF, 0x22] as [UInt8]).withUnsafeBytes { PlainJSONParser.parse($0) } == nil, "invalid UTF-8 in a string")
+        #expect(parse(#"{"kind":"tâches","é":[]}"#) == .object(["kind": .string("tâches"), "é": .array([])]), "valid UTF-8 beyond ASCII")
     }
 
     @Test func theFirstInvalidUTF8ByteIsFoundExactly() async {

@@ -74,14 +74,18 @@ enum PlainJSONParser {
         private mutating func string() -> String? {
             index += 1
             let start = index
+            var ascii = true
             while index < bytes.count {
                 let byte = bytes[index]
                 if byte == UInt8(ascii: "\"") {
-                    let text = String(validating: UnsafeRawBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
+                    let text = UnsafeRawBufferPointer(rebasing: bytes[start..<index])
                     index += 1
-                    return text
+                    // ASCII is valid UTF-8 as it is; `String(validating:)` checks the rest, through
+                    // a generic path whose runtime lookups cost more than a short key itself.
+                    return ascii ? String(decoding: text, as: UTF8.self) : String(validating: text, as: UTF8.self)
                 }
                 if byte == UInt8(ascii: "\\") || byte < 0x20 { return nil }
+                if byte >= 0x80 { ascii = false }
                 index += 1
             }
             return nil
@@ -89,12 +93,14 @@ enum PlainJSONParser {
 
         private mutating func object(depth: Int) -> JSONValue? {
             index += 1
-            var members: [String: JSONValue] = [:]
             skipSpace()
             if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
                 index += 1
-                return .object(members)
+                return .object([:])
             }
+            // Room for a varlink call's objects (two or three members) at once: grown from empty,
+            // a dictionary is reallocated and rehashed at its second member.
+            var members = [String: JSONValue](minimumCapacity: 3)
             while true {
                 skipSpace()
                 guard index < bytes.count, bytes[index] == UInt8(ascii: "\""), let key = string() else { return nil }
