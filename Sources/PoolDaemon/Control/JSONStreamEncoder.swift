@@ -87,7 +87,8 @@ enum JSONStreamEncoder {
         }
 
         func byteBuffer(allocator: ByteBufferAllocator) -> ByteBuffer {
-            var buffer = allocator.buffer(capacity: bytes.count)
+            // A byte to spare: a varlink reply ends with a NUL, which would reallocate a full buffer.
+            var buffer = allocator.buffer(capacity: bytes.count + 1)
             buffer.writeBytes(bytes)
             return buffer
         }

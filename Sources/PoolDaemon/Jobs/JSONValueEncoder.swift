@@ -26,6 +26,14 @@ enum JSONValueEncoder {
         var object: [(key: String, member: Member)]?
         var array: [Member]?
 
+        /// Room for a typical record's members at once: grown one by one, an array is reallocated
+        /// at its second, third and fifth member.
+        static func emptyMembers() -> [(key: String, member: Member)] {
+            var members: [(key: String, member: Member)] = []
+            members.reserveCapacity(8)
+            return members
+        }
+
         enum Member {
             case leaf(JSONValue)
             case node(Node)
@@ -82,7 +90,7 @@ enum JSONValueEncoder {
         var userInfo: [CodingUserInfoKey: Any] { [:] }
 
         func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
-            if node.object == nil { node.object = [] }
+            if node.object == nil { node.object = Node.emptyMembers() }
             return KeyedEncodingContainer(KeyedContainer<Key>(node: node, codingPath: codingPath))
         }
 

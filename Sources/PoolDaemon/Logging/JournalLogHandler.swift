@@ -92,7 +92,7 @@ public struct JournalLogHandler: LogHandler {
         }
         let record = event.metadata ?? [:]
         for (key, value) in record { add(key, value) }
-        for (key, value) in metadata where record[key] == nil { add(key, value) }
+        for (key, value) in metadata where record.isEmpty || record[key] == nil { add(key, value) }
         return try bytes.withUnsafeBufferPointer { try body($0, ends) }
     }
 

@@ -11,13 +11,14 @@ public struct StderrLogHandler: LogHandler {
     public var logLevel: Logger.Level
     /// `(label      ) `, as every line starts, made once.
     private let linePrefix: [UInt8]
-    /// Metadata the label already says (a worker's slot and pid), left off each line.
-    private let omittedKeys: Set<String>
+    /// Metadata the label and the job's log already say (a worker's slot, pid, job and kind), left
+    /// off each line. A list: it holds four keys at most, compared faster than a set hashes one.
+    private let omittedKeys: [String]
 
     public init(label: String, level: Logger.Level, omittedKeys: Set<String> = []) {
         self.linePrefix = Array(("(" + label.padding(toLength: 11) + ") ").utf8)
         self.logLevel = level
-        self.omittedKeys = omittedKeys
+        self.omittedKeys = omittedKeys.sorted()
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -61,7 +62,7 @@ public struct StderrLogHandler: LogHandler {
                 count += 1
             }
             for (key, value) in record { add(key, value) }
-            for (key, value) in handler where record[key] == nil { add(key, value) }
+            for (key, value) in handler where record.isEmpty || record[key] == nil { add(key, value) }
             defer { if count > 0 { entries.baseAddress!.deinitialize(count: count) } }
             var sorted = UnsafeMutableBufferPointer(rebasing: entries[..<count])
             sorted.sort { $0.key < $1.key }

@@ -147,7 +147,8 @@ final class JobScheduler {
         }
         let on = assigned.count == 1 ? "slot \(assigned[0])" : "slots " + assigned.map(String.init).joined(separator: ", ")
         logger.info("job \(job.id) (\(job.plan.kind.name)) started on \(on)",
-                    metadata: ["job": "\(job.id)", "kind": "\(job.plan.kind.name)", "slots": "\(Self.list(assigned))", MessageID.key: MessageID.jobStarted])
+                    metadata: ["job": .string(String(job.id)), "kind": .string(job.plan.kind.name), "slots": .string(Self.list(assigned)),
+                               MessageID.key: MessageID.jobStarted])
         if let monitor = job.plan.makeMonitor(segment: segment) {
             job.monitor = monitor
             scheduleMonitor(for: job, monitor: monitor, after: monitor.initialDelay)
@@ -290,9 +291,9 @@ final class JobScheduler {
         history.save(record)
         for id in history.prune(limit: policy.historyLimit, current: jobs) { jobs[id] = nil }
         let elapsed = job.startedAt.map { job.finishedAt!.timeIntervalSince($0) }
-        var metadata: Logger.Metadata = ["job": "\(job.id)", "kind": "\(job.plan.kind.name)", "state": "\(job.state.rawValue)",
-                                         "seconds": "\(Self.fixed(elapsed ?? 0, decimals: 3))"]
-        if let failure = job.failure { metadata["error"] = "\(failure)" }
+        var metadata: Logger.Metadata = ["job": .string(String(job.id)), "kind": .string(job.plan.kind.name), "state": .string(job.state.rawValue),
+                                         "seconds": .string(Self.fixed(elapsed ?? 0, decimals: 3))]
+        if let failure = job.failure { metadata["error"] = .string(failure) }
         // "job 7 (prodcons) succeeded in 1.20s: checksum OK, 1000000 items": what and how, in the text.
         let when = elapsed.map { job.state == .succeeded ? " in \(Self.seconds($0))" : " after \(Self.seconds($0))" } ?? " before it started"
         // What `record.summary` says, without decoding the result back into its type.
