@@ -74,11 +74,13 @@ int pool_mq_unlink(const char *name) { return mq_unlink(name); }
 
 int pool_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
 
-int pool_thread_name_and_nice(const char *name, int nice) {
+int pool_thread_name_and_background(const char *name) {
     char kept[16];
     snprintf(kept, sizeof kept, "%s", name);
     pthread_setname_np(pthread_self(), kept);
-    return setpriority(PRIO_PROCESS, (id_t)gettid(), nice);
+    struct sched_param none = {0};
+    if (sched_setscheduler(0, SCHED_IDLE, &none) == 0) return 0;
+    return setpriority(PRIO_PROCESS, (id_t)gettid(), 19) == 0 ? 1 : -1;
 }
 
 int pool_pidfd_send_signal(int pidfd, int sig) {

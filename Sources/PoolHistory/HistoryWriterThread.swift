@@ -2,20 +2,22 @@ import CPooldShim
 import NIOCore
 import NIOPosix
 
-/// The thread every database access of the history runs on: one event loop of its own, at the
-/// lowest priority (nice 19).
+/// The thread every database access of the history runs on: one event loop of its own, a
+/// background thread (SCHED_IDLE; nice 19 where that is refused).
 ///
 /// A history write is a burst of CPU (about 10 µs a record, in batches every `coalescing`), and
-/// on two cores it often holds the core that the event loop or a worker is woken on next: at
-/// the default priority the woken thread waited behind the whole batch, and one Run in forty
-/// took the batch's time (p99 five times p50). At nice 19 its weight is 15 against 1024, so the
-/// scheduler hands the core to a woken daemon or worker thread at once; the writer still gets
-/// its share when the machine is busy, so records are not held back for long (unlike
-/// SCHED_IDLE, which a busy machine could starve). A DispatchQueue cannot be given such a thread
+/// on two cores it often holds the core that the event loop or a worker is woken on next. At
+/// the default priority the woken thread waited behind the whole batch (one Run in forty took
+/// the batch's time). At nice 19 it still did, on this kernel's scheduler (EEVDF): a thread
+/// that has used more than its share, as a busy event loop has, is not eligible to preempt
+/// until the others catch up, however low their weight; on two CPUs a Run's p99 stayed at
+/// 400-500 µs, five times its p50. A SCHED_IDLE thread is preempted by any other at once
+/// (p99 150-170 µs, the same runs). The price: when other work keeps every core busy, the
+/// writer gets less (a weight of 3 against nice 19's 15), so records wait longer in memory and
+/// a detached Run, acknowledged once written, took 140-230 ms instead of 45-60 with two
+/// spinning processes on the two cores. A DispatchQueue cannot be given such a thread
 /// (libdispatch sets its threads' priority itself, per quality of service), hence a loop.
 final class HistoryWriterThread: Sendable {
-    static let nice: Int32 = 19
-
     private let group: MultiThreadedEventLoopGroup
     private let loop: any EventLoop
 
@@ -23,9 +25,9 @@ final class HistoryWriterThread: Sendable {
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         loop = group.next()
         loop.execute {
-            // Lowering its own priority needs no privilege; if it fails the writer only runs at
-            // the default priority, as it did before.
-            _ = pool_thread_name_and_nice(name, Self.nice)
+            // Lowering its own priority needs no privilege; where both ways are refused the
+            // writer runs at the default priority, which costs only the tail above.
+            _ = pool_thread_name_and_background(name)
         }
     }
 

@@ -107,11 +107,13 @@ struct SystemdUnitTests {
             "socket", "bind", "listen", "accept4", "getsockopt", "getsockname", "getpeername", "connect", "sendmsg", "writev",
             // the runtime
             "prlimit64", "sched_getaffinity", "getrandom", "madvise", "mprotect", "rseq", "set_robust_list",
+            // the job history's background thread
+            "sched_setscheduler", "setpriority",
         ]
         let refused = needed.filter { !allowed.contains($0) }
         #expect(refused.isEmpty, "SystemCallFilter= refuses system calls poold makes: \(refused)")
         // And it is a real filter: what a pool has no business calling stays out.
-        for denied in ["mount", "reboot", "init_module", "ptrace", "setuid", "bpf", "swapon"] {
+        for denied in ["mount", "reboot", "init_module", "ptrace", "setuid", "bpf", "swapon", "sched_setattr", "setrlimit"] {
             #expect(!allowed.contains(denied), "SystemCallFilter= allows \(denied)")
         }
     }

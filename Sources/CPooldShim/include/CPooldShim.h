@@ -29,9 +29,10 @@ int pool_pidfd_open(pid_t pid);
 
 int pool_pidfd_send_signal(int pidfd, int sig);
 
-/// Names the calling thread (at most 15 bytes are kept) and sets its own nice value (on Linux a
-/// thread's, by its thread id). Returns 0, or -1 with errno from setpriority.
-int pool_thread_name_and_nice(const char *name, int nice);
+/// Names the calling thread (at most 15 bytes are kept) and makes it a background thread: under
+/// SCHED_IDLE (0), else, where that is refused, at nice 19 (1); -1 with errno when both are.
+/// Neither needs a privilege: both only lower the calling thread's own priority.
+int pool_thread_name_and_background(const char *name);
 
 /// Reaps the process behind `pidfd` without blocking. Returns 1 when reaped (with `code` being
 /// CLD_EXITED/CLD_KILLED/CLD_DUMPED and `status` the exit code or signal), 0 if it still runs, -1 on error.
