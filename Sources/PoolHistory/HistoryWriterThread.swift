@@ -8,15 +8,15 @@ import NIOPosix
 /// A history write is a burst of CPU (about 10 µs a record, in batches every `coalescing`), and
 /// on two cores it often holds the core that the event loop or a worker is woken on next. At
 /// the default priority the woken thread waited behind the whole batch (one Run in forty took
-/// the batch's time). At nice 19 it still did, on this kernel's scheduler (EEVDF): a thread
-/// that has used more than its share, as a busy event loop has, is not eligible to preempt
-/// until the others catch up, however low their weight; on two CPUs a Run's p99 stayed at
-/// 400-500 µs, five times its p50. A SCHED_IDLE thread is preempted by any other at once
-/// (p99 150-170 µs, the same runs). The price: when other work keeps every core busy, the
-/// writer gets less (a weight of 3 against nice 19's 15), so records wait longer in memory and
-/// a detached Run, acknowledged once written, took 140-230 ms instead of 45-60 with two
-/// spinning processes on the two cores. A DispatchQueue cannot be given such a thread
-/// (libdispatch sets its threads' priority itself, per quality of service), hence a loop.
+/// the batch's time). At nice 19 it still often did on this kernel (6.18, whose EEVDF scheduler
+/// lets a woken thread preempt only when it deems it eligible, whatever the weights): on two CPUs
+/// a Run's p99 stayed at 400-500 µs, five times its p50. A SCHED_IDLE thread is preempted by any
+/// other at once, by the policy's own rule (p99 140-160 µs, the same runs). The price: when
+/// other work keeps every core busy the writer gets less (a weight of 3 against nice 19's 15), so
+/// records wait longer in memory: with two spinning processes on the two cores, a detached Run
+/// (acknowledged once written) took 140-230 ms instead of 45-60. A DispatchQueue cannot be given
+/// such a thread (libdispatch sets its threads' priority itself, per quality of service), hence a
+/// loop.
 final class HistoryWriterThread: Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let loop: any EventLoop

@@ -71,13 +71,15 @@ public final class JobHistory: Sendable {
 
     private struct Pending {
         var records: [Int: JobRecord] = [:]
-        /// The ids of the batch being written, taken out of `records`: still unwritten until the
-        /// transaction commits (the writer runs at low priority, so the write can take a while).
-        var writing: Set<Int> = []
+        /// The batch being written, taken out of `records`: still unwritten until the transaction
+        /// commits (the writer runs at low priority, so the write can take a while). The batch
+        /// itself, not a set of its ids: the loop waits for this lock, and the writer, preempted
+        /// by any other thread, should hold it for no more than a swap.
+        var writing: [Int: JobRecord] = [:]
         var writeScheduled = false
         var closed = false
 
-        var unwrittenCount: Int { records.count + writing.count { records[$0] == nil } }
+        var unwrittenCount: Int { records.count + writing.keys.count { records[$0] == nil } }
     }
 
     private struct Health {
@@ -368,13 +370,14 @@ public final class JobHistory: Sendable {
         if let reason = lossReason() { rebuild(because: reason) }
         let batch = pending.withLock { pending in
             defer {
-                pending.writing = Set(pending.records.keys)
+                pending.writing = pending.records
                 pending.records = [:]
                 pending.writeScheduled = false
             }
             return pending.records
         }
-        defer { pending.withLock { $0.writing = [] } }
+        // `batch` outlives the lock's copy, so that the records are released outside it.
+        defer { withExtendedLifetime(batch) { pending.withLock { $0.writing = [:] } } }
         guard !batch.isEmpty else { return health.withLock { $0.problem } }
         let rows = batch.keys.sorted().map { (id: $0, arguments: StoredJob.arguments(batch[$0]!)) }
         do {
