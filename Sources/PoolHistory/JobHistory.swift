@@ -317,7 +317,8 @@ public final class JobHistory: Sendable {
     /// While writes fail, records pile up: those of finished jobs beyond the newest `limit` would
     /// be pruned once written, so they are dropped instead (live jobs always stay).
     private static func dropSurplus(_ records: inout [Int: JobRecord], limit: Int) {
-        let finished = records.values.filter(\.state.isFinished).map(\.id).sorted()
+        // Ids only: filtering the records themselves copied each of them (on the event loop).
+        let finished = records.compactMap { $0.value.state.isFinished ? $0.key : nil }.sorted()
         for id in finished.dropLast(limit) { records[id] = nil }
     }
 

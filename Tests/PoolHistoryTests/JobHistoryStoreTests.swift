@@ -120,6 +120,22 @@ import Glibc
         #expect(written.withLock { $0 })
     }
 
+    /// Records saved faster than they are written pile up in memory; beyond twice the limit the
+    /// finished ones that pruning would drop go at once, never a live one.
+    @Test func recordsPilingUpInMemoryKeepTheNewestFinishedAndEveryLiveOne() throws {
+        let directory = try makeDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let history = try JobHistory.open(directory: directory, limit: 3, logger: logger)
+        history.save(record(1, .running))
+        for id in 2...40 { history.save(record(id, .succeeded)) }
+        #expect(history.status.unwrittenJobs <= 2 * 3 + 1, "at most twice the limit of finished ones wait, and the live one")
+        history.close()
+        let reader = try DatabaseQueue(path: directory + "/" + JobHistory.fileName)
+        defer { try? reader.close() }
+        let rows = try reader.read { try Row.fetchAll($0, sql: "SELECT id, state FROM job ORDER BY id") }
+        #expect(rows.map { "\($0["id"] as Int) \($0["state"] as String)" } == ["1 running", "38 succeeded", "39 succeeded", "40 succeeded"])
+    }
+
     @Test func aSecondStoreOnTheSameDirectoryIsRefused() throws {
         let directory = try makeDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
