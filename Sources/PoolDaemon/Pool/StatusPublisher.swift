@@ -11,10 +11,16 @@ protocol StatusSource: AnyObject {
 }
 
 /// The pool's status as others see it: the clients following it (`Status` with `more`) and
-/// systemd's STATUS=. Every change of one loop turn is pushed once; while jobs run and clients
-/// follow, the status is pushed every `progressInterval` too, for the jobs' progress (one timer
-/// for all). Lives on the event loop.
+/// systemd's STATUS=. Followers get every change of one loop turn in one push; while jobs run and
+/// clients follow, the status is pushed every `progressInterval` too, for the jobs' progress (one
+/// timer for all). STATUS= goes out at most once per `serviceStatusInterval`, as PHP-FPM's does
+/// (every `systemd_interval`): at a job's rate, a line per change was a status built, a thread
+/// woken to send it and a message for the service manager (PID 1) to parse, for every job, for a
+/// line read by a person (`systemctl status`). A change after a quiet interval goes out at once,
+/// and the last of a burst within the interval after the one before. Lives on the event loop.
 final class StatusPublisher {
+    static let serviceStatusInterval = TimeAmount.seconds(1)
+
     private let eventLoop: any EventLoop
     private let notifier: ServiceNotifier
     private let progressInterval: Duration
@@ -24,6 +30,9 @@ final class StatusPublisher {
     private var flushScheduled = false
     private var progressTimer: Scheduled<Void>?
     private var replyText = StatusReplyText()
+    /// When STATUS= last went out, and whether one is due (at the end of this turn or later).
+    private var serviceStatusSent: NIODeadline?
+    private var serviceStatusDue = false
 
     init(eventLoop: any EventLoop, notifier: ServiceNotifier, progressInterval: Duration) {
         self.eventLoop = eventLoop
@@ -50,19 +59,37 @@ final class StatusPublisher {
         replyText.text(of: status)
     }
 
-    /// Coalesces every change made during one loop turn into one status push. With no follower
-    /// and no service manager there is no one to push to: the status is not even made (a job's
-    /// start and end would each build one).
+    /// Coalesces every change made during one loop turn into one push to the followers, and
+    /// changes within `serviceStatusInterval` into one STATUS=. With no follower and no service
+    /// manager there is no one to push to: the status is not even made (a job's start and end
+    /// would each build one).
     func noteChange() {
-        guard !flushScheduled, notifier.enabled || !followers.isEmpty else { return }
+        if notifier.enabled { scheduleServiceStatus() }
+        guard !flushScheduled, !followers.isEmpty else { return }
         flushScheduled = true
         eventLoop.assumeIsolated().execute { [self] in
             flushScheduled = false
+            guard let source, !followers.isEmpty else { return }
+            let status = source.statusReply()
+            for follower in followers.values { follower(status) }
+            scheduleProgress()
+        }
+    }
+
+    private func scheduleServiceStatus() {
+        guard !serviceStatusDue else { return }
+        serviceStatusDue = true
+        let send = { [self] in
+            serviceStatusDue = false
+            serviceStatusSent = .now()
             guard let source else { return }
             let status = source.statusReply()
             notifier.status(Self.statusLine(status, stopping: source.stoppingStatusLine(status)))
-            for follower in followers.values { follower(status) }
-            scheduleProgress()
+        }
+        if let sent = serviceStatusSent, NIODeadline.now() < sent + Self.serviceStatusInterval {
+            eventLoop.assumeIsolated().scheduleTask(deadline: sent + Self.serviceStatusInterval, send)
+        } else {
+            eventLoop.assumeIsolated().execute(send)
         }
     }
 
