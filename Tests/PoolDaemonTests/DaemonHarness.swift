@@ -456,3 +456,39 @@ final class Counter: Sendable {
         value.withLock { $0 += 1; return $0 }
     }
 }
+
+/// A Run call (with `more`) whose last reply, which comes when the job has finished, is read
+/// later: the client waits for a job across the daemon's shutdown.
+final class PendingRun {
+    private let client: VarlinkClient
+    /// The job, as it was queued.
+    let job: JobRecord
+
+    init(_ daemon: DaemonHarness, kind: String, parameters: [String: JSONValue]) throws {
+        client = try daemon.client()
+        let call = VarlinkCall(method: PoolInterface.Method.run.qualifiedName, parameters: RunRequest(kind: kind, parameters: .object(parameters)),
+                               more: true)
+        try client.sendRaw([UInt8](try JSONEncoder().encode(call)) + [0])
+        job = try VarlinkClient.decode(client.readReply(), as: JobReply.self).job
+    }
+
+    /// Reads the progress replies up to the first that shows the job started (or ended).
+    func started() throws -> JobRecord {
+        var record = job
+        while record.state == .queued {
+            let reply = try client.readReply()
+            record = try VarlinkClient.decode(reply, as: JobReply.self).job
+            if reply.continues != true { break }
+        }
+        return record
+    }
+
+    /// Reads the progress replies up to the last one.
+    func finalRecord() throws -> JobRecord {
+        while true {
+            let reply = try client.readReply()
+            let record = try VarlinkClient.decode(reply, as: JobReply.self).job
+            if reply.continues != true { return record }
+        }
+    }
+}

@@ -297,31 +297,6 @@ private struct ProdConsDuringDrain {
     }
 }
 
-/// A Run call (with `more`) whose last reply, which comes when the job has finished, is read
-/// later: the client waits for a job across the daemon's shutdown.
-private final class PendingRun {
-    private let client: VarlinkClient
-    /// The job, as it was queued.
-    let job: JobRecord
-
-    init(_ daemon: DaemonHarness, kind: String, parameters: [String: JSONValue]) throws {
-        client = try daemon.client()
-        let call = VarlinkCall(method: PoolInterface.Method.run.qualifiedName, parameters: RunRequest(kind: kind, parameters: .object(parameters)),
-                               more: true)
-        try client.sendRaw([UInt8](try JSONEncoder().encode(call)) + [0])
-        job = try VarlinkClient.decode(client.readReply(), as: JobReply.self).job
-    }
-
-    /// Reads the progress replies up to the last one.
-    func finalRecord() throws -> JobRecord {
-        while true {
-            let reply = try client.readReply()
-            let record = try VarlinkClient.decode(reply, as: JobReply.self).job
-            if reply.continues != true { return record }
-        }
-    }
-}
-
 /// Waits for any process (not only a child) to exit, through a pidfd: no pid polling, and no
 /// confusion with a recycled pid.
 private final class ProcessExitWatch {

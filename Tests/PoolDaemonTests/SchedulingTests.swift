@@ -22,15 +22,17 @@ struct SchedulingTests {
     @Test func twoJobsRunAtOnceOnDisjointWorkers() throws {
         let daemon = try DaemonHarness.start(workers: 4)
         defer { try? daemon.stop() }
-        // Each takes well over the few microseconds between the two submissions.
+        // Each takes well over the few microseconds between the two submissions. Followed, not
+        // detached: a detached job starts once its record is written, which a busy machine delays.
         let long: [String: JSONValue] = ["mode": .string("locked"), "workers": .number(2), "iterations": .number(3_000_000)]
-        let first = try submit(daemon, long)
-        let second = try submit(daemon, long)
+        let firstRun = try PendingRun(daemon, kind: "counter", parameters: long)
+        let secondRun = try PendingRun(daemon, kind: "counter", parameters: long)
+        let first = try firstRun.started(), second = try secondRun.started()
         #expect(first.state == .running && second.state == .running)
         #expect(Set(first.slots).isDisjoint(with: second.slots))
 
-        let firstDone = try daemon.waitForJob(first.id)
-        let secondDone = try daemon.waitForJob(second.id)
+        let firstDone = try firstRun.finalRecord()
+        let secondDone = try secondRun.finalRecord()
         for job in [firstDone, secondDone] {
             #expect(job.state == .succeeded)
             let result = try #require(job.result).decode(CounterResult.self)
