@@ -78,10 +78,19 @@ int pool_thread_name_and_background(const char *name) {
     char kept[16];
     snprintf(kept, sizeof kept, "%s", name);
     pthread_setname_np(pthread_self(), kept);
+    // Nice 19 first: it is what the thread keeps if SCHED_IDLE is refused, and what it runs at
+    // when raised from SCHED_IDLE (pool_thread_set_idle), which RLIMIT_NICE then permits at 1.
+    if (setpriority(PRIO_PROCESS, (id_t)gettid(), 19) != 0) return -1;
     struct sched_param none = {0};
-    if (sched_setscheduler(0, SCHED_IDLE, &none) == 0) return 0;
-    return setpriority(PRIO_PROCESS, (id_t)gettid(), 19) == 0 ? 1 : -1;
+    return sched_setscheduler(0, SCHED_IDLE, &none) == 0 ? 0 : 1;
 }
+
+int pool_thread_set_idle(pid_t tid, int idle) {
+    struct sched_param none = {0};
+    return sched_setscheduler(tid, idle ? SCHED_IDLE : SCHED_OTHER, &none);
+}
+
+pid_t pool_gettid(void) { return gettid(); }
 
 int pool_pidfd_send_signal(int pidfd, int sig) {
     return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);

@@ -325,7 +325,7 @@ public final class JobHistory: Sendable {
     /// Writes every record saved before this call now, then runs `body` on the writer's queue with
     /// nil, or with why they could not be written.
     public func whenWritten(_ body: @escaping @Sendable (String?) -> Void) {
-        writer.async { [self] in body(writePending()) }
+        writer.urgently { [self] in body(writePending()) }
     }
 
     /// Writes what is pending, waits for it, and closes the database and the lock. Blocks: call it

@@ -118,6 +118,13 @@ struct SystemdUnitTests {
         }
     }
 
+    /// The history's writer may go back from SCHED_IDLE to nice 19 while someone waits for a write,
+    /// and the unit permits no higher priority than that.
+    @Test func limitNICEPermitsNice19AndNoMore() throws {
+        let service = try UnitFile(path: Repository.file("poold.service"))
+        #expect(service.value("Service", "LimitNICE") == "+19")
+    }
+
     /// LimitMSGQUEUE= covers the largest pool poold allows (`--max-workers`'s default) with every
     /// worker pair in a prodcons job using the largest messages the kernel's default limits allow.
     @Test func messageQueueLimitCoversTheLargestPool() throws {

@@ -29,10 +29,18 @@ int pool_pidfd_open(pid_t pid);
 
 int pool_pidfd_send_signal(int pidfd, int sig);
 
-/// Names the calling thread (at most 15 bytes are kept) and makes it a background thread: under
-/// SCHED_IDLE (0), else, where that is refused, at nice 19 (1); -1 with errno when both are.
-/// Neither needs a privilege: both only lower the calling thread's own priority.
+/// Names the calling thread (at most 15 bytes are kept) and makes it a background thread: nice 19
+/// and SCHED_IDLE (0), or only nice 19 where SCHED_IDLE is refused (1); -1 with errno when even
+/// nice 19 is. Neither needs a privilege: both only lower the calling thread's own priority.
 int pool_thread_name_and_background(const char *name);
+
+/// Puts thread `tid` of this process under SCHED_IDLE (`idle` 1) or back under SCHED_OTHER at
+/// its nice value (0). Going back needs CAP_SYS_NICE or an RLIMIT_NICE that permits that nice
+/// value (1 for nice 19). Returns 0, or -1 with errno.
+int pool_thread_set_idle(pid_t tid, int idle);
+
+/// The calling thread's id.
+pid_t pool_gettid(void);
 
 /// Reaps the process behind `pidfd` without blocking. Returns 1 when reaped (with `code` being
 /// CLD_EXITED/CLD_KILLED/CLD_DUMPED and `status` the exit code or signal), 0 if it still runs, -1 on error.
