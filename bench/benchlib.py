@@ -3,8 +3,10 @@ daemon started by scripts/private-poold.sh."""
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
+import threading
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -70,10 +72,11 @@ class PrivatePoold:
     and on exit its trap stops the daemon and removes the directory. (The shell ends with status
     0: on any other, the trap prints the daemon's whole log.)"""
 
-    def __init__(self, bin_dir, workers):
+    def __init__(self, bin_dir, workers, environment=None):
         holder = 'bin=$1; workers=$2; set --; source "$0" --workers "$workers"; echo "ready $daemon $POOLD_SOCKET"; read -r _ || true'
         self.shell = subprocess.Popen(["bash", "-c", holder, PRIVATE_POOLD, bin_dir, str(workers)],
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                      env=dict(os.environ, **(environment or {})))
         line = self.shell.stdout.readline().split()
         if len(line) != 3 or line[0] != "ready":
             rest, _ = self.shell.communicate(timeout=60)
@@ -91,6 +94,31 @@ class PrivatePoold:
             with open("/proc/%d/task/%s/children" % (self.pid, task)) as children:
                 pids += [int(pid) for pid in children.read().split()]
         return pids
+
+
+class ServiceManagerSocket:
+    """A NOTIFY_SOCKET read as systemd reads it, message by message, until `close`: a daemon
+    run under it sends READY=1, STATUS= and the rest as it would under a service manager."""
+
+    def __init__(self, directory):
+        self.path = os.path.join(directory, "notify.sock")
+        self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.socket.bind(self.path)
+        self.messages = 0
+        self.reader = threading.Thread(target=self.read, daemon=True)
+        self.reader.start()
+
+    def read(self):
+        try:
+            while self.socket.recv(65536):
+                self.messages += 1
+        except OSError:
+            pass
+
+    def close(self):
+        self.socket.shutdown(socket.SHUT_RDWR)
+        self.socket.close()
+        os.unlink(self.path)
 
 
 def pin_tree(pid, cpus):
