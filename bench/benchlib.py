@@ -104,14 +104,13 @@ class ServiceManagerSocket:
         self.path = os.path.join(directory, "notify.sock")
         self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.socket.bind(self.path)
-        self.messages = 0
         self.reader = threading.Thread(target=self.read, daemon=True)
         self.reader.start()
 
     def read(self):
         try:
             while self.socket.recv(65536):
-                self.messages += 1
+                pass
         except OSError:
             pass
 

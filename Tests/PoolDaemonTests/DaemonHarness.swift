@@ -457,8 +457,8 @@ final class Counter: Sendable {
     }
 }
 
-/// A Run call (with `more`) whose last reply, which comes when the job has finished, is read
-/// later: the client waits for a job across the daemon's shutdown.
+/// A Run call (with `more`) whose replies are read as the test needs them: the job's start, or
+/// its last reply, which comes when it has finished (across the daemon's shutdown, say).
 final class PendingRun {
     private let client: VarlinkClient
     /// The job, as it was queued.

@@ -18,7 +18,7 @@ public struct StderrLogHandler: LogHandler {
     public init(label: String, level: Logger.Level, omittedKeys: Set<String> = []) {
         self.linePrefix = Array(("(" + label.padding(toLength: 11) + ") ").utf8)
         self.logLevel = level
-        self.omittedKeys = omittedKeys.sorted()
+        self.omittedKeys = Array(omittedKeys)
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
