@@ -286,8 +286,11 @@ final class JobScheduler {
         job.finishedAt = Date()
         running.remove(job.id)
         finishedCount += 1
-        // The final record, made once: the history keeps it, the log line sums it up, the watchers get it.
+        // The final record, made once: the watchers get it first (their replies are what a caller
+        // waits for; on two CPUs the rest overlaps with the caller's wake-up), then the history
+        // keeps it and the log line sums it up.
         let record = job.record
+        job.notifyWatchers(record, fullLog: fullLog)
         history.save(record)
         for id in history.prune(limit: policy.historyLimit, current: jobs) { jobs[id] = nil }
         let elapsed = job.startedAt.map { job.finishedAt!.timeIntervalSince($0) }
@@ -306,7 +309,6 @@ final class JobScheduler {
             metadata[MessageID.key] = MessageID.jobFinished
             logger.info("\(message)", metadata: metadata)
         }
-        job.notifyWatchers(record, fullLog: fullLog)
         publisher.noteChange()
     }
 

@@ -77,8 +77,10 @@ public struct WorkerRuntime {
                 return 1
             }
             record.beat()
-            guard getppid() == daemonPID else { return 0 }
             guard let command else {
+                // Idle: orphaned by a daemon that died before PDEATHSIG was set? (A command comes
+                // from a live daemon: asking again per job was two system calls, 3% of a trivial job's worker time.)
+                guard getppid() == daemonPID else { return 0 }
                 mappings.dropRetired()
                 continue
             }
@@ -87,7 +89,7 @@ public struct WorkerRuntime {
                 logger.debug("exiting on request")
                 return 0
             case .runJob?:
-                let outcome = runJob(command, record: record, mappings: mappings, logger: &jobLogger)
+                let outcome = runJob(command, pid: pid, record: record, mappings: mappings, logger: &jobLogger)
                 let event = WorkerEvent(kind: .jobEnded, slot: slot, pid: pid, jobID: Int(command.jobID),
                                         outcome: outcome.outcome, errorCode: outcome.errorCode, reason: outcome.reason)
                 reports += 1
@@ -114,7 +116,7 @@ public struct WorkerRuntime {
 
     /// Runs the worker's part of a job, logging through `jobLogger` (this worker's logger, given
     /// the job's metadata).
-    private func runJob(_ command: WorkerCommand, record: Scoreboard.Record, mappings: JobSegmentMappings,
+    private func runJob(_ command: WorkerCommand, pid: pid_t, record: Scoreboard.Record, mappings: JobSegmentMappings,
                         logger jobLogger: inout Logger) -> (outcome: WorkerEvent.Outcome, errorCode: Int32, reason: String) {
         let jobID = Int(command.jobID)
         let participant = Int(command.participant)
@@ -131,7 +133,7 @@ public struct WorkerRuntime {
             return (.failed, EINVAL, reason)
         }
         let mine = segment.participant(participant)
-        mine.pid.store(Int64(getpid()), ordering: .relaxed)
+        mine.pid.store(Int64(pid), ordering: .relaxed)
         mine.slot.store(Int64(slot), ordering: .relaxed)
         record.jobID.store(UInt64(jobID), ordering: .relaxed)
         defer { record.jobID.store(0, ordering: .relaxed) }
