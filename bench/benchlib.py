@@ -72,9 +72,10 @@ class PrivatePoold:
     and on exit its trap stops the daemon and removes the directory. (The shell ends with status
     0: on any other, the trap prints the daemon's whole log.)"""
 
-    def __init__(self, bin_dir, workers, environment=None):
-        holder = 'bin=$1; workers=$2; set --; source "$0" --workers "$workers"; echo "ready $daemon $POOLD_SOCKET"; read -r _ || true'
-        self.shell = subprocess.Popen(["bash", "-c", holder, PRIVATE_POOLD, bin_dir, str(workers)],
+    def __init__(self, bin_dir, workers, environment=None, arguments=()):
+        holder = ('bin=$1; workers=$2; shift 2; extra=("$@"); set --; source "$0" --workers "$workers" "${extra[@]}"; '
+                  'echo "ready $daemon $POOLD_SOCKET"; read -r _ || true')
+        self.shell = subprocess.Popen(["bash", "-c", holder, PRIVATE_POOLD, bin_dir, str(workers)] + list(arguments),
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                       env=dict(os.environ, **(environment or {})))
         line = self.shell.stdout.readline().split()

@@ -82,6 +82,9 @@ struct Logs: ParsableCommand {
         if printed == 0 && !global.json {
             Output.info("no records" + (jobID.map { " for job \($0)" } ?? "") + (worker.map { " from slot \($0)" } ?? "")
                         + " of the pool \(pool)" + (since.map { " since \($0)" } ?? ""))
+            if let jobID {
+                Output.info("  a job that ran while more than job-log-rate jobs a second did is not logged unless it failed; `poolctl job \(jobID)` shows its record")
+            }
         }
     }
 

@@ -15,7 +15,7 @@ public struct ConfigurationFile: Sendable, Equatable {
     public static let keys = [
         "socket", "workers", "max-workers", "ipc-prefix", "log-level", "log-target", "heartbeat-timeout",
         "drain-timeout", "state-dir", "history-limit", "control-group", "client-timeout", "idle-timeout",
-        "max-connections", "max-connections-per-uid", "max-queued-jobs", "socket-mode",
+        "max-connections", "max-connections-per-uid", "max-queued-jobs", "socket-mode", "job-log-rate",
     ]
 
     public struct Entry: Sendable, Equatable {

@@ -47,6 +47,9 @@ public struct DaemonConfiguration: Sendable {
     /// Where the job history (`history.sqlite`) lives; nil keeps none on disk.
     public var stateDirectory: String?
     public var maxQueuedJobs: Int = 1000
+    /// How many jobs a second have their lines logged (JobLogLimiter); 0: all. 100 jobs, at a
+    /// few lines each, stay within journald's default rate limit (10,000 records in 30 s).
+    public var jobLogRate: Int = 100
     /// How many later jobs may start before a queued one that is waiting for workers; after that,
     /// the workers that free up are kept for it (JobScheduler.dispatch).
     public var overtakeLimit: Int = 8

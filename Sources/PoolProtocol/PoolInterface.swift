@@ -150,7 +150,7 @@ public enum PoolInterface {
         method Shutdown() -> ()
 
         # Re-reads the configuration file (poold --config), as SIGHUP does: what changed and took
-        # effect (workers, drain-timeout, heartbeat-timeout, max-queued-jobs), what takes effect at
+        # effect (workers, drain-timeout, heartbeat-timeout, max-queued-jobs, job-log-rate), what takes effect at
         # the next start, and what the command line overrides; each as `key = value`.
         method Reload() -> (configurationFile: string, applied: []string, pending: []string, ignored: []string)
 

@@ -85,6 +85,9 @@ struct Serve: ParsableCommand {
     @Option(help: "Jobs that may wait in the queue; Run gets ResourceLimit above it.")
     var maxQueuedJobs: Int = 1000
 
+    @Option(help: "How many jobs a second have their start, end and workers' lines logged; the others are summed up in a line a second, and failures are always logged (0: every job). The default stays within journald's rate limit.")
+    var jobLogRate: Int = 100
+
     @Option(help: "The permission bits of the socket the daemon binds, in octal (e.g. 0666 to let anyone connect: reading is open to all, control is still checked).")
     var socketMode: String?
 
@@ -134,6 +137,7 @@ struct Serve: ParsableCommand {
             throw ValidationError("--max-connections and --max-connections-per-uid must be at least 1")
         }
         guard maxQueuedJobs >= 0 else { throw ValidationError("--max-queued-jobs must be 0 or more") }
+        guard jobLogRate >= 0 else { throw ValidationError("--job-log-rate must be 0 (every job) or more, not \(jobLogRate)") }
         var mode: mode_t?
         if let socketMode {
             guard let bits = Serve.mode(socketMode) else {
@@ -184,6 +188,7 @@ struct Serve: ParsableCommand {
         configuration.instance = instance
         configuration.historyLimit = historyLimit
         configuration.maxQueuedJobs = maxQueuedJobs
+        configuration.jobLogRate = jobLogRate
         do {
             configuration.control.controlGroup = try ControlGroup.resolve(controlGroup ?? ControlGroup.defaultName, required: controlGroup != nil)
         } catch {

@@ -49,7 +49,8 @@ struct BenchSmokeTests {
                         "capacity 1024, batch 16, 2x2",
                         "unsafe, N", "locked, N", "atomic, N", "Queue(10) cell, polling", "blocking put/get",
                         "Manager Value and Lock cell", "POSIX queue, capacity 10, ", "Run tasks --count 1, p50",
-                        "Run tasks --count 1, p99", "Run tasks --count 1, context switches", "under a service manager, p50", "Status, p50",
+                        "Run tasks --count 1, p99", "Run tasks --count 1, context switches", "under a service manager, p50",
+                        "every job logged (--job-log-rate 0), p50", "Status, p50",
                         "runs of", "daemon RSS, 4 idle workers",
                         "a worker's RSS (median), 64 workers after a job"]
         for part in expected {

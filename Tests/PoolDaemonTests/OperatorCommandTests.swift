@@ -20,11 +20,11 @@ struct OperatorCommandTests {
         let unchanged = try daemon.poolctl("reload")
         #expect(unchanged.status == 0 && unchanged.stdout.contains("reloaded \(config): nothing changed"), "\(unchanged.stdout)\(unchanged.stderr)")
 
-        try "workers = 2\nhistory-limit = 7\ndrain-timeout = 10s\nmax-queued-jobs = 9\n".write(toFile: config, atomically: true, encoding: .utf8)
+        try "workers = 2\nhistory-limit = 7\ndrain-timeout = 10s\nmax-queued-jobs = 9\njob-log-rate = 5\n".write(toFile: config, atomically: true, encoding: .utf8)
         let reload = try daemon.poolctl("--json", "reload")
         #expect(reload.status == 0, "\(reload.stderr)")
         let reply = try reload.json(ReloadReply.self)
-        #expect(reply.applied == ["workers = 2", "drain-timeout = 10s"])
+        #expect(reply.applied == ["workers = 2", "drain-timeout = 10s", "job-log-rate = 5"])
         #expect(reply.pending == ["history-limit = 7"])
         #expect(reply.ignored == ["max-queued-jobs = 9"])
         _ = try daemon.waitForStatus { $0.poolSize == 2 && $0.workers.allSatisfy { $0.state == .ready } }

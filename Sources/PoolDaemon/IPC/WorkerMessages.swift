@@ -10,21 +10,26 @@ public struct WorkerCommand: BitwiseCopyable, Sendable, Equatable {
     /// 0 for the participant's first worker; n for the n-th replacement of one that died, which
     /// resumes from what its predecessor left in the job's segment.
     public var attempt: UInt32
-    public var reserved: UInt32 = 0
+    /// `quietFlag`: the job's info lines are not logged (JobLogLimiter); failures still are.
+    public var flags: UInt32
     /// The job's segment (`JobSegment.id`): the job's own id when it was made for this job, an
     /// earlier job's when it is reused.
     public var segmentID: UInt64
 
+    public static let quietFlag: UInt32 = 1
+
     /// `segmentID` nil: the segment made for this job.
-    public init(kind: Kind, jobID: Int = 0, segmentID: Int? = nil, participant: Int = 0, attempt: Int = 0) {
+    public init(kind: Kind, jobID: Int = 0, segmentID: Int? = nil, participant: Int = 0, attempt: Int = 0, quiet: Bool = false) {
         self.kindRaw = kind.rawValue
         self.participant = UInt32(participant)
         self.jobID = UInt64(jobID)
         self.attempt = UInt32(attempt)
+        self.flags = quiet ? Self.quietFlag : 0
         self.segmentID = UInt64(segmentID ?? jobID)
     }
 
     public var kind: Kind? { Kind(rawValue: kindRaw) }
+    public var isQuiet: Bool { flags & Self.quietFlag != 0 }
 }
 
 /// What a worker tells the daemon over the shared event queue.

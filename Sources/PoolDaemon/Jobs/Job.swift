@@ -41,6 +41,9 @@ final class Job {
     var monitorTimer: Scheduled<Void>?
     /// Log lines kept once the segment is gone (bounded: KeptJobLog).
     var finalLog: [String]?
+    /// Whether the job's start, end and workers' info lines are logged (JobLogLimiter), decided
+    /// as it starts.
+    var linesLogged: Bool?
     var progressTimer: Scheduled<Void>?
     /// The longest the job may run (`Run`'s `timeout`), and the timer that enforces it.
     var timeout: Duration?

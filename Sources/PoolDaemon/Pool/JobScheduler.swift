@@ -19,6 +19,8 @@ final class JobScheduler {
         var progressInterval: Duration
         var historyLimit: Int
         var names: IPCNames
+        /// `job-log-rate` at the start (JobLogLimiter).
+        var jobLogRate: Int
     }
 
     /// This run's jobs, queued, running and finished (the newest `historyLimit`), by id.
@@ -30,6 +32,9 @@ final class JobScheduler {
     private(set) var finishedCount = 0
     /// The job segments kept for reuse.
     let segments: JobSegmentPool
+    /// Which jobs have their lines logged (`job-log-rate`, changed by a reload).
+    var logLimiter: JobLogLimiter
+    private var logSummaryTimer: Scheduled<Void>?
     private let policy: Policy
     private let slotTable: SlotTable
     private let history: HistoryIndex
@@ -40,6 +45,7 @@ final class JobScheduler {
     init(policy: Policy, slotTable: SlotTable, history: HistoryIndex, publisher: StatusPublisher, eventLoop: any EventLoop, logger: Logger) {
         self.policy = policy
         self.segments = JobSegmentPool(names: policy.names)
+        self.logLimiter = JobLogLimiter(jobsPerSecond: policy.jobLogRate)
         self.slotTable = slotTable
         self.history = history
         self.publisher = publisher
@@ -129,13 +135,15 @@ final class JobScheduler {
         job.state = .running
         running.insert(job.id)
         job.startedAt = Date()
+        let logged = logLimiter.admit()
+        job.linesLogged = logged
         for (participant, index) in assigned.enumerated() {
             slotTable.update(index) { slot in
                 slot.state = .busy
                 slot.job = job.id
             }
             do {
-                try slotTable.send(WorkerCommand(kind: .runJob, jobID: job.id, segmentID: segment.id, participant: participant), to: index)
+                try slotTable.send(WorkerCommand(kind: .runJob, jobID: job.id, segmentID: segment.id, participant: participant, quiet: !logged), to: index)
             } catch {
                 // The worker cannot be reached; the job cannot complete. Stop the others.
                 slotTable.update(index) { slot in
@@ -145,10 +153,12 @@ final class JobScheduler {
                 endParticipant(participant, of: job, failure: "cannot send the job to slot \(index): \(error)", finishing: false)
             }
         }
-        let on = assigned.count == 1 ? "slot \(assigned[0])" : "slots " + assigned.map(String.init).joined(separator: ", ")
-        logger.info("job \(job.id) (\(job.plan.kind.name)) started on \(on)",
-                    metadata: ["job": .string(String(job.id)), "kind": .string(job.plan.kind.name), "slots": .string(Self.list(assigned)),
-                               MessageID.key: MessageID.jobStarted])
+        if logged {
+            let on = assigned.count == 1 ? "slot \(assigned[0])" : "slots " + assigned.map(String.init).joined(separator: ", ")
+            logger.info("job \(job.id) (\(job.plan.kind.name)) started on \(on)",
+                        metadata: ["job": .string(String(job.id)), "kind": .string(job.plan.kind.name), "slots": .string(Self.list(assigned)),
+                                   MessageID.key: MessageID.jobStarted])
+        }
         if let monitor = job.plan.makeMonitor(segment: segment) {
             job.monitor = monitor
             scheduleMonitor(for: job, monitor: monitor, after: monitor.initialDelay)
@@ -293,6 +303,12 @@ final class JobScheduler {
         job.notifyWatchers(record, fullLog: fullLog)
         history.save(record)
         for id in history.prune(limit: policy.historyLimit, current: jobs) { jobs[id] = nil }
+        defer { publisher.noteChange() }
+        // A job that never started is counted as it ends.
+        guard job.state == .failed || (job.linesLogged ?? logLimiter.admit()) else {
+            if logLimiter.noteUnlogged(job.state) { scheduleLogSummary() }
+            return
+        }
         let elapsed = job.startedAt.map { job.finishedAt!.timeIntervalSince($0) }
         var metadata: Logger.Metadata = ["job": .string(String(job.id)), "kind": .string(job.plan.kind.name), "state": .string(job.state.rawValue),
                                          "seconds": .string(Self.fixed(elapsed ?? 0, decimals: 3))]
@@ -309,7 +325,23 @@ final class JobScheduler {
             metadata[MessageID.key] = MessageID.jobFinished
             logger.info("\(message)", metadata: metadata)
         }
-        publisher.noteChange()
+    }
+
+    /// Sums up, a second after the first of them, the jobs that finished without their lines logged.
+    private func scheduleLogSummary() {
+        logSummaryTimer = eventLoop.assumeIsolated().scheduleTask(in: .seconds(1)) { [self] in
+            logSummaryTimer = nil
+            logUnloggedSummary()
+        }
+    }
+
+    /// Logs the summary now (also at the daemon's stop, for what the last second left).
+    func logUnloggedSummary() {
+        logSummaryTimer?.cancel()
+        logSummaryTimer = nil
+        guard let summary = logLimiter.takeSummary() else { return }
+        logger.info("\(summary.message)", metadata: ["unlogged": .string(String(summary.count)), "jobLogRate": .string(String(logLimiter.jobsPerSecond)),
+                                                     MessageID.key: MessageID.jobsUnlogged])
     }
 
     /// Fails the queued jobs `refusal` refuses (they ask for more workers than the pool can now

@@ -122,6 +122,7 @@ extension PoolController {
         slotTable.close()
         removeIPCObjects()
         watcher?.stop()
+        scheduler.logUnloggedSummary()
         logger.info("all workers stopped; IPC objects removed")
         onStopped?()
         onStopped = nil

@@ -114,6 +114,11 @@ extension PoolController {
                 throw PoolError.invalidParameter(key, "max-queued-jobs = \(value) must be 0 or more")
             }
             return { [self] in configuration.maxQueuedJobs = limit }
+        case "job-log-rate":
+            guard let rate = Int(value), rate >= 0 else {
+                throw PoolError.invalidParameter(key, "job-log-rate = \(value) must be 0 (every job) or more")
+            }
+            return { [self] in scheduler.logLimiter.jobsPerSecond = rate }
         default:
             return nil
         }

@@ -65,7 +65,7 @@ final class PoolController {
         self.scheduler = JobScheduler(
             policy: JobScheduler.Policy(overtakeLimit: configuration.overtakeLimit, cancelGrace: configuration.cancelGrace,
                                         progressInterval: configuration.progressInterval, historyLimit: configuration.historyLimit,
-                                        names: configuration.names),
+                                        names: configuration.names, jobLogRate: configuration.jobLogRate),
             slotTable: slotTable, history: history, publisher: publisher, eventLoop: eventLoop, logger: logger)
         publisher.source = self
     }

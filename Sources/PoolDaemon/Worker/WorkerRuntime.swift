@@ -140,6 +140,7 @@ public struct WorkerRuntime {
         logger.debug("running \(kind.name) job \(jobID) as participant \(participant)")
         jobLogger[metadataKey: "job"] = .string(String(jobID))
         jobLogger[metadataKey: "kind"] = .string(kind.name)
+        jobLogger.logLevel = command.isQuiet ? max(logger.logLevel, .warning) : logger.logLevel
         let attempt = Int(command.attempt)
         if attempt > 0 { logger.notice("taking over participant \(participant) of job \(jobID) from a worker that died (attempt \(attempt))") }
         let context = ParticipantContext(segment: segment, participant: participant, attempt: attempt, slot: slot,
