@@ -163,3 +163,32 @@ struct JSONStreamEncoderLeafTests {
         }
     }
 }
+
+extension JSONStreamEncoderTests {
+    /// A record through its own `encode(to:)`, not the writer's shortcut for records.
+    private struct ThroughCodable: Encodable {
+        let record: JobRecord
+        func encode(to encoder: any Encoder) throws { try record.encode(to: encoder) }
+    }
+
+    @Test func aRecordIsWrittenAsItsCodableConformanceWritesIt() throws {
+        let full = JobRecord(id: 12, kind: "prodcons", state: .running, parameters: .object(["items": .number(5), "name": .string("a \"b\"\n")]),
+                             slots: [3, 0, 7], submittedAt: "2026-12-01T12:00:00.000Z", startedAt: "2026-12-01T12:00:00.001Z",
+                             finishedAt: "2026-12-01T12:00:02.500Z",
+                             progress: JobProgress(done: 3, total: 9, queueDepth: 2, waiting: 1, woken: 4, text: "xy\u{1}z"),
+                             result: .object(["ratio": .number(0.5), "list": .array([.null, .bool(false)])]), error: "tab\there",
+                             log: ["one", "", "é ✓"], logOffset: 40, waiting: "waiting for 2 idle workers")
+        let bare = JobRecord(id: 1, kind: "tasks", state: .queued, parameters: .object([:]), slots: [], submittedAt: "2026-12-01T12:00:00.000Z")
+        let partial = JobRecord(id: -3, kind: "", state: .succeeded, parameters: .array([]), slots: [0], submittedAt: "",
+                                progress: JobProgress(done: 0, total: 0, waiting: 2), log: [])
+        for record in [full, bare, partial] {
+            let allocator = ByteBufferAllocator()
+            let shortcut = try #require(try JSONStreamEncoder.encode(JobReply(job: record), allocator: allocator))
+            let codable = try #require(try JSONStreamEncoder.encode(["job": ThroughCodable(record: record)], allocator: allocator))
+            #expect(String(buffer: shortcut) == String(buffer: codable))
+            try Self.expectSame(JobReply(job: record))
+            let listed = try #require(try JSONStreamEncoder.encode(ListJobsReply(jobs: [record, record]), allocator: allocator))
+            #expect(try JSONDecoder().decode(ListJobsReply.self, from: Data(listed.readableBytesView)).jobs == [record, record])
+        }
+    }
+}
