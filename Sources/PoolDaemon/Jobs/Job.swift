@@ -130,20 +130,29 @@ final class Job {
         guard gmtime_r(&seconds, &parts) != nil else {
             return date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
         }
-        var text: [UInt8] = []
-        text.reserveCapacity(24)
-        func field(_ value: Int32, _ width: Int, then separator: Unicode.Scalar) {
-            text.appendDecimal(Int64(value), width: width)
-            text.append(UInt8(ascii: separator))
+        // Written in place: through an array and a decoding of it, the three timestamps of a job
+        // cost a trivial Run 4% of its event loop time.
+        return String(unsafeUninitializedCapacity: 24) { text in
+            var end = 0
+            func field(_ value: Int32, _ width: Int, then separator: Unicode.Scalar) {
+                var rest = Int(value)
+                for index in stride(from: end + width - 1, through: end, by: -1) {
+                    text[index] = UInt8(ascii: "0") + UInt8(rest % 10)
+                    rest /= 10
+                }
+                text[end + width] = UInt8(ascii: separator)
+                end += width + 1
+            }
+            // The year has four digits: the seconds are below 1e11 since 2001.
+            field(parts.tm_year + 1900, 4, then: "-")
+            field(parts.tm_mon + 1, 2, then: "-")
+            field(parts.tm_mday, 2, then: "T")
+            field(parts.tm_hour, 2, then: ":")
+            field(parts.tm_min, 2, then: ":")
+            field(parts.tm_sec, 2, then: ".")
+            field(Int32(millis), 3, then: "Z")
+            return end
         }
-        field(parts.tm_year + 1900, 4, then: "-")
-        field(parts.tm_mon + 1, 2, then: "-")
-        field(parts.tm_mday, 2, then: "T")
-        field(parts.tm_hour, 2, then: ":")
-        field(parts.tm_min, 2, then: ":")
-        field(parts.tm_sec, 2, then: ".")
-        field(Int32(millis), 3, then: "Z")
-        return String(decoding: text, as: UTF8.self)
     }
 
     @discardableResult
