@@ -77,6 +77,12 @@ let package = Package(
             ],
             path: "ctl"
         ),
+        // make bench's reference for what SwiftNIO itself takes for a round trip: bench/c/echo.c on NIO.
+        .executableTarget(
+            name: "nio-echo",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")],
+            path: "bench/nio-echo"
+        ),
         // A tiny second process for the IPC tests (a peer that maps, locks, sends, or dies holding a lock).
         .executableTarget(
             name: "ipc-probe",

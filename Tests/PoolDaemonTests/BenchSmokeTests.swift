@@ -51,6 +51,7 @@ struct BenchSmokeTests {
                         "Manager Value and Lock cell", "POSIX queue, capacity 10, ", "Run tasks --count 1, p50",
                         "Run tasks --count 1, p99", "Run tasks --count 1, context switches", "under a service manager, p50",
                         "every job logged (--job-log-rate 0), p50", "Status, p50",
+                        "SwiftNIO echo (not poold: bench/nio-echo), one CPU, p50",
                         "runs of", "daemon RSS, 4 idle workers",
                         "a worker's RSS (median), 64 workers after a job"]
         for part in expected {
