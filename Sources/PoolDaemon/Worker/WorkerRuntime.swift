@@ -79,7 +79,8 @@ public struct WorkerRuntime {
             record.beat()
             guard let command else {
                 // Idle: orphaned by a daemon that died before PDEATHSIG was set? (A command comes
-                // from a live daemon: asking again per job was two system calls, 3% of a trivial job's worker time.)
+                // from a live daemon: asking per job too was two system calls, 3% of a worker's
+                // time for a trivial job.)
                 guard getppid() == daemonPID else { return 0 }
                 mappings.dropRetired()
                 continue
