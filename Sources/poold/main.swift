@@ -85,7 +85,7 @@ struct Serve: ParsableCommand {
     @Option(help: "Jobs that may wait in the queue; Run gets ResourceLimit above it.")
     var maxQueuedJobs: Int = 1000
 
-    @Option(help: "How many jobs a second have their start, end and workers' lines logged; the others are summed up in a line a second, and failures are always logged (0: every job). The default stays within journald's rate limit.")
+    @Option(help: "How many jobs a second have their start, end and workers' lines logged; the others are summed up in a line a second, and failures are always logged (0: every job). 100 jobs of three lines each stay within journald's default rate limit (10,000 records in 30 s).")
     var jobLogRate: Int = 100
 
     @Option(help: "The permission bits of the socket the daemon binds, in octal (e.g. 0666 to let anyone connect: reading is open to all, control is still checked).")

@@ -214,6 +214,31 @@ struct SystemdIntegrationTests {
         #expect(tasks(records("stoppedByInstance")) == 3)
     }
 
+    /// As under systemd, journald limits what it keeps of the daemon's unit: logging every job's
+    /// lines, a burst of trivial jobs loses most of them there; at the default job-log-rate every
+    /// job is in the journal, its lines whole or counted in a summary.
+    @Test func atTheDefaultJobLogRateJournaldKeepsEveryJobsAccount() throws {
+        let result = try journalScript("journal-rate-limit.py")
+        let jobs = try #require(result["jobs"]?.intValue)
+        for mode in ["everyJob", "default"] {
+            #expect(result[mode]?["succeeded"]?.intValue == jobs, "\(mode): \(result)")
+            // journald took the daemon and its workers for the unit whose cgroup they run in.
+            guard case .array(let units)? = result[mode]?["unit"], units.count == 1,
+                  units[0].stringValue?.hasSuffix("-\(mode).service") == true else {
+                Issue.record("\(mode): the records are not the unit's, so no rate limit applies: \(result)")
+                continue
+            }
+        }
+        func count(_ mode: String, _ key: String) -> Int { result[mode]?[key]?.intValue ?? -1 }
+        // Every line logged: three records a job, of which journald kept well under all.
+        let kept = count("everyJob", "started") + count("everyJob", "finished") + count("everyJob", "workerLines")
+        #expect(kept > 0 && kept < 3 * jobs * 3 / 4, "journald kept \(kept) of \(3 * jobs) records: \(result)")
+        // The default: each logged job's three records, and the others summed up.
+        let logged = count("default", "finished")
+        #expect(logged > 0 && count("default", "started") == logged && count("default", "workerLines") == logged, "\(result)")
+        #expect(count("default", "summaries") >= 1 && logged + count("default", "summedUp") == jobs, "\(result)")
+    }
+
     @Test func poolctlLogsWithoutAJournalSaysSo() throws {
         // On a machine with journal files this would read them; here (and in CI) there are none.
         let hasJournal = ["/run/log/journal", "/var/log/journal"].contains {

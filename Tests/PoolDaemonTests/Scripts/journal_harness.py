@@ -37,12 +37,14 @@ class PrivateJournal:
         os.unlink(path)
         return process
 
-    def start_poold(self, bin_dir, name, workers=2):
-        """A daemon with its own socket, IPC prefix and state directory; returns (process, socket)."""
+    def start_poold(self, bin_dir, name, workers=2, arguments=(), launcher=()):
+        """A daemon with its own socket, IPC prefix and state directory, started through `launcher`
+        (a command that ends by running its arguments) if given; returns (process, socket)."""
         sock = os.path.join(self.work, name + ".sock")
         process = self.start_and_wait_ready(
-            [os.path.join(bin_dir, "poold"), "--socket", sock, "--workers", str(workers),
-             "--ipc-prefix", "/poold-journaltest-%d-%s" % (os.getpid(), name), "--state-dir", os.path.join(self.work, name + ".state")],
+            list(launcher) + [os.path.join(bin_dir, "poold"), "--socket", sock, "--workers", str(workers),
+             "--ipc-prefix", "/poold-journaltest-%d-%s" % (os.getpid(), name), "--state-dir", os.path.join(self.work, name + ".state")]
+            + list(arguments),
             name, stderr=subprocess.DEVNULL)
         self.daemons.append(process)
         return process, sock
