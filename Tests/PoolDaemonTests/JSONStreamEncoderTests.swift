@@ -187,6 +187,12 @@ extension JSONStreamEncoderTests {
             let codable = try #require(try JSONStreamEncoder.encode(["job": ThroughCodable(record: record)], allocator: allocator))
             #expect(String(buffer: shortcut) == String(buffer: codable))
             try Self.expectSame(JobReply(job: record))
+            for continues in [false, true] {
+                var wrapped = try #require(try JSONStreamEncoder.encode(VarlinkReply(parameters: JobReply(job: record), continues: continues ? true : nil),
+                                                                        allocator: allocator))
+                wrapped.writeInteger(UInt8(0))
+                #expect(String(buffer: try JSONStreamEncoder.jobReply(record, continues: continues, allocator: allocator)) == String(buffer: wrapped))
+            }
             let listed = try #require(try JSONStreamEncoder.encode(ListJobsReply(jobs: [record, record]), allocator: allocator))
             #expect(try JSONDecoder().decode(ListJobsReply.self, from: Data(listed.readableBytesView)).jobs == [record, record])
         }

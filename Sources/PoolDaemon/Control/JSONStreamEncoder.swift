@@ -40,6 +40,18 @@ enum JSONStreamEncoder {
         return (writer.buffer.byteBuffer(allocator: allocator), member)
     }
 
+    /// The varlink reply of a job's record (`VarlinkReply(parameters: JobReply(job: record),
+    /// continues:)`), with the NUL that ends it: the bytes `encode` writes for that reply, without
+    /// the two generic wrappers, each a copy of the record, around it.
+    static func jobReply(_ record: JobRecord, continues: Bool, allocator: ByteBufferAllocator) throws -> ByteBuffer {
+        let writer = Writer()
+        writer.buffer.writeStaticString("{\"parameters\":{\"job\":")
+        try writer.writeRecord(record)
+        writer.buffer.writeStaticString(continues ? "},\"continues\":true}" : "}}")
+        writer.buffer.writeInteger(0)
+        return writer.buffer.byteBuffer(allocator: allocator)
+    }
+
     /// A number as `encode` writes it (and JSONEncoder): 5 rather than 5.0; otherwise the shortest
     /// text that reads back the same. Throws for a non-finite one, which JSON cannot hold.
     static func writeNumber(_ value: Double, to buffer: inout ByteBuffer) throws {

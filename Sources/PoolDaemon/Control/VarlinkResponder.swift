@@ -37,6 +37,19 @@ final class VarlinkResponder {
         }
     }
 
+    /// Sends a job's record (a `JobReply`): what Run, GetJob and their followers get.
+    func reply(job record: JobRecord, continues: Bool = false) {
+        send(continues: continues) { continuing in
+            do {
+                return try JSONStreamEncoder.jobReply(record, continues: continuing, allocator: context.channel.allocator)
+            } catch {
+                // A number JSON cannot hold, as `encode` has it.
+                context.close(promise: nil)
+                return nil
+            }
+        }
+    }
+
     /// Sends a reply whose parameters are JSON text already (`JSONStreamEncoder`'s of a value):
     /// the same bytes as `reply` of that value.
     func reply(parametersText text: ByteBuffer, continues: Bool = false) {

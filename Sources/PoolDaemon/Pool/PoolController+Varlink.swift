@@ -99,12 +99,12 @@ extension PoolController {
     private func serveGetJob(_ call: VarlinkCall) throws(PoolError) {
         let id = try call.parameters(JobIDRequest.self).id
         let responder = call.responder
-        if let past = pastJobRecord(id) { return responder.reply(JobReply(job: past)) }
+        if let past = pastJobRecord(id) { return responder.reply(job: past) }
         let job = try existingJob(id)
-        responder.reply(JobReply(job: job.record), continues: !job.state.isFinished)
+        responder.reply(job: job.record, continues: !job.state.isFinished)
         guard responder.more, !responder.isDone else { return }
         // With `more`: follow the job to its end, like a Run that was detached.
-        let watcherID = job.addWatcher { record in responder.reply(JobReply(job: record), continues: !record.state.isFinished) }
+        let watcherID = job.addWatcher { record in responder.reply(job: record, continues: !record.state.isFinished) }
         responder.onClose = { job.watchers[watcherID] = nil }
         scheduler.scheduleProgress(for: job)
     }
@@ -112,10 +112,10 @@ extension PoolController {
     private func serveCancel(_ call: VarlinkCall) throws(PoolError) {
         let id = try call.parameters(JobIDRequest.self).id
         // A job from an earlier run has ended; like any ended job, it stays as it is.
-        if let past = pastJobRecord(id) { return call.responder.reply(JobReply(job: past)) }
+        if let past = pastJobRecord(id) { return call.responder.reply(job: past) }
         let job = try existingJob(id)
         cancel(job, reason: "cancelled by a client")
-        call.responder.reply(JobReply(job: job.record))
+        call.responder.reply(job: job.record)
     }
 
     private func serveResize(_ call: VarlinkCall) throws(PoolError) {
@@ -195,18 +195,18 @@ extension PoolController {
                     return responder.fail(.resourceLimit("job \(job.id) could not be recorded in the job history, so it was not started: \(failure)"))
                 }
                 dispatchJobs()
-                history.whenWritten { _ in responder.reply(JobReply(job: job.record)) }
+                history.whenWritten { _ in responder.reply(job: job.record) }
             }
             return
         }
         // Watch before submitting so that a job that starts (or fails) at once is seen.
         let watcherID = job.addWatcher { record in
             guard responder.more || record.state.isFinished else { return }
-            responder.reply(JobReply(job: record), continues: !record.state.isFinished)
+            responder.reply(job: record, continues: !record.state.isFinished)
         }
         responder.onClose = { job.watchers[watcherID] = nil }
         if responder.more {
-            responder.reply(JobReply(job: job.record), continues: true)
+            responder.reply(job: job.record, continues: true)
             scheduler.scheduleProgress(for: job)
         }
         enqueue(job)
