@@ -193,14 +193,8 @@ enum JSONStreamEncoder {
             }
             buffer.writeStaticString("],\"submittedAt\":")
             writeString(record.submittedAt)
-            if let startedAt = record.startedAt {
-                buffer.writeStaticString(",\"startedAt\":")
-                writeString(startedAt)
-            }
-            if let finishedAt = record.finishedAt {
-                buffer.writeStaticString(",\"finishedAt\":")
-                writeString(finishedAt)
-            }
+            optionalMember(",\"startedAt\":", record.startedAt)
+            optionalMember(",\"finishedAt\":", record.finishedAt)
             if let progress = record.progress {
                 buffer.writeStaticString(",\"progress\":")
                 writeProgress(progress)
@@ -209,10 +203,7 @@ enum JSONStreamEncoder {
                 buffer.writeStaticString(",\"result\":")
                 try writeJSON(result)
             }
-            if let error = record.error {
-                buffer.writeStaticString(",\"error\":")
-                writeString(error)
-            }
+            optionalMember(",\"error\":", record.error)
             if let log = record.log {
                 buffer.writeStaticString(",\"log\":[")
                 for (index, line) in log.enumerated() {
@@ -221,14 +212,8 @@ enum JSONStreamEncoder {
                 }
                 buffer.writeInteger(UInt8(ascii: "]"))
             }
-            if let logOffset = record.logOffset {
-                buffer.writeStaticString(",\"logOffset\":")
-                writeInteger(logOffset)
-            }
-            if let waiting = record.waiting {
-                buffer.writeStaticString(",\"waiting\":")
-                writeString(waiting)
-            }
+            optionalMember(",\"logOffset\":", record.logOffset)
+            optionalMember(",\"waiting\":", record.waiting)
             buffer.writeInteger(UInt8(ascii: "}"))
         }
 
@@ -238,23 +223,24 @@ enum JSONStreamEncoder {
             writeInteger(progress.done)
             buffer.writeStaticString(",\"total\":")
             writeInteger(progress.total)
-            if let queueDepth = progress.queueDepth {
-                buffer.writeStaticString(",\"queueDepth\":")
-                writeInteger(queueDepth)
-            }
-            if let waiting = progress.waiting {
-                buffer.writeStaticString(",\"waiting\":")
-                writeInteger(waiting)
-            }
-            if let woken = progress.woken {
-                buffer.writeStaticString(",\"woken\":")
-                writeInteger(woken)
-            }
-            if let text = progress.text {
-                buffer.writeStaticString(",\"text\":")
-                writeString(text)
-            }
+            optionalMember(",\"queueDepth\":", progress.queueDepth)
+            optionalMember(",\"waiting\":", progress.waiting)
+            optionalMember(",\"woken\":", progress.woken)
+            optionalMember(",\"text\":", progress.text)
             buffer.writeInteger(UInt8(ascii: "}"))
+        }
+
+        /// A member that is left out when nil (`encodeIfPresent`), its comma and key in `prefix`.
+        private func optionalMember(_ prefix: StaticString, _ value: String?) {
+            guard let value else { return }
+            buffer.writeStaticString(prefix)
+            writeString(value)
+        }
+
+        private func optionalMember(_ prefix: StaticString, _ value: Int?) {
+            guard let value else { return }
+            buffer.writeStaticString(prefix)
+            writeInteger(value)
         }
 
         /// As `JSONValue.encode(to:)` has it.
