@@ -5,8 +5,9 @@ import PoolProtocol
 /// at most `jobsPerSecond` jobs in any second; the others are counted, to be summed up in one line
 /// (`takeSummary`). systemd-journald drops what a service logs above its rate limit (10,000
 /// records in 30 s by default, per priority, raised a few times with free disk space), and a pool
-/// runs thousands of trivial jobs a second at three lines each: the journal would keep an
-/// arbitrary few, each costing the daemon a system call, while the history keeps every job.
+/// runs thousands of trivial jobs a second at three lines each: the journal would keep the first
+/// of each 30 s and drop every line after them, each costing the daemon a system call all the
+/// same, while the history keeps every job.
 /// Failures are not counted here: they are always logged. Lives on the event loop.
 struct JobLogLimiter {
     /// 0: every job's lines are logged.
