@@ -202,6 +202,9 @@ struct SystemdIntegrationTests {
         // -n 2: the last two of job 1's records.
         #expect(records("lastTwo").compactMap { $0["MESSAGE"]?.stringValue } == records("firstJob1").suffix(2).compactMap { $0["MESSAGE"]?.stringValue })
         #expect(result["sinceFuture"]?["exit"]?.intValue == 0 && result["sinceFuture"]?["stderr"]?.stringValue?.contains("no records") == true)
+        // No record of a job: perhaps it ran above job-log-rate, and its record says how it went.
+        #expect(result["sinceFuture"]?["stderr"]?.stringValue?.contains("job-log-rate") == true
+                && result["sinceFuture"]?["stderr"]?.stringValue?.contains("`poolctl job 1`") == true, "\(result["sinceFuture"] ?? .null)")
         #expect(records("sinceHour").count == records("firstJob1").count)
         // --follow -n 1 printed the last record, then job 2's records as they came.
         let followed = result["followed"]?.stringValue ?? ""
